@@ -1,0 +1,43 @@
+"""The ``CROSSPREFETCH`` settings dict, read on every access so ``override_settings`` works."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django.conf import settings as django_settings
+
+
+def _get(name: str, default: Any) -> Any:
+    return getattr(django_settings, "CROSSPREFETCH", {}).get(name, default)
+
+
+class Settings:
+    """One typed property per setting; the default is inline."""
+
+    @property
+    def STRICT(self) -> bool:
+        """Raise when a serializer reads a lookup its view did not declare (default: ``DEBUG``)."""
+        return bool(_get("STRICT", django_settings.DEBUG))
+
+    @property
+    def CACHE_PREFIX(self) -> str:
+        """Prefix of every cache key crossprefetch writes."""
+        return str(_get("CACHE_PREFIX", "crossprefetch"))
+
+    @property
+    def CACHE_NEGATIVE_TIMEOUT(self) -> float:
+        """Seconds a missing reference stays cached (0 disables negative caching)."""
+        return float(_get("CACHE_NEGATIVE_TIMEOUT", 30))
+
+    @property
+    def CACHE_ERROR_LOG_INTERVAL(self) -> float:
+        """Seconds between two warnings about the same failing cache."""
+        return float(_get("CACHE_ERROR_LOG_INTERVAL", 60))
+
+    @property
+    def SERVER_TIMING(self) -> bool:
+        """Add a ``Server-Timing`` header with the time spent in lookups."""
+        return bool(_get("SERVER_TIMING", False))
+
+
+conf = Settings()

@@ -1,0 +1,118 @@
+"""Settings for crossprefetch's own test suite.
+
+Three database aliases, each backend chosen by ``CROSSPREFETCH_TEST_DB``:
+
+* ``sqlite`` (default): every alias is its own SQLite file;
+* ``postgres``: every alias is its own PostgreSQL database;
+* ``mixed``: ``timeseries`` on PostgreSQL, ``default`` and ``legacy`` on SQLite.
+
+PostgreSQL is reached through ``CROSSPREFETCH_PG_HOST`` / ``_PORT`` / ``_USER`` /
+``_PASSWORD`` (default ``127.0.0.1:5432``, user ``postgres``, no password) and
+Redis through ``CROSSPREFETCH_REDIS_URL`` (default ``redis://127.0.0.1:6379/15``).
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+import tempfile
+from pathlib import Path
+from typing import Any
+
+BASE_DIR = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(BASE_DIR / "example_project"))
+
+SECRET_KEY = "crossprefetch-tests"  # noqa: S105
+DEBUG = False
+USE_TZ = True
+TIME_ZONE = "UTC"
+ROOT_URLCONF = "tests.urls"
+DEFAULT_AUTO_FIELD = "django.db.models.AutoField"
+ALLOWED_HOSTS = ["*"]
+
+TEST_DB = os.environ.get("CROSSPREFETCH_TEST_DB", "sqlite")
+if TEST_DB not in {"sqlite", "postgres", "mixed"}:
+    raise RuntimeError(
+        f"CROSSPREFETCH_TEST_DB={TEST_DB!r} is not one of 'sqlite', 'postgres', 'mixed'."
+    )
+
+# Unique per test process, so that concurrent runs never share a test database.
+_SUFFIX = os.environ.get("CROSSPREFETCH_TEST_SUFFIX", str(os.getpid()))
+_SQLITE_DIR = Path(tempfile.gettempdir()) / f"crossprefetch-tests-{_SUFFIX}"
+_SQLITE_DIR.mkdir(exist_ok=True)
+
+POSTGRES = {
+    "HOST": os.environ.get("CROSSPREFETCH_PG_HOST", "127.0.0.1"),
+    "PORT": os.environ.get("CROSSPREFETCH_PG_PORT", "5432"),
+    "USER": os.environ.get("CROSSPREFETCH_PG_USER", "postgres"),
+    "PASSWORD": os.environ.get("CROSSPREFETCH_PG_PASSWORD", ""),
+}
+
+
+def _sqlite(alias: str) -> dict[str, Any]:
+    return {
+        "ENGINE": "django.db.backends.sqlite3",
+        "NAME": str(_SQLITE_DIR / f"{alias}.sqlite3"),
+        "TEST": {"NAME": str(_SQLITE_DIR / f"test_{alias}.sqlite3")},
+    }
+
+
+def _postgres(alias: str) -> dict[str, Any]:
+    return {
+        "ENGINE": "django.db.backends.postgresql",
+        "NAME": "postgres",
+        **POSTGRES,
+        "TEST": {"NAME": f"test_crossprefetch_{alias}_{_SUFFIX}"},
+    }
+
+
+def _backend(alias: str) -> dict[str, Any]:
+    if TEST_DB == "postgres" or (TEST_DB == "mixed" and alias == "timeseries"):
+        return _postgres(alias)
+    return _sqlite(alias)
+
+
+DATABASES = {alias: _backend(alias) for alias in ("default", "timeseries", "legacy")}
+DATABASE_ROUTERS = ["tests.testapp.routers.TestRouter", "shop.routers.ShopRouter"]
+
+REDIS_URL = os.environ.get("CROSSPREFETCH_REDIS_URL", "redis://127.0.0.1:6379/15")
+CACHES = {
+    "default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"},
+    "redis": {
+        "BACKEND": "django.core.cache.backends.redis.RedisCache",
+        "LOCATION": REDIS_URL,
+        "KEY_PREFIX": f"crossprefetch-tests-{_SUFFIX}",
+    },
+}
+
+INSTALLED_APPS = [
+    "django.contrib.auth",
+    "django.contrib.contenttypes",
+    "django.contrib.sessions",
+    "django.contrib.staticfiles",
+    "rest_framework",
+    "crossprefetch",
+    "tests.testapp",
+    "shop",
+]
+
+MIDDLEWARE = [
+    "django.contrib.sessions.middleware.SessionMiddleware",
+    "django.middleware.common.CommonMiddleware",
+]
+
+TEMPLATES = [
+    {
+        "BACKEND": "django.template.backends.django.DjangoTemplates",
+        "APP_DIRS": True,
+        "OPTIONS": {"context_processors": ["django.template.context_processors.request"]},
+    }
+]
+
+STATIC_URL = "/static/"
+
+REST_FRAMEWORK = {
+    "DEFAULT_AUTHENTICATION_CLASSES": [],
+    "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.AllowAny"],
+    "UNAUTHENTICATED_USER": None,
+}

@@ -1,0 +1,75 @@
+"""The test scenario: events in ``timeseries`` referencing rows in ``default`` and ``legacy``.
+
+No model here has a ForeignKey across databases; references are plain values.
+"""
+
+from __future__ import annotations
+
+import uuid
+
+from django.db import models
+
+
+class Customer(models.Model):
+    database = "default"
+
+    name = models.CharField(max_length=100)
+    email = models.EmailField(blank=True)
+    tier = models.CharField(max_length=20, default="basic")
+    is_active = models.BooleanField(default=True)
+    tenant = models.CharField(max_length=20, default="acme")
+    region_code = models.CharField(max_length=10, blank=True)
+    external_id = models.UUIDField(default=uuid.uuid4, unique=True)
+
+    class Meta:
+        ordering = ["id"]
+
+    def __str__(self) -> str:
+        return self.name
+
+
+class Region(models.Model):
+    database = "legacy"
+
+    code = models.CharField(max_length=10, unique=True)
+    name = models.CharField(max_length=100)
+
+    def __str__(self) -> str:
+        return self.code
+
+
+class Account(models.Model):
+    """Identified by (tenant_id, number), the composite key of a legacy system."""
+
+    database = "legacy"
+
+    tenant_id = models.IntegerField()
+    number = models.IntegerField()
+    label = models.CharField(max_length=100)
+
+    class Meta:
+        unique_together = [("tenant_id", "number")]
+
+    def __str__(self) -> str:
+        return self.label
+
+
+class OrderEvent(models.Model):
+    database = "timeseries"
+
+    timestamp = models.DateTimeField()
+    customer_id = models.IntegerField(null=True)
+    seller_id = models.IntegerField(null=True)
+    customer_ref = models.CharField(max_length=40, blank=True, null=True)
+    customer_uuid = models.UUIDField(null=True)
+    region_code = models.CharField(max_length=10, null=True)
+    account_tenant = models.IntegerField(null=True)
+    account_number = models.IntegerField(null=True)
+    event_type = models.CharField(max_length=20, default="created")
+    amount = models.DecimalField(max_digits=10, decimal_places=2, default=0)
+
+    class Meta:
+        ordering = ["-timestamp", "-id"]
+
+    def __str__(self) -> str:
+        return f"{self.event_type} #{self.pk}"

@@ -1,0 +1,34 @@
+"""Route each test model to the database named by its ``database`` attribute."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django.db import models
+
+
+def _alias(model: type[models.Model]) -> str | None:
+    if model._meta.app_label != "testapp":
+        return None
+    return getattr(model, "database", "default")
+
+
+class TestRouter:
+    def db_for_read(self, model: type[models.Model], **hints: Any) -> str | None:
+        return _alias(model)
+
+    def db_for_write(self, model: type[models.Model], **hints: Any) -> str | None:
+        return _alias(model)
+
+    def allow_relation(self, obj1: models.Model, obj2: models.Model, **hints: Any) -> bool | None:
+        return None
+
+    def allow_migrate(self, db: str, app_label: str, model_name: str | None = None,
+                      **hints: Any) -> bool | None:
+        if app_label != "testapp":
+            return None
+        if model_name is None:
+            return None
+        from django.apps import apps
+
+        return _alias(apps.get_model(app_label, model_name)) == db
