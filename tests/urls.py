@@ -1,5 +1,8 @@
 from __future__ import annotations
 
-from typing import Any
+from django.urls import include, path
 
-urlpatterns: list[Any] = []
+urlpatterns = [
+    path("api/", include("tests.testapp.urls")),
+    path("shop/", include("shop.urls")),
+]
