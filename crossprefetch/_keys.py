@@ -1,0 +1,135 @@
+"""Reading keys off serialized objects and normalising them to the remote field's type."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Callable, Mapping
+from operator import attrgetter
+from typing import Any, Final
+
+from django.core.exceptions import ValidationError
+from django.db import models
+from django.db.backends.base.base import BaseDatabaseWrapper
+
+
+class _Sentinel:
+    __slots__ = ("_name",)
+
+    def __init__(self, name: str) -> None:
+        self._name = name
+
+    def __repr__(self) -> str:
+        return self._name
+
+
+#: A key that cannot be a value of the remote field ("abc" for an integer pk): a dangling
+#: reference, never sent to the database.
+INVALID: Final = _Sentinel("INVALID")
+
+_EXACT_TYPES: Final[dict[str, type]] = {
+    **dict.fromkeys(
+        (
+            "AutoField",
+            "BigAutoField",
+            "SmallAutoField",
+            "IntegerField",
+            "BigIntegerField",
+            "SmallIntegerField",
+            "PositiveIntegerField",
+            "PositiveBigIntegerField",
+            "PositiveSmallIntegerField",
+        ),
+        int,
+    ),
+    **dict.fromkeys(("CharField", "TextField", "SlugField", "EmailField"), str),
+    "UUIDField": uuid.UUID,
+}
+
+Normalizer = Callable[[Any], Any]
+KeyReader = Callable[[Any], Any]
+
+
+def key_reader(key: str | tuple[str, ...] | Callable[[Any], Any], sample: Any) -> KeyReader:
+    """A function reading the key off one object, chosen once for the whole batch.
+
+    Attribute paths read attributes; when the objects are mappings (rows of a
+    ``values()`` QuerySet, say) the same paths read items.
+    """
+    if callable(key):
+        return key
+    paths = (key,) if isinstance(key, str) else key
+    if isinstance(sample, Mapping):
+        readers = [_item_path(path) for path in paths]
+        if len(readers) == 1:
+            return readers[0]
+        return lambda obj: tuple(read(obj) for read in readers)
+    return attrgetter(*paths)
+
+
+def _item_path(path: str) -> KeyReader:
+    parts = path.split(".")
+
+    def read(obj: Any) -> Any:
+        for part in parts:
+            obj = obj[part] if isinstance(obj, Mapping) else getattr(obj, part)
+        return obj
+
+    return read
+
+
+def normalizer(
+    fields: tuple[models.Field[Any, Any], ...], connection: BaseDatabaseWrapper
+) -> Normalizer:
+    """A function turning a raw key into the value the remote field(s) would hold.
+
+    ``"42"`` becomes ``42`` for an integer field; a value the field cannot hold becomes
+    :data:`INVALID`; a composite key becomes a tuple, or ``None`` if any part is null.
+    """
+    if len(fields) == 1:
+        return _field_normalizer(fields[0], connection)
+    parts = [_field_normalizer(field, connection) for field in fields]
+    arity = len(parts)
+
+    def normalize_tuple(raw: Any) -> Any:
+        if not isinstance(raw, tuple | list) or len(raw) != arity:
+            return INVALID
+        values = []
+        for part, value in zip(parts, raw, strict=True):
+            if value is None:
+                return None
+            value = part(value)
+            if value is INVALID:
+                return INVALID
+            values.append(value)
+        return tuple(values)
+
+    return normalize_tuple
+
+
+def _field_normalizer(field: models.Field[Any, Any], connection: BaseDatabaseWrapper) -> Normalizer:
+    target: models.Field[Any, Any] = field
+    while target.is_relation and target.target_field is not None:  # type: ignore[attr-defined]
+        target = target.target_field  # type: ignore[attr-defined]
+    to_python = target.to_python
+    internal_type = target.get_internal_type()
+    exact = _EXACT_TYPES.get(internal_type)
+    low: int | None = None
+    high: int | None = None
+    if exact is int:
+        low, high = connection.ops.integer_field_range(internal_type)
+
+    def normalize(raw: Any) -> Any:
+        if type(raw) is exact:
+            value = raw
+        else:
+            try:
+                value = to_python(raw)
+            except (ValidationError, TypeError, ValueError, ArithmeticError):
+                return INVALID
+            if value is None or (exact is not None and not isinstance(value, exact)):
+                return INVALID
+        if (low is not None and value < low) or (high is not None and value > high):
+            return INVALID
+        return value
+
+    return normalize

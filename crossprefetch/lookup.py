@@ -1,0 +1,125 @@
+"""``Lookup``: what :func:`~crossprefetch.prefetch_cross_db` returns for one spec."""
+
+from __future__ import annotations
+
+from collections.abc import Hashable, Iterator, Mapping
+from dataclasses import asdict, dataclass, field
+from typing import TYPE_CHECKING, Any, Final
+
+from crossprefetch._keys import INVALID, KeyReader, Normalizer, _Sentinel, key_reader
+
+if TYPE_CHECKING:
+    from crossprefetch.spec import CrossDBPrefetch
+
+#: The object references no row: a null key, or a key with no remote row.
+MISSING: Final = _Sentinel("MISSING")
+#: The object was not among those the lookup was built for.
+NOT_PREFETCHED: Final = _Sentinel("NOT_PREFETCHED")
+
+
+@dataclass
+class LookupStats:
+    """What building one lookup cost; shown by the debug-toolbar panel and in logs."""
+
+    name: str
+    model: str
+    alias: str
+    keys_asked: int = 0
+    keys_found: int = 0
+    keys_invalid: int = 0
+    queries: int = 0
+    shared_with: list[str] = field(default_factory=list)
+    time_ms: float = 0.0
+    cache_hits: int = 0
+    cache_misses: int = 0
+    cache_errors: int = 0
+    fallbacks: int = 0
+
+    @property
+    def keys_missing(self) -> int:
+        return self.keys_asked - self.keys_found
+
+    def as_dict(self) -> dict[str, Any]:
+        return {**asdict(self), "keys_missing": self.keys_missing}
+
+
+class Lookup(Mapping[Any, Any]):
+    """A read-only mapping from remote key to row (or list of rows when ``many=True``).
+
+    Keys are normalised like the remote field would store them, so ``lookup["42"]`` and
+    ``lookup[42]`` find the same customer. :meth:`get_for` reads the key off a serialized
+    object directly, which is what :class:`~crossprefetch.ContextLookupField` does.
+    """
+
+    __slots__ = ("_by_raw", "_normalize", "_read_key", "_rows", "name", "spec", "stats")
+
+    def __init__(
+        self,
+        name: str,
+        spec: CrossDBPrefetch,
+        rows: dict[Any, Any],
+        by_raw: dict[Hashable, Any],
+        read_key: KeyReader | None,
+        normalize: Normalizer,
+        stats: LookupStats,
+    ) -> None:
+        self.name = name
+        self.spec = spec
+        self.stats = stats
+        self._rows = rows
+        self._by_raw = by_raw
+        self._read_key = read_key
+        self._normalize = normalize
+
+    def __repr__(self) -> str:
+        return f"<Lookup {self.name!r}: {len(self._rows)} key(s) of {self.spec.source_label}>"
+
+    def __getitem__(self, key: Any) -> Any:
+        try:
+            return self._rows[key]
+        except (KeyError, TypeError):
+            pass
+        normalized = self._normalize(key) if key is not None else None
+        if normalized is None or normalized is INVALID:
+            raise KeyError(key)
+        return self._rows[normalized]
+
+    def __iter__(self) -> Iterator[Any]:
+        return iter(self._rows)
+
+    def __len__(self) -> int:
+        return len(self._rows)
+
+    @property
+    def many(self) -> bool:
+        return self.spec.many
+
+    def get_for(self, obj: Any) -> Any:
+        """The row(s) ``obj`` references, :data:`MISSING`, or :data:`NOT_PREFETCHED`."""
+        read_key = self._read_key
+        if read_key is None:  # built for no object at all
+            return NOT_PREFETCHED
+        raw = read_key(obj)
+        try:
+            return self._by_raw[raw]
+        except KeyError:
+            pass
+        except TypeError:
+            raise TypeError(
+                f"Lookup {self.name!r}: the key {raw!r} of {obj!r} is not hashable; "
+                "CrossDBPrefetch(key=...) must give a value, or a tuple for a composite key."
+            ) from None
+        if raw is None:
+            return MISSING
+        return NOT_PREFETCHED
+
+    def find(self, obj: Any) -> Any:
+        """The row(s) ``obj`` references, or :data:`MISSING`, for any object.
+
+        Unlike :meth:`get_for`, also answers for objects the lookup was not built for, as
+        long as their key is among the keys fetched.
+        """
+        try:
+            return self[key_reader(self.spec.key, obj)(obj)]
+        except KeyError:
+            return MISSING

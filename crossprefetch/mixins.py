@@ -1,0 +1,111 @@
+"""``CrossDBPrefetchMixin``: lookups for exactly the objects a DRF view serializes."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import TYPE_CHECKING, Any, ClassVar
+
+from django.http import HttpRequest
+from rest_framework.serializers import BaseSerializer, ListSerializer
+
+from crossprefetch.engine import prefetch_cross_db
+from crossprefetch.fields import DEFERRED_CONTEXT_KEY
+from crossprefetch.lookup import Lookup
+from crossprefetch.spec import CrossDBPrefetch
+
+if TYPE_CHECKING:
+    from rest_framework.generics import GenericAPIView
+
+    _Base = GenericAPIView
+else:
+    _Base = object
+
+_NOTHING = object()
+
+
+class _DeferredLookups:
+    """Builds the lookups on first use, for whatever the root serializer then holds.
+
+    Used when the objects are not known as the serializer is built: the response of a
+    create or update (the instance exists only after ``save()``), or a serializer built
+    by hand from ``get_serializer_context()``.
+    """
+
+    __slots__ = ("context", "request", "specs")
+
+    def __init__(
+        self,
+        specs: Mapping[str, CrossDBPrefetch],
+        request: HttpRequest | None,
+        context: dict[str, Any],
+    ) -> None:
+        self.specs = specs
+        self.request = request
+        self.context = context
+
+    def resolve(self, root: BaseSerializer[Any]) -> bool:
+        instance = getattr(root, "instance", None)
+        if instance is None:
+            return False
+        objects = instance if isinstance(root, ListSerializer) else [instance]
+        self.context.update(prefetch_cross_db(objects, self.specs, request=self.request))
+        self.context.pop(DEFERRED_CONTEXT_KEY, None)
+        return True
+
+
+class CrossDBPrefetchMixin(_Base):
+    """Add cross-database lookups to the serializer context of a DRF generic view.
+
+    Declare ``cross_db_fields = {name: CrossDBPrefetch(...)}`` (or override
+    :meth:`get_cross_db_fields` to vary them per action or request). Lookups are built for
+    the objects actually serialized: the page, the unpaginated list, the retrieved object,
+    the instance just created or updated. Nothing is fetched when nothing is serialized.
+    """
+
+    cross_db_fields: ClassVar[Mapping[str, CrossDBPrefetch]] = {}
+
+    _crossprefetch_objects: Any = _NOTHING
+    _crossprefetch_memo: tuple[Any, dict[str, Lookup]] | None = None
+
+    def get_cross_db_fields(self) -> Mapping[str, CrossDBPrefetch]:
+        """The specs of this request; override to vary them per action or per request."""
+        return self.cross_db_fields
+
+    def get_serializer(self, *args: Any, **kwargs: Any) -> BaseSerializer[Any]:
+        instance = args[0] if args else kwargs.get("instance")
+        if instance is not None and "data" not in kwargs and "context" not in kwargs:
+            self._crossprefetch_objects = (instance, bool(kwargs.get("many")))
+        try:
+            return super().get_serializer(*args, **kwargs)
+        finally:
+            self._crossprefetch_objects = _NOTHING
+
+    def get_serializer_context(self) -> dict[str, Any]:
+        context: dict[str, Any] = super().get_serializer_context()
+        specs = self.get_cross_db_fields()
+        if not specs:
+            return context
+        request = getattr(self, "request", None)
+        if self._crossprefetch_objects is _NOTHING:
+            context[DEFERRED_CONTEXT_KEY] = _DeferredLookups(specs, request, context)
+        else:
+            instance, many = self._crossprefetch_objects
+            context.update(self._crossprefetch_lookups(instance, many, specs, request))
+        return context
+
+    def _crossprefetch_lookups(
+        self,
+        instance: Any,
+        many: bool,
+        specs: Mapping[str, CrossDBPrefetch],
+        request: HttpRequest | None,
+    ) -> dict[str, Lookup]:
+        """Lookups for ``instance``; reused when the same objects are serialized again
+        (the browsable API renders its forms from the response's own instance)."""
+        memo = self._crossprefetch_memo
+        if memo is not None and memo[0] is instance:
+            return memo[1]
+        objects = instance if many else [instance]
+        lookups = prefetch_cross_db(objects, specs, request=request)
+        self._crossprefetch_memo = (instance, lookups)
+        return lookups

@@ -1,0 +1,286 @@
+"""``CrossDBPrefetch``: the immutable description of one cross-database lookup."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from typing import Any, TypeAlias
+
+from django.apps import apps
+from django.core.exceptions import FieldDoesNotExist, ImproperlyConfigured
+from django.db import models
+from django.http import HttpRequest
+
+from crossprefetch.cache import CachePolicy
+
+Source: TypeAlias = (
+    "type[models.Model] | str | models.QuerySet[Any] "
+    "| Callable[[HttpRequest | None], models.QuerySet[Any]]"
+)
+KeyGetter: TypeAlias = "str | tuple[str, ...] | Callable[[Any], Any]"
+
+_UNSET: Any = object()
+
+
+class CrossDBPrefetch:
+    """Describe how the objects being serialized reference rows in another database.
+
+    Echoes Django's :class:`~django.db.models.Prefetch`: a spec is built once (usually in a
+    class body, before the app registry is ready), validated eagerly where it can be, and
+    resolved lazily: a model given as ``"app_label.Model"`` is looked up on first use.
+
+    :param model: the remote side: a model class, an ``"app_label.Model"`` string, a
+        QuerySet (its filters and ordering are kept), or ``callable(request) -> QuerySet``
+        for per-request scoping.
+    :param key: where each serialized object holds the reference: an attribute path
+        (``"customer_id"``, ``"order.customer_id"``), a tuple of paths for a composite key,
+        or ``callable(obj)`` returning the key (a tuple for a composite key).
+    :param to_field: the remote field matched against the key, ``"pk"`` by default; a
+        tuple for a composite key.
+    :param fields: a projection: rows become dicts of these fields and only these columns
+        (plus the matched field) are selected. ``None`` returns model instances.
+    :param using: the database alias; ``None`` means the QuerySet's own database, which
+        is the router's ``db_for_read`` unless the QuerySet says otherwise.
+    :param many: ``True`` maps each key to the list of its rows (to-many, reverse
+        references), in the QuerySet's order.
+    :param cache: ``None`` (no caching), a timeout in seconds, or a
+        :class:`~crossprefetch.CachePolicy`.
+    """
+
+    __slots__ = ("_model", "cache", "fields", "key", "many", "source", "to_field", "using")
+
+    source: Source
+    key: KeyGetter
+    to_field: tuple[str, ...]
+    fields: tuple[str, ...] | None
+    using: str | None
+    many: bool
+    cache: CachePolicy | None
+    _model: type[models.Model] | None
+
+    def __init__(
+        self,
+        model: Source,
+        *,
+        key: KeyGetter,
+        to_field: str | Sequence[str] = "pk",
+        fields: Sequence[str] | None = None,
+        using: str | None = None,
+        many: bool = False,
+        cache: float | CachePolicy | None = None,
+    ) -> None:
+        set_ = object.__setattr__
+        set_(self, "source", _validate_source(model))
+        set_(self, "key", _validate_key(key))
+        set_(self, "to_field", _names("to_field", to_field))
+        set_(self, "fields", None if fields is None else _names("fields", fields))
+        if using is not None and (not isinstance(using, str) or not using):
+            raise TypeError(f"CrossDBPrefetch(using={using!r}): using must be a database alias.")
+        set_(self, "using", using)
+        if not isinstance(many, bool):
+            raise TypeError(f"CrossDBPrefetch(many={many!r}): many must be True or False.")
+        set_(self, "many", many)
+        set_(self, "cache", _validate_cache(cache))
+        set_(self, "_model", model if isinstance(model, type) else None)
+        self._check_arity()
+
+    def __setattr__(self, name: str, value: Any) -> None:
+        raise AttributeError(f"CrossDBPrefetch is immutable; cannot set {name!r}.")
+
+    def __repr__(self) -> str:
+        parts = [repr(self.source_label), f"key={self.key!r}"]
+        if self.to_field != ("pk",):
+            parts.append(f"to_field={_unwrap(self.to_field)!r}")
+        if self.fields is not None:
+            parts.append(f"fields={self.fields!r}")
+        for name, default in (("using", None), ("many", False), ("cache", None)):
+            value = getattr(self, name)
+            if value != default:
+                parts.append(f"{name}={value!r}")
+        return f"CrossDBPrefetch({', '.join(parts)})"
+
+    @property
+    def source_label(self) -> str:
+        """The remote side as a person would name it in a message."""
+        source = self.source
+        if isinstance(source, str):
+            return source
+        if isinstance(source, type):
+            return source._meta.label
+        if isinstance(source, models.QuerySet):
+            return f"{source.model._meta.label} QuerySet"
+        return getattr(source, "__qualname__", repr(source))
+
+    @property
+    def key_arity(self) -> int | None:
+        """How many values the key holds, when the spec says so without running it."""
+        if callable(self.key):
+            return None
+        return len(self.key) if isinstance(self.key, tuple) else 1
+
+    def _check_arity(self) -> None:
+        key_arity = self.key_arity
+        if key_arity is None or self.to_field == ("pk",):
+            return
+        if key_arity != len(self.to_field):
+            raise ValueError(
+                f"{self!r}: key has {key_arity} part(s) but to_field has "
+                f"{len(self.to_field)}; give key and to_field as tuples of the same length "
+                "for a composite key."
+            )
+
+    # Resolution (needs the app registry) ------------------------------------------------
+
+    def get_model(self) -> type[models.Model]:
+        """The remote model, resolving an ``"app_label.Model"`` string on first use.
+
+        A callable source has no model until it is called: use :meth:`get_queryset`.
+        """
+        if self._model is not None:
+            return self._model
+        source = self.source
+        if isinstance(source, models.QuerySet):
+            model = source.model
+        elif isinstance(source, str):
+            try:
+                model = apps.get_model(source)
+            except (LookupError, ValueError) as exc:
+                raise ImproperlyConfigured(
+                    f"{self!r}: {source!r} is not an installed model ({exc}). Give the model "
+                    "as 'app_label.ModelName' of an app in INSTALLED_APPS, or pass the class."
+                ) from exc
+        else:
+            raise TypeError(f"{self!r}: a callable source has no model before it is called.")
+        object.__setattr__(self, "_model", model)
+        return model
+
+    def get_queryset(self, request: HttpRequest | None = None) -> models.QuerySet[Any]:
+        """A fresh QuerySet of the remote rows, on the spec's database."""
+        source = self.source
+        if isinstance(source, models.QuerySet):
+            queryset = source.all()
+        elif callable(source) and not isinstance(source, type):
+            queryset = source(request)
+            if not isinstance(queryset, models.QuerySet):
+                raise TypeError(
+                    f"{self!r}: the source callable returned {type(queryset).__name__}, "
+                    "not a QuerySet. It must return e.g. Customer.objects.filter(...)."
+                )
+        else:
+            queryset = self.get_model()._default_manager.all()
+        return queryset.using(self.using) if self.using is not None else queryset
+
+    def get_match_fields(self, model: type[models.Model]) -> tuple[models.Field[Any, Any], ...]:
+        """The concrete remote fields the key is matched against (``pk`` expanded)."""
+        fields: list[models.Field[Any, Any]] = []
+        for name in self.to_field:
+            if name == "pk":
+                pk = model._meta.pk
+                assert pk is not None
+                fields.extend(getattr(pk, "fields", None) or (pk,))
+                continue
+            try:
+                field = model._meta.get_field(name)
+            except FieldDoesNotExist:
+                raise ImproperlyConfigured(
+                    f"{self!r}: {model._meta.label} has no field {name!r} for to_field. "
+                    f"Choose one of: {', '.join(_concrete_names(model))}."
+                ) from None
+            if not getattr(field, "concrete", False) or field.many_to_many:
+                raise ImproperlyConfigured(
+                    f"{self!r}: to_field {name!r} of {model._meta.label} is not a concrete "
+                    "column; match a column of the remote table."
+                )
+            assert isinstance(field, models.Field)
+            fields.append(field)
+        key_arity = self.key_arity
+        if key_arity is not None and key_arity != len(fields):
+            raise ImproperlyConfigured(
+                f"{self!r}: key has {key_arity} part(s) but {model._meta.label}'s "
+                f"{'/'.join(f.name for f in fields)} has {len(fields)}; give key as a tuple "
+                "of one attribute path per matched field."
+            )
+        return tuple(fields)
+
+    def check_fields(self, model: type[models.Model]) -> None:
+        """Fail clearly if a projected field does not exist on the remote model."""
+        for name in self.fields or ():
+            try:
+                model._meta.get_field(name.split("__", 1)[0])
+            except FieldDoesNotExist:
+                raise ImproperlyConfigured(
+                    f"{self!r}: {model._meta.label} has no field {name!r} in fields. "
+                    f"Choose among: {', '.join(_concrete_names(model))}."
+                ) from None
+
+
+def _concrete_names(model: type[models.Model]) -> list[str]:
+    return [f.name for f in model._meta.concrete_fields]
+
+
+def _unwrap(names: tuple[str, ...]) -> str | tuple[str, ...]:
+    return names[0] if len(names) == 1 else names
+
+
+def _validate_source(model: Any) -> Source:
+    if isinstance(model, type) and issubclass(model, models.Model):
+        return model
+    if isinstance(model, str):
+        if model.count(".") != 1 or not all(model.split(".")):
+            raise ValueError(
+                f"CrossDBPrefetch({model!r}): give the model as 'app_label.ModelName'."
+            )
+        return model
+    if isinstance(model, models.QuerySet):
+        return model
+    if callable(model) and not isinstance(model, type):
+        return model  # type: ignore[no-any-return]
+    raise TypeError(
+        f"CrossDBPrefetch({model!r}): the first argument must be a model class, an "
+        "'app_label.ModelName' string, a QuerySet, or a callable(request) returning a QuerySet."
+    )
+
+
+def _validate_key(key: Any) -> KeyGetter:
+    if isinstance(key, str) and key and all(key.split(".")):
+        return key
+    if isinstance(key, tuple) and key and all(isinstance(k, str) and k for k in key):
+        return key
+    if callable(key):
+        return key  # type: ignore[no-any-return]
+    raise TypeError(
+        f"CrossDBPrefetch(key={key!r}): key must be an attribute path such as 'customer_id', "
+        "a tuple of paths for a composite key, or a callable(obj)."
+    )
+
+
+def _names(argument: str, value: Any) -> tuple[str, ...]:
+    if isinstance(value, str):
+        if argument == "fields":
+            raise TypeError(
+                f"CrossDBPrefetch(fields={value!r}): fields must be a tuple of field names, "
+                f"e.g. fields=({value!r},)."
+            )
+        value = (value,)
+    if (
+        not isinstance(value, list | tuple)
+        or not value
+        or not all(isinstance(v, str) and v for v in value)
+    ):
+        raise TypeError(
+            f"CrossDBPrefetch({argument}={value!r}): {argument} must be a non-empty tuple "
+            "of field names."
+        )
+    if len(set(value)) != len(value):
+        raise ValueError(f"CrossDBPrefetch({argument}={value!r}): a field name is repeated.")
+    return tuple(value)
+
+
+def _validate_cache(cache: Any) -> CachePolicy | None:
+    if cache is None or isinstance(cache, CachePolicy):
+        return cache
+    if isinstance(cache, int | float) and not isinstance(cache, bool):
+        return CachePolicy(cache)
+    raise TypeError(
+        f"CrossDBPrefetch(cache={cache!r}): cache must be None, a timeout in seconds, "
+        "or a CachePolicy."
+    )
