@@ -1,5 +1,24 @@
 from __future__ import annotations
 
-from typing import Any
+from django.urls import include, path
+from rest_framework.routers import SimpleRouter
 
-urlpatterns: list[Any] = []
+from tests.testapp import views
+
+router = SimpleRouter()
+router.register("events", views.OrderEventViewSet, basename="events")
+router.register("writable-events", views.WritableEventViewSet, basename="writable-events")
+router.register("events-limit", views.LimitOffsetEventViewSet, basename="events-limit")
+router.register("events-cursor", views.CursorEventViewSet, basename="events-cursor")
+router.register("events-all", views.UnpaginatedEventViewSet, basename="events-all")
+router.register("buyer-seller", views.BuyerSellerViewSet, basename="buyer-seller")
+router.register("two-databases", views.TwoDatabasesViewSet, basename="two-databases")
+router.register("nested", views.NestedCustomerViewSet, basename="nested")
+router.register("accounts", views.AccountViewSet, basename="accounts")
+router.register("customers", views.CustomerViewSet, basename="customers")
+router.register("tenant-events", views.TenantEventViewSet, basename="tenant-events")
+
+urlpatterns = [
+    path("", include(router.urls)),
+    path("event-list/", views.EventListView.as_view(), name="event-list"),
+]

@@ -1,0 +1,100 @@
+from __future__ import annotations
+
+from typing import Any
+
+from rest_framework import serializers
+
+from crossprefetch import ContextLookupField
+from tests.testapp.models import Customer, OrderEvent
+
+
+class CustomerSerializer(serializers.ModelSerializer[Customer]):
+    class Meta:
+        model = Customer
+        fields = ["id", "name", "tier"]
+
+
+class CustomerRowSerializer(serializers.Serializer[Any]):
+    """Renders projected rows (dicts) of customers."""
+
+    name = serializers.CharField()
+    tier = serializers.CharField()
+
+
+class OrderEventSerializer(serializers.ModelSerializer[OrderEvent]):
+    customer_name = ContextLookupField("customers", "name", default="Unknown customer")
+    customer_tier = ContextLookupField("customers", "tier", default=None)
+    customer_label = ContextLookupField(
+        "customers",
+        "name",
+        fallback=lambda event: f"Unknown customer (ID {event.customer_id})",
+    )
+
+    class Meta:
+        model = OrderEvent
+        fields = [
+            "id",
+            "customer_id",
+            "event_type",
+            "amount",
+            "customer_name",
+            "customer_tier",
+            "customer_label",
+        ]
+
+
+class BuyerSellerSerializer(serializers.ModelSerializer[OrderEvent]):
+    buyer = ContextLookupField("buyers", "name")
+    seller = ContextLookupField("sellers", "name")
+
+    class Meta:
+        model = OrderEvent
+        fields = ["id", "buyer", "seller"]
+
+
+class TwoDatabasesSerializer(serializers.ModelSerializer[OrderEvent]):
+    customer_name = ContextLookupField("customers", "name")
+    region_name = ContextLookupField("regions", "name", default="")
+
+    class Meta:
+        model = OrderEvent
+        fields = ["id", "customer_name", "region_name"]
+
+
+class NestedCustomerSerializer(serializers.ModelSerializer[OrderEvent]):
+    customer = ContextLookupField("customers", serializer=CustomerSerializer)
+
+    class Meta:
+        model = OrderEvent
+        fields = ["id", "customer"]
+
+
+class EventRowSerializer(serializers.ModelSerializer[OrderEvent]):
+    class Meta:
+        model = OrderEvent
+        fields = ["id", "event_type"]
+
+
+class CustomerWithEventsSerializer(serializers.ModelSerializer[Customer]):
+    events = ContextLookupField("events", serializer=EventRowSerializer)
+    event_types = ContextLookupField("events", "event_type")
+
+    class Meta:
+        model = Customer
+        fields = ["id", "name", "events", "event_types"]
+
+
+class AccountSerializer(serializers.ModelSerializer[OrderEvent]):
+    account = ContextLookupField("accounts", "label", default=None)
+
+    class Meta:
+        model = OrderEvent
+        fields = ["id", "account"]
+
+
+class WritableEventSerializer(serializers.ModelSerializer[OrderEvent]):
+    customer_name = ContextLookupField("customers", "name", default=None)
+
+    class Meta:
+        model = OrderEvent
+        fields = ["id", "timestamp", "customer_id", "event_type", "amount", "customer_name"]
