@@ -12,6 +12,7 @@ from django.db import models
 
 class Customer(models.Model):
     database = "default"
+    also_in = ("legacy",)  # a stale copy, for specs with an explicit ``using``
 
     name = models.CharField(max_length=100)
     email = models.EmailField(blank=True)

@@ -31,4 +31,5 @@ class TestRouter:
             return None
         from django.apps import apps
 
-        return _alias(apps.get_model(app_label, model_name)) == db
+        model = apps.get_model(app_label, model_name)
+        return db == _alias(model) or db in getattr(model, "also_in", ())
