@@ -1,15 +1,21 @@
 from __future__ import annotations
 
 import datetime as dt
+import os
 from dataclasses import dataclass
 from decimal import Decimal
 
 import pytest
+from django.conf import settings
 from rest_framework.test import APIClient
 
 from tests.testapp.models import Account, Customer, OrderEvent, Region
 
 pytest_plugins = ["pytester"]
+
+#: Set by CI: a database or cache server that cannot be reached fails the run instead of
+#: skipping the tests that need it.
+REQUIRE_SERVICES = os.environ.get("CROSSPREFETCH_REQUIRE_SERVICES") == "1"
 
 ALL_DATABASES = ["default", "timeseries", "legacy"]
 T0 = dt.datetime(2026, 1, 1, tzinfo=dt.timezone.utc)
@@ -21,6 +27,38 @@ class Scenario:
     events: list[OrderEvent]
     regions: list[Region]
     accounts: list[Account]
+
+
+def _postgres_unreachable() -> str | None:
+    """Why the configured PostgreSQL server cannot be used, or None if it can."""
+    if settings.TEST_DB == "sqlite":
+        return None
+    import psycopg
+
+    params = settings.POSTGRES
+    try:
+        psycopg.connect(
+            host=params["HOST"], port=params["PORT"], user=params["USER"],
+            password=params["PASSWORD"], dbname="postgres", connect_timeout=3,
+        ).close()
+    except psycopg.Error as exc:
+        return (
+            f"CROSSPREFETCH_TEST_DB={settings.TEST_DB} but PostgreSQL at "
+            f"{params['HOST']}:{params['PORT']} is not reachable ({str(exc).strip()}); "
+            "start it or run with CROSSPREFETCH_TEST_DB=sqlite"
+        )
+    return None
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    reason = _postgres_unreachable()
+    if reason is None:
+        return
+    if REQUIRE_SERVICES:
+        raise pytest.UsageError(reason)
+    skip = pytest.mark.skip(reason=reason)
+    for item in items:
+        item.add_marker(skip)
 
 
 @pytest.fixture
