@@ -7,9 +7,12 @@ import threading
 from datetime import datetime, timezone
 
 import pytest
+from asgiref.sync import async_to_sync
 from django.db import connections, transaction
 from django.test import TestCase
+from rest_framework.test import APIClient
 
+from crossprefetch import CrossDBPrefetch, prefetch_cross_db
 from crossprefetch.testing import (
     CapturedQueries,
     CrossDBQueryAssertionsMixin,
@@ -20,6 +23,7 @@ from crossprefetch.testing import (
     forbid_queries,
 )
 from tests.testapp.models import Customer, OrderEvent, Region
+from tests.testapp.serializers import OrderEventSerializer
 
 ALL = ["default", "timeseries", "legacy"]
 NOW = datetime(2024, 1, 1, tzinfo=timezone.utc)
@@ -169,6 +173,13 @@ class TestAssertNumQueries:
             Customer.objects.create(name="Ada")
             OrderEvent.objects.create(timestamp=NOW, customer_id=1)
         assert "SAVEPOINT" not in " ".join(q.sql for q in captured)
+
+    def test_async_orm_under_async_to_sync(self) -> None:
+        async def count_both() -> tuple[int, int]:
+            return await Customer.objects.acount(), await OrderEvent.objects.acount()
+
+        with assert_num_queries(default=1, timeseries=1):
+            assert async_to_sync(count_both)() == (0, 0)
 
     def test_other_threads_are_not_observed(self) -> None:
         def elsewhere() -> None:
@@ -352,3 +363,36 @@ class MixinTests(CrossDBQueryAssertionsMixin, TestCase):
         assert captured.counts["timeseries"] == 1
         with pytest.raises(ForbiddenQueryError), self.assertNoQueries("default"):
             Customer.objects.count()
+
+
+def _events(count: int) -> None:
+    customers = [Customer.objects.create(name=f"Customer {i}") for i in range(3)]
+    for i in range(count):
+        OrderEvent.objects.create(timestamp=NOW, customer_id=customers[i % 3].pk)
+
+
+@pytest.mark.django_db(databases=ALL)
+class TestWithTheEngine:
+    """The examples of the how-to, on the test app's endpoints."""
+
+    @pytest.mark.parametrize(
+        ("events", "timeseries", "default"),
+        [(0, 1, 0), (1, 2, 1), (10, 2, 1), (50, 2, 1)],
+    )
+    def test_endpoint_stays_at_n_queries_per_database(
+        self, events: int, timeseries: int, default: int
+    ) -> None:
+        _events(events)
+        with assert_num_queries(timeseries=timeseries, default=default, legacy=0):
+            response = APIClient().get("/api/events/")
+        assert len(response.json()["results"]) == events
+
+    def test_serialization_touches_no_reference_database(self) -> None:
+        _events(5)
+        events = list(OrderEvent.objects.all())
+        spec = CrossDBPrefetch(Customer, key="customer_id", fields=("name", "tier"))
+        with assert_num_queries(default=1):
+            lookups = prefetch_cross_db(events, {"customers": spec})
+        with forbid_queries("default", "legacy"):
+            data = OrderEventSerializer(events, many=True, context=lookups).data
+        assert {row["customer_name"] for row in data} == {"Customer 0", "Customer 1", "Customer 2"}
