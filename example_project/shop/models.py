@@ -1,7 +1,8 @@
 """The example scenario: order events in a time-series database, customers in the app database.
 
 ``OrderEvent.customer_id`` is a plain integer, not a ForeignKey: the two tables live in
-different databases, so the ORM cannot join them.
+different databases, so the ORM cannot join them. ``JoinedOrderEvent`` is the same data in
+one database with a real ForeignKey, kept only as the benchmark's ``select_related`` baseline.
 """
 
 from __future__ import annotations
@@ -22,6 +23,35 @@ class Customer(models.Model):
 class OrderEvent(models.Model):
     timestamp = models.DateTimeField(db_index=True)
     customer_id = models.IntegerField(db_index=True)
+    event_type = models.CharField(max_length=20)
+    amount = models.DecimalField(max_digits=12, decimal_places=2)
+
+    class Meta:
+        ordering = ["-timestamp", "-id"]
+
+    def __str__(self) -> str:
+        return f"{self.event_type} #{self.pk}"
+
+
+class JoinedOrderEvent(models.Model):
+    """The same events as ``OrderEvent``, stored next to ``Customer`` with a real ForeignKey.
+
+    It exists for one comparison only: the benchmark's single-database baseline, where
+    ``select_related("customer")`` joins the two tables in one query. Rows carry the same ids
+    and values as ``OrderEvent``, dangling references included (events of customers deleted
+    since), which is why the key is nullable (Django then uses a LEFT OUTER JOIN that keeps
+    those events) and no constraint is enforced in the database. Reading is unaffected by
+    either choice.
+    """
+
+    timestamp = models.DateTimeField(db_index=True)
+    customer = models.ForeignKey(
+        Customer,
+        on_delete=models.DO_NOTHING,
+        null=True,
+        db_constraint=False,
+        related_name="+",
+    )
     event_type = models.CharField(max_length=20)
     amount = models.DecimalField(max_digits=12, decimal_places=2)
 

@@ -1,4 +1,4 @@
-"""Send ``OrderEvent`` to the ``timeseries`` database and everything else of ``shop`` to ``default``."""
+"""Send ``OrderEvent`` to the ``timeseries`` database, the rest of ``shop`` to ``default``."""
 
 from __future__ import annotations
 

@@ -1,0 +1,1 @@
+"""Project package of crossprefetch's example: settings, URLconf and routing."""

@@ -1,0 +1,122 @@
+"""Settings of crossprefetch's example project.
+
+Two database aliases, as in the scenario of the documentation:
+
+* ``default`` holds ``Customer`` (the application database);
+* ``timeseries`` holds ``OrderEvent`` (the time-series database).
+
+Out of the box both are SQLite files under ``example_project/var/``, created on first use
+(``manage.py demo`` or ``manage.py seed`` creates the tables and the data). Point either alias
+at PostgreSQL with a URL in the environment::
+
+    EXAMPLE_DEFAULT_DB_URL=postgres://postgres@127.0.0.1:5432/crossprefetch_default
+    EXAMPLE_TIMESERIES_DB_URL=postgres://postgres@127.0.0.1:5432/crossprefetch_timeseries
+
+(``postgres://USER:PASSWORD@HOST:PORT/NAME``; ``sqlite:///ABSOLUTE/PATH`` also works.) A
+missing PostgreSQL database is created by ``demo``, ``seed`` and ``benchmark``.
+
+``EXAMPLE_DEBUG`` (``1``/``0``) sets ``DEBUG``; ``manage.py`` turns it off for the measuring
+commands. With ``DEBUG`` on and django-debug-toolbar importable, the toolbar is shown on the
+browsable API.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import os
+from pathlib import Path
+from typing import Any
+from urllib.parse import unquote, urlsplit
+
+from django.core.exceptions import ImproperlyConfigured
+
+PROJECT_DIR = Path(__file__).resolve().parent.parent
+VAR_DIR = PROJECT_DIR / "var"
+VAR_DIR.mkdir(exist_ok=True)
+
+SECRET_KEY = os.environ.get("EXAMPLE_SECRET_KEY", "crossprefetch-example-not-secret")
+DEBUG = os.environ.get("EXAMPLE_DEBUG", "1") == "1"
+ALLOWED_HOSTS = ["localhost", "127.0.0.1", "[::1]", "testserver"]
+INTERNAL_IPS = ["127.0.0.1", "::1"]
+ROOT_URLCONF = "example.urls"
+USE_TZ = True
+TIME_ZONE = "UTC"
+DEFAULT_AUTO_FIELD = "django.db.models.AutoField"
+STATIC_URL = "/static/"
+
+
+def database_from_url(alias: str, url: str) -> dict[str, Any]:
+    """Translate ``postgres://…`` or ``sqlite:///…`` into a ``DATABASES`` entry."""
+    parts = urlsplit(url)
+    if parts.scheme in {"postgres", "postgresql"}:
+        return {
+            "ENGINE": "django.db.backends.postgresql",
+            "NAME": unquote(parts.path.lstrip("/")) or f"crossprefetch_{alias}",
+            "USER": unquote(parts.username or ""),
+            "PASSWORD": unquote(parts.password or ""),
+            "HOST": parts.hostname or "",
+            "PORT": str(parts.port or ""),
+        }
+    if parts.scheme == "sqlite":
+        return {"ENGINE": "django.db.backends.sqlite3", "NAME": unquote(parts.path)}
+    raise ImproperlyConfigured(
+        f"EXAMPLE_{alias.upper()}_DB_URL={url!r}: use postgres://USER:PASSWORD@HOST:PORT/NAME "
+        "or sqlite:///ABSOLUTE/PATH."
+    )
+
+
+def _database(alias: str) -> dict[str, Any]:
+    url = os.environ.get(f"EXAMPLE_{alias.upper()}_DB_URL", "")
+    if url:
+        return database_from_url(alias, url)
+    return {"ENGINE": "django.db.backends.sqlite3", "NAME": str(VAR_DIR / f"{alias}.sqlite3")}
+
+
+DATABASES = {alias: _database(alias) for alias in ("default", "timeseries")}
+DATABASE_ROUTERS = ["shop.routers.ShopRouter", "example.routers.DefaultOnlyRouter"]
+
+CACHES = {"default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"}}
+
+INSTALLED_APPS = [
+    "django.contrib.staticfiles",
+    "rest_framework",
+    "crossprefetch",
+    "shop",
+]
+
+MIDDLEWARE = ["django.middleware.common.CommonMiddleware"]
+
+TEMPLATES = [
+    {
+        "BACKEND": "django.template.backends.django.DjangoTemplates",
+        "APP_DIRS": True,
+        "OPTIONS": {"context_processors": ["django.template.context_processors.request"]},
+    }
+]
+
+REST_FRAMEWORK = {
+    "DEFAULT_AUTHENTICATION_CLASSES": [],
+    "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.AllowAny"],
+    "UNAUTHENTICATED_USER": None,
+}
+
+CROSSPREFETCH: dict[str, Any] = {}
+
+
+def _crossprefetch_has(module: str) -> bool:
+    """Tell whether ``crossprefetch/<module>.py`` exists, without importing the package."""
+    spec = importlib.util.find_spec("crossprefetch")
+    return bool(spec and spec.origin and (Path(spec.origin).parent / f"{module}.py").exists())
+
+
+# The toolbar is installed only in DEBUG: its panels instrument the cache and the database
+# as soon as the app is ready, which would distort the demo's and the benchmark's figures.
+if DEBUG and importlib.util.find_spec("debug_toolbar") is not None:
+    from debug_toolbar.settings import PANELS_DEFAULTS
+
+    INSTALLED_APPS.append("debug_toolbar")
+    MIDDLEWARE.insert(0, "debug_toolbar.middleware.DebugToolbarMiddleware")
+    DEBUG_TOOLBAR_PANELS = list(PANELS_DEFAULTS)
+    # crossprefetch's own panel: per request, each lookup's database, keys, queries and time.
+    if _crossprefetch_has("panels"):
+        DEBUG_TOOLBAR_PANELS.append("crossprefetch.panels.CrossDBPrefetchPanel")

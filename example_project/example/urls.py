@@ -1,0 +1,17 @@
+"""URLconf of the example: the shop's API under ``/shop/``, the debug toolbar in DEBUG."""
+
+from __future__ import annotations
+
+from django.conf import settings
+from django.urls import URLPattern, URLResolver, include, path
+from django.views.generic import RedirectView
+
+urlpatterns: list[URLPattern | URLResolver] = [
+    path("", RedirectView.as_view(url="/shop/", permanent=False)),
+    path("shop/", include("shop.urls")),
+]
+
+if "debug_toolbar" in settings.INSTALLED_APPS:
+    from debug_toolbar.toolbar import debug_toolbar_urls
+
+    urlpatterns += debug_toolbar_urls()
