@@ -1,5 +1,27 @@
+"""The shop's API. ``events/`` and ``naive-events/`` are the example's pair; the others are
+the benchmark's baselines, browsable all the same."""
+
 from __future__ import annotations
 
-from typing import Any
+from django.urls import URLPattern, URLResolver
+from rest_framework.routers import DefaultRouter
 
-urlpatterns: list[Any] = []
+from shop import views
+
+app_name = "shop"
+
+router = DefaultRouter()
+router.register("events", views.OrderEventViewSet, basename="event")
+router.register("naive-events", views.NaiveOrderEventViewSet, basename="naive-event")
+router.register(
+    "per-page-dict-events", views.PerPageDictOrderEventViewSet, basename="per-page-dict-event"
+)
+router.register(
+    "whole-table-dict-events",
+    views.WholeTableDictOrderEventViewSet,
+    basename="whole-table-dict-event",
+)
+router.register("joined-events", views.JoinedOrderEventViewSet, basename="joined-event")
+router.register("cached-events", views.CachedOrderEventViewSet, basename="cached-event")
+
+urlpatterns: list[URLPattern | URLResolver] = router.urls

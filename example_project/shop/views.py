@@ -1,0 +1,112 @@
+"""The order-event endpoints: crossprefetch, the naive version, and the benchmark's baselines.
+
+All of them list the same events with the same pagination and serve the same JSON.
+
+* ``OrderEventViewSet`` — crossprefetch: one query for the customers of the page.
+* ``NaiveOrderEventViewSet`` — per-row lookups: two queries per event.
+* ``PerPageDictOrderEventViewSet`` — the hand-written cure: ``get_serializer_context()``
+  fetches the page's customers with ``id__in``. The benchmark's reference.
+* ``WholeTableDictOrderEventViewSet`` — the hand-written shortcut: the whole customer table
+  in the context, on every request.
+* ``JoinedOrderEventViewSet`` — the same data in one database, joined with
+  ``select_related``: what the two-database design is compared against.
+* ``CachedOrderEventViewSet`` — crossprefetch with per-key caching of the customers.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django.db.models import QuerySet
+from rest_framework import viewsets
+
+from crossprefetch import CrossDBPrefetch, CrossDBPrefetchMixin
+from shop.models import Customer, JoinedOrderEvent, OrderEvent
+from shop.pagination import EventPagination
+from shop.serializers import (
+    ContextDictOrderEventSerializer,
+    JoinedOrderEventSerializer,
+    NaiveOrderEventSerializer,
+    OrderEventSerializer,
+)
+
+CUSTOMER_FIELDS = ("name", "tier")
+#: Seconds a customer stays cached in the ``cached-events`` endpoint.
+CACHE_TIMEOUT = 300
+
+
+class OrderEventViewSet(CrossDBPrefetchMixin, viewsets.ReadOnlyModelViewSet[OrderEvent]):
+    """crossprefetch: the customers of the serialized events, fetched once per page."""
+
+    queryset = OrderEvent.objects.all()
+    serializer_class = OrderEventSerializer
+    pagination_class = EventPagination
+    cross_db_fields = {
+        "customers": CrossDBPrefetch("shop.Customer", key="customer_id", fields=CUSTOMER_FIELDS),
+    }
+
+
+class CachedOrderEventViewSet(OrderEventViewSet):
+    """crossprefetch with each customer cached for ``CACHE_TIMEOUT`` seconds."""
+
+    cross_db_fields = {
+        "customers": CrossDBPrefetch(
+            "shop.Customer", key="customer_id", fields=CUSTOMER_FIELDS, cache=CACHE_TIMEOUT
+        ),
+    }
+
+
+class NaiveOrderEventViewSet(viewsets.ReadOnlyModelViewSet[OrderEvent]):
+    """Per-row ``SerializerMethodField`` lookups: 1 + 2N queries for a page of N events."""
+
+    queryset = OrderEvent.objects.all()
+    serializer_class = NaiveOrderEventSerializer
+    pagination_class = EventPagination
+
+
+class PerPageDictOrderEventViewSet(viewsets.ReadOnlyModelViewSet[OrderEvent]):
+    """The careful hand-written version: a dict of the page's customers in the context."""
+
+    queryset = OrderEvent.objects.all()
+    serializer_class = ContextDictOrderEventSerializer
+    pagination_class = EventPagination
+    _events: list[OrderEvent] | None = None
+
+    def paginate_queryset(self, queryset: QuerySet[OrderEvent]) -> list[OrderEvent] | None:
+        page = super().paginate_queryset(queryset)
+        self._events = page
+        return page
+
+    def get_object(self) -> OrderEvent:
+        event = super().get_object()
+        self._events = [event]
+        return event
+
+    def get_serializer_context(self) -> dict[str, Any]:
+        context = super().get_serializer_context()
+        ids = {event.customer_id for event in self._events or ()}
+        customers = Customer.objects.filter(id__in=ids).values("id", *CUSTOMER_FIELDS)
+        context["customers"] = {customer["id"]: customer for customer in customers} if ids else {}
+        return context
+
+
+class WholeTableDictOrderEventViewSet(viewsets.ReadOnlyModelViewSet[OrderEvent]):
+    """The hand-written shortcut: every customer, on every request."""
+
+    queryset = OrderEvent.objects.all()
+    serializer_class = ContextDictOrderEventSerializer
+    pagination_class = EventPagination
+
+    def get_serializer_context(self) -> dict[str, Any]:
+        context = super().get_serializer_context()
+        customers = Customer.objects.values("id", *CUSTOMER_FIELDS)
+        context["customers"] = {customer["id"]: customer for customer in customers}
+        return context
+
+
+class JoinedOrderEventViewSet(viewsets.ReadOnlyModelViewSet[JoinedOrderEvent]):
+    """The same events in the customers' database, joined to them in the same query."""
+
+    queryset = JoinedOrderEvent.objects.select_related("customer")
+    serializer_class = JoinedOrderEventSerializer
+    pagination_class = EventPagination
