@@ -18,7 +18,9 @@ Source: TypeAlias = (
 )
 KeyGetter: TypeAlias = "str | tuple[str, ...] | Callable[[Any], Any]"
 
-_UNSET: Any = object()
+
+class KeyArityError(ImproperlyConfigured):
+    """The key has not as many parts as the remote fields it is matched against."""
 
 
 class CrossDBPrefetch:
@@ -194,7 +196,7 @@ class CrossDBPrefetch:
             fields.append(field)
         key_arity = self.key_arity
         if key_arity is not None and key_arity != len(fields):
-            raise ImproperlyConfigured(
+            raise KeyArityError(
                 f"{self!r}: key has {key_arity} part(s) but {model._meta.label}'s "
                 f"{'/'.join(f.name for f in fields)} has {len(fields)}; give key as a tuple "
                 "of one attribute path per matched field."

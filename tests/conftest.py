@@ -38,8 +38,12 @@ def _postgres_unreachable() -> str | None:
     params = settings.POSTGRES
     try:
         psycopg.connect(
-            host=params["HOST"], port=params["PORT"], user=params["USER"],
-            password=params["PASSWORD"], dbname="postgres", connect_timeout=3,
+            host=params["HOST"],
+            port=params["PORT"],
+            user=params["USER"],
+            password=params["PASSWORD"],
+            dbname="postgres",
+            connect_timeout=3,
         ).close()
     except psycopg.Error as exc:
         return (

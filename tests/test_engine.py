@@ -61,7 +61,11 @@ def test_duplicated_keys_are_asked_once(customers: list[Customer]) -> None:
     items = objs(customer_id=[customers[1].pk] * 50)
     with assert_num_queries(default=1) as captured:
         lookup = prefetch_cross_db(items, {"c": NAMES})["c"]
-    assert captured["default"][0].params in ((customers[1].pk,), [customers[1].pk], ([customers[1].pk],))
+    assert captured["default"][0].params in (
+        (customers[1].pk,),
+        [customers[1].pk],
+        ([customers[1].pk],),
+    )
     assert lookup.stats.keys_asked == 1
 
 
@@ -70,7 +74,11 @@ def test_uuid_keys_as_strings(customers: list[Customer]) -> None:
     spec = CrossDBPrefetch(Customer, key="ref", to_field="external_id", fields=("name",))
     items = objs(ref=[str(c.external_id), c.external_id, "not-a-uuid"])
     lookup = prefetch_cross_db(items, {"c": spec})["c"]
-    assert [lookup.get_for(o) for o in items] == [{"name": c.name}, {"name": c.name}, lookup_missing()]
+    assert [lookup.get_for(o) for o in items] == [
+        {"name": c.name},
+        {"name": c.name},
+        lookup_missing(),
+    ]
 
 
 def lookup_missing() -> Any:
@@ -108,7 +116,9 @@ def test_instances_when_no_projection(customers: list[Customer]) -> None:
 
 def test_queryset_filters_are_kept(customers: list[Customer]) -> None:
     Customer.objects.filter(pk=customers[0].pk).update(is_active=False)
-    spec = CrossDBPrefetch(Customer.objects.filter(is_active=True), key="customer_id", fields=("name",))
+    spec = CrossDBPrefetch(
+        Customer.objects.filter(is_active=True), key="customer_id", fields=("name",)
+    )
     items = objs(customer_id=[c.pk for c in customers])
     lookup = prefetch_cross_db(items, {"c": spec})["c"]
     assert customers[0].pk not in lookup
@@ -175,9 +185,7 @@ GROUPING = [
 ]
 
 
-@pytest.mark.parametrize(
-    ("name", "specs", "queries"), GROUPING, ids=[g[0] for g in GROUPING]
-)
+@pytest.mark.parametrize(("name", "specs", "queries"), GROUPING, ids=[g[0] for g in GROUPING])
 def test_grouping(
     customers: list[Customer], name: str, specs: dict[str, CrossDBPrefetch], queries: dict[str, int]
 ) -> None:
@@ -225,8 +233,11 @@ def test_grouped_specs_get_their_own_keys(customers: list[Customer]) -> None:
 
 def test_to_many_lists_in_queryset_order(scenario: Scenario) -> None:
     spec = CrossDBPrefetch(
-        OrderEvent.objects.order_by("-amount"), key="id", to_field="customer_id",
-        fields=("event_type", "amount"), many=True,
+        OrderEvent.objects.order_by("-amount"),
+        key="id",
+        to_field="customer_id",
+        fields=("event_type", "amount"),
+        many=True,
     )
     lonely = Customer.objects.create(name="No events")
     items = [*scenario.customers, lonely]
@@ -244,7 +255,9 @@ def test_to_many_lists_in_queryset_order(scenario: Scenario) -> None:
 
 def test_composite_keys(scenario: Scenario) -> None:
     spec = CrossDBPrefetch(
-        Account, key=("account_tenant", "account_number"), to_field=("tenant_id", "number"),
+        Account,
+        key=("account_tenant", "account_number"),
+        to_field=("tenant_id", "number"),
         fields=("label",),
     )
     items = [*scenario.events, SimpleNamespace(account_tenant=None, account_number=1)]

@@ -23,8 +23,12 @@ def alice() -> Customer:
     return Customer.objects.create(name="Alice", tier="gold", email="alice@example.com")
 
 
-def render(field: ContextLookupField, items: list[Any], specs: dict[str, CrossDBPrefetch] | None,
-           **context: Any) -> list[Any]:
+def render(
+    field: ContextLookupField,
+    items: list[Any],
+    specs: dict[str, CrossDBPrefetch] | None,
+    **context: Any,
+) -> list[Any]:
     class ItemSerializer(serializers.Serializer[Any]):
         value = field
 
@@ -104,8 +108,11 @@ def test_field_output(
     alice: Customer, name: str, make_field: Any, specs: Any, expected: list[Any]
 ) -> None:
     if name == "to-many with attr":
-        objects = [SimpleNamespace(tier="gold"), SimpleNamespace(tier=None),
-                   SimpleNamespace(tier="none")]
+        objects = [
+            SimpleNamespace(tier="gold"),
+            SimpleNamespace(tier=None),
+            SimpleNamespace(tier="none"),
+        ]
     else:
         objects = items(alice.pk, None, 404)
     if callable(expected):
@@ -143,8 +150,14 @@ def test_missing_lookup_is_a_clear_error_when_strict(alice: Customer) -> None:
     with pytest.raises(ImproperlyConfigured) as excinfo:
         EventSerializer(items(alice.pk), many=True, context={}).data  # noqa: B018
     message = str(excinfo.value)
-    for part in ("EventSerializer.customer_name", "'customers'", "cross_db_fields",
-                 "CrossDBPrefetchMixin", "prefetch_cross_db", "STRICT"):
+    for part in (
+        "EventSerializer.customer_name",
+        "'customers'",
+        "cross_db_fields",
+        "CrossDBPrefetchMixin",
+        "prefetch_cross_db",
+        "STRICT",
+    ):
         assert part in message
 
 
@@ -172,7 +185,9 @@ def test_whole_instance_without_serializer_is_a_clear_error(alice: Customer) -> 
 
 
 def test_context_value_must_be_a_lookup(alice: Customer) -> None:
-    with pytest.raises(ImproperlyConfigured, match=r"context\['c'\] is a dict, not a crossprefetch"):
+    with pytest.raises(
+        ImproperlyConfigured, match=r"context\['c'\] is a dict, not a crossprefetch"
+    ):
         render(ContextLookupField("c", "name"), items(alice.pk), None, c={alice.pk: "x"})
 
 

@@ -16,25 +16,46 @@ pytestmark = pytest.mark.django_db(databases=ALL_DATABASES)
 # (name, url, queries per alias). timeseries: the page itself (+1 for the count query of
 # paginators that count); default/legacy: the cross-database lookups.
 QUERY_TABLE = [
-    ("page of 100, two fields from one spec", "/api/events/?page_size=100",
-     {"timeseries": 2, "default": 1, "legacy": 0}),
+    (
+        "page of 100, two fields from one spec",
+        "/api/events/?page_size=100",
+        {"timeseries": 2, "default": 1, "legacy": 0},
+    ),
     ("generic ListAPIView", "/api/event-list/", {"timeseries": 2, "default": 1, "legacy": 0}),
-    ("limit/offset pagination", "/api/events-limit/?limit=50",
-     {"timeseries": 2, "default": 1, "legacy": 0}),
+    (
+        "limit/offset pagination",
+        "/api/events-limit/?limit=50",
+        {"timeseries": 2, "default": 1, "legacy": 0},
+    ),
     ("cursor pagination", "/api/events-cursor/", {"timeseries": 1, "default": 1, "legacy": 0}),
     ("unpaginated list", "/api/events-all/", {"timeseries": 1, "default": 1, "legacy": 0}),
-    ("two specs on the same model", "/api/buyer-seller/",
-     {"timeseries": 2, "default": 1, "legacy": 0}),
-    ("two specs on two databases", "/api/two-databases/",
-     {"timeseries": 2, "default": 1, "legacy": 1}),
-    ("model instances, nested serializer", "/api/nested/",
-     {"timeseries": 2, "default": 1, "legacy": 0}),
+    (
+        "two specs on the same model",
+        "/api/buyer-seller/",
+        {"timeseries": 2, "default": 1, "legacy": 0},
+    ),
+    (
+        "two specs on two databases",
+        "/api/two-databases/",
+        {"timeseries": 2, "default": 1, "legacy": 1},
+    ),
+    (
+        "model instances, nested serializer",
+        "/api/nested/",
+        {"timeseries": 2, "default": 1, "legacy": 0},
+    ),
     ("composite key", "/api/accounts/", {"timeseries": 2, "default": 0, "legacy": 1}),
     ("to-many (reverse) spec", "/api/customers/", {"timeseries": 1, "default": 2, "legacy": 0}),
-    ("per-request QuerySet", "/api/tenant-events/?tenant=acme",
-     {"timeseries": 2, "default": 1, "legacy": 0}),
-    ("page past the last", "/api/events-limit/?offset=5000",
-     {"timeseries": 1, "default": 0, "legacy": 0}),
+    (
+        "per-request QuerySet",
+        "/api/tenant-events/?tenant=acme",
+        {"timeseries": 2, "default": 1, "legacy": 0},
+    ),
+    (
+        "page past the last",
+        "/api/events-limit/?offset=5000",
+        {"timeseries": 1, "default": 0, "legacy": 0},
+    ),
 ]
 
 
@@ -178,9 +199,11 @@ def test_nested_serializer_output(scenario: Scenario, api: APIClient) -> None:
     events = {e.pk: e for e in scenario.events}
     for row in api.get("/api/nested/").json()["results"]:
         customer = customers.get(events[row["id"]].customer_id)
-        expected = None if customer is None else {
-            "id": customer.pk, "name": customer.name, "tier": customer.tier
-        }
+        expected = (
+            None
+            if customer is None
+            else {"id": customer.pk, "name": customer.name, "tier": customer.tier}
+        )
         assert row["customer"] == expected
 
 

@@ -23,8 +23,9 @@ class TestRouter:
     def allow_relation(self, obj1: models.Model, obj2: models.Model, **hints: Any) -> bool | None:
         return None
 
-    def allow_migrate(self, db: str, app_label: str, model_name: str | None = None,
-                      **hints: Any) -> bool | None:
+    def allow_migrate(
+        self, db: str, app_label: str, model_name: str | None = None, **hints: Any
+    ) -> bool | None:
         if app_label != "testapp":
             return None
         if model_name is None:

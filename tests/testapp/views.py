@@ -113,5 +113,3 @@ class EventListView(CrossDBPrefetchMixin, generics.ListAPIView):  # type: ignore
     serializer_class = serializers.OrderEventSerializer
     pagination_class = PageNumber
     cross_db_fields = {"customers": CUSTOMERS}
-
-
