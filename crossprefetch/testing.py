@@ -143,6 +143,9 @@ class ForbiddenQueryError(AssertionError):
         super().__init__(message)
         self.query = query
 
+    def __reduce__(self) -> tuple[type[ForbiddenQueryError], tuple[str, CapturedQuery]]:
+        return type(self), (str(self), self.query)
+
 
 class QueryCapture:
     """Context manager observing every alias; base of the assertions.
@@ -200,7 +203,7 @@ class QueryCapture:
         context: dict[str, Any],
     ) -> Any:
         __tracebackhide__ = True
-        if _TRANSACTION_CONTROL.match(sql):
+        if isinstance(sql, str) and _TRANSACTION_CONTROL.match(sql):
             return execute(sql, params, many, context)
         connection: BaseDatabaseWrapper = context["connection"]
         alias = connection.alias

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import pickle
 import re
 import threading
 from datetime import datetime, timezone
@@ -287,6 +288,13 @@ class TestForbidQueries:
         assert "names.append(Customer.objects.get(pk=event.customer_id).name)" in message
         assert "Stack (most recent call last" in message
         assert "django/db/" not in message
+
+    def test_error_survives_pickling(self) -> None:
+        with pytest.raises(ForbiddenQueryError) as excinfo, forbid_queries("default"):
+            Customer.objects.count()
+        copy = pickle.loads(pickle.dumps(excinfo.value))
+        assert str(copy) == str(excinfo.value)
+        assert copy.query.origin == excinfo.value.query.origin
 
     def test_query_is_not_executed(self) -> None:
         with (
