@@ -98,3 +98,55 @@ class WritableEventSerializer(serializers.ModelSerializer[OrderEvent]):
     class Meta:
         model = OrderEvent
         fields = ["id", "timestamp", "customer_id", "event_type", "amount", "customer_name"]
+
+
+class OracleEventSerializer(serializers.ModelSerializer[OrderEvent]):
+    """crossprefetch side of the property test: int keys, string keys, whole rows."""
+
+    customer_name = ContextLookupField("customers", "name", default="Unknown customer")
+    customer_tier = ContextLookupField("customers", "tier")
+    ref_name = ContextLookupField("refs", "name", fallback=lambda e: f"ref {e.customer_ref}?")
+    seller = ContextLookupField("sellers")
+
+    class Meta:
+        model = OrderEvent
+        fields = ["id", "customer_name", "customer_tier", "ref_name", "seller"]
+
+
+def _naive_customer(key: Any) -> Customer | None:
+    """The per-row lookup a hand-written serializer does; bad keys reference nothing."""
+    if key is None:
+        return None
+    try:
+        return Customer.objects.filter(pk=key).first()
+    except (ValueError, TypeError):
+        return None
+
+
+class NaiveEventSerializer(serializers.ModelSerializer[OrderEvent]):
+    """The naive per-row implementation, the oracle crossprefetch must agree with."""
+
+    customer_name = serializers.SerializerMethodField()
+    customer_tier = serializers.SerializerMethodField()
+    ref_name = serializers.SerializerMethodField()
+    seller = serializers.SerializerMethodField()
+
+    class Meta:
+        model = OrderEvent
+        fields = ["id", "customer_name", "customer_tier", "ref_name", "seller"]
+
+    def get_customer_name(self, event: OrderEvent) -> str:
+        customer = _naive_customer(event.customer_id)
+        return customer.name if customer else "Unknown customer"
+
+    def get_customer_tier(self, event: OrderEvent) -> str | None:
+        customer = _naive_customer(event.customer_id)
+        return customer.tier if customer else None
+
+    def get_ref_name(self, event: OrderEvent) -> str:
+        customer = _naive_customer(event.customer_ref)
+        return customer.name if customer else f"ref {event.customer_ref}?"
+
+    def get_seller(self, event: OrderEvent) -> dict[str, str] | None:
+        customer = _naive_customer(event.seller_id)
+        return {"name": customer.name, "tier": customer.tier} if customer else None

@@ -16,6 +16,8 @@ router.register("two-databases", views.TwoDatabasesViewSet, basename="two-databa
 router.register("nested", views.NestedCustomerViewSet, basename="nested")
 router.register("accounts", views.AccountViewSet, basename="accounts")
 router.register("customers", views.CustomerViewSet, basename="customers")
+router.register("oracle-events", views.OracleEventViewSet, basename="oracle-events")
+router.register("naive-events", views.NaiveEventViewSet, basename="naive-events")
 router.register("tenant-events", views.TenantEventViewSet, basename="tenant-events")
 
 urlpatterns = [

@@ -113,3 +113,18 @@ class EventListView(CrossDBPrefetchMixin, generics.ListAPIView):  # type: ignore
     serializer_class = serializers.OrderEventSerializer
     pagination_class = PageNumber
     cross_db_fields = {"customers": CUSTOMERS}
+
+
+class OracleEventViewSet(OrderEventViewSet):
+    serializer_class = serializers.OracleEventSerializer  # type: ignore[assignment]
+    cross_db_fields = {
+        "customers": CUSTOMERS,
+        "refs": CrossDBPrefetch("testapp.Customer", key="customer_ref", fields=("name",)),
+        "sellers": CrossDBPrefetch(Customer, key="seller_id", fields=("name", "tier")),
+    }
+
+
+class NaiveEventViewSet(viewsets.ReadOnlyModelViewSet):  # type: ignore[type-arg]
+    queryset = OrderEvent.objects.all()
+    serializer_class = serializers.NaiveEventSerializer
+    pagination_class = PageNumber
