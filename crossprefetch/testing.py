@@ -190,8 +190,8 @@ class QueryCapture:
                     break
         self._wrapped = []
         self._entry_frame = None
-        if self._violation is not None and exc_value is not self._violation:
-            # The code under test caught the error; the block still fails.
+        if self._violation is not None and not isinstance(exc_value, ForbiddenQueryError):
+            # The code under test caught the error; the block still fails, on the first one.
             raise self._violation
 
     def _wrapper(
@@ -210,8 +210,10 @@ class QueryCapture:
         stack = _stack(sys._getframe(1), self._entry_frame)
         if alias in self._forbidden:
             query = CapturedQuery(alias, sql, sql, params, many, stack)
-            self._violation = ForbiddenQueryError(_forbidden_message(query, self._label), query)
-            raise self._violation
+            error = ForbiddenQueryError(_forbidden_message(query, self._label), query)
+            if self._violation is None:
+                self._violation = error
+            raise error
         try:
             return execute(sql, params, many, context)
         finally:
