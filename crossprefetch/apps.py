@@ -1,5 +1,7 @@
 from __future__ import annotations
 
+from importlib.util import find_spec
+
 from django.apps import AppConfig
 
 
@@ -10,3 +12,6 @@ class CrossPrefetchConfig(AppConfig):
 
     def ready(self) -> None:
         from crossprefetch import checks  # noqa: F401  (registers the system checks)
+
+        if find_spec("drf_spectacular") is not None:
+            from crossprefetch import openapi  # noqa: F401  (registers the schema extension)
