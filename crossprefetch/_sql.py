@@ -83,6 +83,47 @@ class _RowsOf(Expression):
         )
 
 
+class _RowValuesIn(Expression):
+    """``(a, b) IN (VALUES (%s, %s), ...)``: composite keys as SQLite row values.
+
+    An ``OR`` of ``AND``\ s would nest one level per key and hit SQLite's expression depth
+    limit (1,000) long before its parameter limit.
+    """
+
+    conditional = True
+    output_field = models.BooleanField()
+
+    def __init__(self, columns: Sequence[str], values: Sequence[tuple[Any, ...]]) -> None:
+        super().__init__()
+        self.columns: list[Any] = [models.F(c) for c in columns]
+        self.values = values
+
+    def get_source_expressions(self) -> list[Any]:
+        return self.columns
+
+    def set_source_expressions(self, exprs: Sequence[Any]) -> None:
+        self.columns = list(exprs)
+
+    def as_sql(
+        self, compiler: SQLCompiler, connection: BaseDatabaseWrapper, **extra: Any
+    ) -> tuple[str, tuple[Any, ...]]:
+        columns_sql: list[str] = []
+        params: list[Any] = []
+        for column in self.columns:
+            sql, column_params = compiler.compile(column)
+            columns_sql.append(sql)
+            params.extend(column_params)
+        fields = [column.output_field for column in self.columns]
+        row = f"({', '.join(['%s'] * len(fields))})"
+        for key in self.values:
+            params.extend(
+                f.get_db_prep_value(v, connection, prepared=False)
+                for f, v in zip(fields, key, strict=True)
+            )
+        rows = ", ".join([row] * len(self.values))
+        return f"({', '.join(columns_sql)}) IN (VALUES {rows})", tuple(params)
+
+
 def max_params(connection: BaseDatabaseWrapper) -> int | None:
     """How many parameters one statement may carry on this connection (``None``: no limit)."""
     if connection.vendor == "sqlite":
@@ -127,7 +168,9 @@ def filtered_by_keys(
         chunk = max(1, (limit - _own_params(queryset)) // arity)
     for start in range(0, len(keys), chunk):
         part = keys[start : start + chunk]
-        if composite:
+        if composite and connection.vendor == "sqlite":
+            yield queryset.filter(_RowValuesIn(columns, part))
+        elif composite:
             rows = [models.Q(**dict(zip(columns, key, strict=True))) for key in part]
             yield queryset.filter(models.Q(*rows, _connector=models.Q.OR))
         else:

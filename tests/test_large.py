@@ -1,0 +1,60 @@
+"""A page of 50,000 keys works on every backend, in as few queries as its limit allows."""
+
+from __future__ import annotations
+
+import math
+from types import SimpleNamespace
+
+import pytest
+from django.db import connections
+
+from crossprefetch import CrossDBPrefetch, prefetch_cross_db
+from crossprefetch._sql import max_params
+from crossprefetch.testing import assert_num_queries
+from tests.testapp.models import Account, Customer
+
+pytestmark = pytest.mark.django_db(databases=["default", "timeseries", "legacy"])
+
+KEYS = 50_000
+
+
+def test_fifty_thousand_keys() -> None:
+    Customer.objects.bulk_create(
+        (Customer(pk=pk, name=f"C{pk}", tier="gold") for pk in range(1, KEYS + 1)),
+        batch_size=5_000,
+    )
+    objects = [SimpleNamespace(customer_id=pk) for pk in range(1, KEYS + 1)]
+    connection = connections["default"]
+    if connection.vendor == "postgresql":
+        expected = 1
+    else:
+        limit = max_params(connection)
+        assert limit is not None
+        expected = math.ceil(KEYS / limit)
+    spec = CrossDBPrefetch(Customer, key="customer_id", fields=("name",))
+    with assert_num_queries(default=expected, timeseries=0, legacy=0) as captured:
+        lookup = prefetch_cross_db(objects, {"c": spec})["c"]
+    assert len(lookup) == KEYS
+    assert lookup[KEYS] == {"name": f"C{KEYS}"}
+    for query in captured["default"]:
+        select = query.sql.split(" FROM ")[0]
+        assert select.count(",") == 1, select  # name and the matched id, nothing else
+
+
+def test_fifty_thousand_composite_keys() -> None:
+    Account.objects.bulk_create(
+        (Account(tenant_id=t, number=n, label=f"{t}/{n}") for t in range(5) for n in range(10_000)),
+        batch_size=5_000,
+    )
+    objects = [SimpleNamespace(t=t, n=n) for t in range(5) for n in range(10_000)]
+    spec = CrossDBPrefetch(
+        Account, key=("t", "n"), to_field=("tenant_id", "number"), fields=("label",)
+    )
+    connection = connections["legacy"]
+    limit = max_params(connection)
+    assert limit is not None
+    expected = 1 if connection.vendor == "postgresql" else math.ceil(2 * KEYS / limit)
+    with assert_num_queries(legacy=expected, default=0):
+        lookup = prefetch_cross_db(objects, {"a": spec})["a"]
+    assert len(lookup) == KEYS
+    assert lookup[(4, 9_999)] == {"label": "4/9999"}
