@@ -86,7 +86,7 @@ class _RowsOf(Expression):
 class _RowValuesIn(Expression):
     """``(a, b) IN (VALUES (%s, %s), ...)``: composite keys as SQLite row values.
 
-    An ``OR`` of ``AND``\ s would nest one level per key and hit SQLite's expression depth
+    An OR of ANDs would nest one level per key and hit SQLite's expression depth
     limit (1,000) long before its parameter limit.
     """
 
