@@ -1,15 +1,34 @@
-"""crossprefetch: declarative cross-database prefetching for Django REST framework."""
+"""crossprefetch: declarative cross-database prefetching for Django REST framework.
+
+The public names are imported on first access, so that importing a submodule (the
+pytest plugin, loaded in every pytest run through its entry point, or the engine in a
+project without DRF views) does not import Django REST framework.
+"""
 
 from __future__ import annotations
 
-from crossprefetch.cache import CachePolicy
-from crossprefetch.engine import prefetch_cross_db
-from crossprefetch.fields import ContextLookupField
-from crossprefetch.lookup import Lookup, LookupStats
-from crossprefetch.mixins import CrossDBPrefetchMixin
-from crossprefetch.spec import CrossDBPrefetch
+from importlib import import_module
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from crossprefetch.cache import CachePolicy
+    from crossprefetch.engine import prefetch_cross_db
+    from crossprefetch.fields import ContextLookupField
+    from crossprefetch.lookup import Lookup, LookupStats
+    from crossprefetch.mixins import CrossDBPrefetchMixin
+    from crossprefetch.spec import CrossDBPrefetch
 
 __version__ = "0.1.0"
+
+_EXPORTS = {
+    "CachePolicy": "crossprefetch.cache",
+    "ContextLookupField": "crossprefetch.fields",
+    "CrossDBPrefetch": "crossprefetch.spec",
+    "CrossDBPrefetchMixin": "crossprefetch.mixins",
+    "Lookup": "crossprefetch.lookup",
+    "LookupStats": "crossprefetch.lookup",
+    "prefetch_cross_db": "crossprefetch.engine",
+}
 
 __all__ = [
     "CachePolicy",
@@ -20,3 +39,16 @@ __all__ = [
     "LookupStats",
     "prefetch_cross_db",
 ]
+
+
+def __getattr__(name: str) -> Any:
+    module = _EXPORTS.get(name)
+    if module is None:
+        raise AttributeError(f"module 'crossprefetch' has no attribute {name!r}")
+    value = getattr(import_module(module), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted([*globals(), *__all__])
