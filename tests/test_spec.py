@@ -24,7 +24,7 @@ BAD_SPECS: list[tuple[dict[str, Any], type[Exception], str]] = [
     ({"model": "testapp.Customer", "key": "c", "using": ""}, TypeError, "database alias"),
     ({"model": "testapp.Customer", "key": "c", "many": 1}, TypeError, "True or False"),
     ({"model": "testapp.Customer", "key": "c", "cache": "1"}, TypeError, "timeout in seconds"),
-    ({"model": "testapp.Customer", "key": "c", "cache": 0}, ValueError, "must be positive"),
+    ({"model": "testapp.Customer", "key": "c", "cache": 0}, ValueError, "more than 0"),
     (
         {"model": "testapp.Account", "key": ("a", "b"), "to_field": ("tenant_id",)},
         ValueError,
