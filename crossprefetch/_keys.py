@@ -113,8 +113,8 @@ def _field_normalizer(field: models.Field[Any, Any], connection: BaseDatabaseWra
     to_python = target.to_python
     internal_type = target.get_internal_type()
     exact = _EXACT_TYPES.get(internal_type)
-    low: int | None = None
-    high: int | None = None
+    low: Any = None
+    high: Any = None
     if exact is int:
         low, high = connection.ops.integer_field_range(internal_type)
 
@@ -128,7 +128,7 @@ def _field_normalizer(field: models.Field[Any, Any], connection: BaseDatabaseWra
                 return INVALID
             if value is None or (exact is not None and not isinstance(value, exact)):
                 return INVALID
-        if (low is not None and value < low) or (high is not None and value > high):
+        if low is not None and high is not None and not low <= value <= high:
             return INVALID
         return value
 

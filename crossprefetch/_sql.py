@@ -130,7 +130,7 @@ def max_params(connection: BaseDatabaseWrapper) -> int | None:
         connection.ensure_connection()
         getlimit = getattr(connection.connection, "getlimit", None)
         if getlimit is not None:
-            return int(getlimit(sqlite3.SQLITE_LIMIT_VARIABLE_NUMBER))
+            return int(getlimit(getattr(sqlite3, "SQLITE_LIMIT_VARIABLE_NUMBER")))  # noqa: B009
         return 32_766 if sqlite3.sqlite_version_info >= (3, 32) else 999
     if connection.vendor == "postgresql":
         return _POSTGRES_MAX_PARAMS

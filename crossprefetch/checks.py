@@ -189,7 +189,7 @@ def _check_key(view: type, where: str, spec: CrossDBPrefetch) -> list[checks.Che
     known = {f.name for f in model._meta.get_fields()}
     known |= {getattr(f, "attname", f.name) for f in model._meta.concrete_fields}
     known |= set(queryset.query.annotations) | {"pk"}
-    errors = []
+    errors: list[checks.CheckMessage] = []
     for path in (spec.key,) if isinstance(spec.key, str) else spec.key:
         head = path.split(".", 1)[0]
         if head not in known and not hasattr(model, head):

@@ -87,9 +87,9 @@ class ContextLookupField(serializers.Field):  # type: ignore[type-arg]
     def bind(self, field_name: str, parent: Any) -> None:
         super().bind(field_name, parent)
         if self.nested is not None:
-            self.nested.bind(field_name, self)
+            self.nested.bind(field_name, self)  # type: ignore[arg-type]
         if self.output_field is not None:
-            self.output_field.bind(field_name, self)
+            self.output_field.bind(field_name, self)  # type: ignore[arg-type]
 
     def to_representation(self, value: Any) -> Any:
         return value  # rendered in get_attribute, where the object is at hand
@@ -188,6 +188,7 @@ class ContextLookupField(serializers.Field):  # type: ignore[type-arg]
                 f"{self._where}: {spec!r} yields model instances, which cannot be rendered "
                 "as they are. Give the field an attr, a serializer=, or give the spec fields=."
             )
+        one: Callable[[Any], Any]
         if self.nested is not None:
             one = self.nested.to_representation
         elif attr is None:

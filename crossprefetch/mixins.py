@@ -16,7 +16,7 @@ from crossprefetch.spec import CrossDBPrefetch
 if TYPE_CHECKING:
     from rest_framework.generics import GenericAPIView
 
-    _Base = GenericAPIView
+    _Base = GenericAPIView[Any]
 else:
     _Base = object
 
@@ -81,7 +81,7 @@ class CrossDBPrefetchMixin(_Base):
             self._crossprefetch_objects = _NOTHING
 
     def get_serializer_context(self) -> dict[str, Any]:
-        context: dict[str, Any] = super().get_serializer_context()
+        context = dict(super().get_serializer_context())
         specs = self.get_cross_db_fields()
         if not specs:
             return context

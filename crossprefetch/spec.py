@@ -106,7 +106,7 @@ class CrossDBPrefetch:
         source = self.source
         if isinstance(source, str):
             return source
-        if isinstance(source, type):
+        if isinstance(source, type) and issubclass(source, models.Model):
             return source._meta.label
         if isinstance(source, models.QuerySet):
             return f"{source.model._meta.label} QuerySet"
@@ -169,7 +169,8 @@ class CrossDBPrefetch:
                 )
         else:
             queryset = self.get_model()._default_manager.all()
-        return queryset.using(self.using) if self.using is not None else queryset
+        result: models.QuerySet[Any] = queryset
+        return result.using(self.using) if self.using is not None else result
 
     def get_match_fields(self, model: type[models.Model]) -> tuple[models.Field[Any, Any], ...]:
         """The concrete remote fields the key is matched against (``pk`` expanded)."""
