@@ -58,7 +58,10 @@ def database_from_url(alias: str, url: str) -> dict[str, Any]:
             "PORT": str(parts.port or ""),
         }
     if parts.scheme == "sqlite":
-        return {"ENGINE": "django.db.backends.sqlite3", "NAME": unquote(parts.path)}
+        return {
+            "ENGINE": "django.db.backends.sqlite3",
+            "NAME": "/" + unquote(parts.path).lstrip("/"),
+        }
     raise ImproperlyConfigured(
         f"EXAMPLE_{alias.upper()}_DB_URL={url!r}: use postgres://USER:PASSWORD@HOST:PORT/NAME "
         "or sqlite:///ABSOLUTE/PATH."
