@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import sqlite3
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from typing import Any
 
 from django.db import connections, models
@@ -14,6 +14,61 @@ from django.db.models.sql.compiler import SQLCompiler
 _POSTGRES_MAX_PARAMS = 65_535
 #: Parameters kept free for the QuerySet's own filters when a key set is split.
 _PARAM_HEADROOM = 100
+
+
+_INTEGER_TYPES = frozenset(
+    {
+        "AutoField",
+        "BigAutoField",
+        "SmallAutoField",
+        "IntegerField",
+        "BigIntegerField",
+        "SmallIntegerField",
+        "PositiveIntegerField",
+        "PositiveBigIntegerField",
+        "PositiveSmallIntegerField",
+    }
+)
+
+
+def _db_values(field: Any, values: Iterable[Any], connection: BaseDatabaseWrapper) -> list[Any]:
+    """Database values of keys already normalised by the field (see ``_keys.normalizer``).
+
+    Integers are sent as they are; anything else goes through the field's preparation
+    (UUIDs become hex on SQLite, and so on). Django's ``__in`` lookup would prepare every
+    value again, which is most of what building a large lookup costs.
+    """
+    while field.is_relation and field.target_field is not None:
+        field = field.target_field
+    if field.get_internal_type() in _INTEGER_TYPES:
+        return list(values)
+    return [field.get_db_prep_value(v, connection, prepared=True) for v in values]
+
+
+class _InList(Expression):
+    """``column IN (%s, ...)`` over keys the engine has already normalised."""
+
+    conditional = True
+    output_field = models.BooleanField()
+
+    def __init__(self, column: str, values: Sequence[Any]) -> None:
+        super().__init__()
+        self.column: Any = models.F(column)
+        self.values = values
+
+    def get_source_expressions(self) -> list[Any]:
+        return [self.column]
+
+    def set_source_expressions(self, exprs: Sequence[Any]) -> None:
+        (self.column,) = exprs
+
+    def as_sql(
+        self, compiler: SQLCompiler, connection: BaseDatabaseWrapper, **extra: Any
+    ) -> tuple[str, tuple[Any, ...]]:
+        column_sql, column_params = compiler.compile(self.column)
+        values = _db_values(self.column.output_field, self.values, connection)
+        placeholders = ", ".join(["%s"] * len(values))
+        return f"{column_sql} IN ({placeholders})", (*column_params, *values)
 
 
 class _AnyOf(Expression):
@@ -38,9 +93,11 @@ class _AnyOf(Expression):
     ) -> tuple[str, tuple[Any, ...]]:
         column_sql, column_params = compiler.compile(self.column)
         field = self.column.output_field
-        db_type = field.cast_db_type(connection)
-        values = [field.get_db_prep_value(v, connection, prepared=False) for v in self.values]
-        return f"{column_sql} = ANY(%s::{db_type}[])", (*column_params, values)
+        values = _db_values(field, self.values, connection)
+        return f"{column_sql} = ANY(%s::{field.cast_db_type(connection)}[])", (
+            *column_params,
+            values,
+        )
 
 
 class _RowsOf(Expression):
@@ -73,9 +130,8 @@ class _RowsOf(Expression):
             field = column.output_field
             arrays.append(f"%s::{field.cast_db_type(connection)}[]")
         for index, column in enumerate(self.columns):
-            field = column.output_field
             params.append(
-                [field.get_db_prep_value(v[index], connection, prepared=False) for v in self.values]
+                _db_values(column.output_field, (v[index] for v in self.values), connection)
             )
         return (
             f"({', '.join(columns_sql)}) IN (SELECT * FROM unnest({', '.join(arrays)}))",
@@ -115,11 +171,11 @@ class _RowValuesIn(Expression):
             params.extend(column_params)
         fields = [column.output_field for column in self.columns]
         row = f"({', '.join(['%s'] * len(fields))})"
-        for key in self.values:
-            params.extend(
-                f.get_db_prep_value(v, connection, prepared=False)
-                for f, v in zip(fields, key, strict=True)
-            )
+        columns = [
+            _db_values(f, (key[i] for key in self.values), connection) for i, f in enumerate(fields)
+        ]
+        for key in zip(*columns, strict=True):
+            params.extend(key)
         rows = ", ".join([row] * len(self.values))
         return f"({', '.join(columns_sql)}) IN (VALUES {rows})", tuple(params)
 
@@ -174,4 +230,4 @@ def filtered_by_keys(
             rows = [models.Q(**dict(zip(columns, key, strict=True))) for key in part]
             yield queryset.filter(models.Q(*rows, _connector=models.Q.OR))
         else:
-            yield queryset.filter(**{f"{columns[0]}__in": part})
+            yield queryset.filter(_InList(columns[0], part))
