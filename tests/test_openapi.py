@@ -231,6 +231,19 @@ def test_type(
         assert ref.rsplit("/", 1)[1] in components
 
 
+def test_output_field_with_choices_documents_an_enumeration() -> None:
+    field = ContextLookupField(
+        "rows",
+        "tier",
+        output_field=serializers.ChoiceField(choices=["bronze", "silver", "gold"]),
+        default=None,
+    )
+    schema, components, messages = value_schema(field, {"rows": CUSTOMERS})
+    assert schema == {"allOf": [{"$ref": "#/components/schemas/ValueEnum"}], **NULLABLE}
+    assert components["ValueEnum"]["enum"] == ["bronze", "silver", "gold"]
+    assert messages == []
+
+
 def test_spec_of_the_request_wins_over_the_class_attribute() -> None:
     def get_cross_db_fields(self: Any) -> Mapping[str, CrossDBPrefetch]:
         return {"rows": CrossDBPrefetch(Customer, key="customer_id", fields=("tier",))}
