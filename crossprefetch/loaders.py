@@ -265,7 +265,8 @@ class DataLoader(Generic[KeyT, ValueT]):
         if len(self._queue) > 1:
             return  # a dispatch is already scheduled for this queue
         if not self.batch:
-            self._start_dispatch()
+            entries, self._queue = self._queue, []
+            self._track(self._run_batch(entries))
         elif self.batch_window > 0:
             loop.call_later(self.batch_window, self._start_dispatch)
         else:
