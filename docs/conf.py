@@ -10,6 +10,7 @@ from __future__ import annotations
 import ast
 import inspect
 import os
+import re
 import sys
 from pathlib import Path
 from typing import Any
@@ -41,7 +42,8 @@ extensions = [
     "myst_parser",
 ]
 source_suffix = {".rst": "restructuredtext", ".md": "markdown"}
-exclude_patterns = ["_build"]
+# Included by benchmarks/index.rst (when the benchmark has written it), not a page itself.
+exclude_patterns = ["_build", "benchmarks/results.md"]
 templates_path: list[str] = []
 
 html_theme = "furo"
@@ -114,11 +116,37 @@ class CrossPrefetchSettings(Directive):
         return container.children
 
 
-class OnlyIfExists(Directive):
-    """``.. only-if-exists:: path`` — parse the content only if ``path`` exists.
+_FENCE = re.compile(r"^\s*(```|~~~)")
+_HEADING = re.compile(r"^(#{1,6})(\s)")
 
-    ``path`` is relative to the current document. For pages that another tool writes
-    (the benchmark results), so that the documentation builds before and after.
+
+def _nest_headings(markdown: str) -> str:
+    """Shift Markdown headings so the highest becomes ``#``: nested under the includer."""
+    lines = markdown.splitlines()
+    levels = []
+    fenced = False
+    for line in lines:
+        if _FENCE.match(line):
+            fenced = not fenced
+        elif not fenced and (match := _HEADING.match(line)):
+            levels.append(len(match[1]))
+    shift = min(levels, default=1) - 1
+    fenced = False
+    for index, line in enumerate(lines):
+        if _FENCE.match(line):
+            fenced = not fenced
+        elif not fenced and _HEADING.match(line):
+            lines[index] = line[shift:]
+    return "\n".join(lines) + "\n"
+
+
+class MarkdownIfExists(Directive):
+    """``.. markdown-if-exists:: path`` — include a Markdown file if it exists.
+
+    For a page that another tool writes (the benchmark results), so that the
+    documentation builds before and after it does. ``path`` is relative to the current
+    document. Its headings become subsections of the current section, whatever level
+    they start at; the directive's content (a section title, say) comes first.
     """
 
     required_arguments = 1
@@ -127,11 +155,22 @@ class OnlyIfExists(Directive):
     def run(self) -> list[nodes.Node]:
         env = self.state.document.settings.env
         base = (DOCS / env.docname).parent
-        if not (base / self.arguments[0]).exists():
+        source = base / self.arguments[0]
+        if not source.exists():
             return []
-        container = nodes.container()
-        nested_parse_with_titles(self.state, self.content, container)
-        return container.children
+        env.note_dependency(str(source))
+        nested = Path(env.app.doctreedir) / "markdown-if-exists" / f"{env.docname}.md"
+        nested.parent.mkdir(parents=True, exist_ok=True)
+        nested.write_text(_nest_headings(source.read_text()))
+        lines = [
+            *self.content,
+            "",
+            f".. include:: {os.path.relpath(nested, base)}",
+            "   :parser: myst_parser.sphinx_",
+            "",
+        ]
+        self.state_machine.insert_input(lines, str(source))
+        return []
 
 
 class _Default:
@@ -189,5 +228,5 @@ def setup(app: Sphinx) -> dict[str, Any]:
         objname="system check",
     )
     directives.register_directive("crossprefetch-settings", CrossPrefetchSettings)
-    directives.register_directive("only-if-exists", OnlyIfExists)
+    directives.register_directive("markdown-if-exists", MarkdownIfExists)
     return {"parallel_read_safe": True}
