@@ -1,0 +1,438 @@
+"""The debug-toolbar panel: real requests through the toolbar, then the panel it stored."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import threading
+from collections.abc import Iterator
+from html.parser import HTMLParser
+from pathlib import Path
+from types import SimpleNamespace
+from typing import TYPE_CHECKING, Any
+
+import pytest
+from asgiref.sync import async_to_sync
+from django.http import HttpRequest, HttpResponse
+from django.test import AsyncClient, Client, RequestFactory
+from rest_framework.request import Request
+
+from crossprefetch import CrossDBPrefetch, prefetch_cross_db
+from tests import panel_settings
+from tests.conftest import ALL_DATABASES, REQUIRE_SERVICES, make_scenario
+
+if TYPE_CHECKING:
+    from debug_toolbar.toolbar import DebugToolbar
+    from pytest_django import Settings
+    from pytest_django.live_server_helper import LiveServer
+    from selenium.webdriver.remote.webdriver import WebDriver
+
+pytest.importorskip("debug_toolbar")
+
+from crossprefetch.panels import CrossDBPrefetchPanel
+
+PANEL_ID = CrossDBPrefetchPanel.panel_id
+
+
+def _clear_toolbar_caches() -> None:
+    """The toolbar caches its show-toolbar callback for the life of the process."""
+    from debug_toolbar import middleware
+
+    cached = getattr(middleware, "show_toolbar_func_or_path", None)
+    if cached is not None and hasattr(cached, "cache_clear"):
+        cached.cache_clear()
+
+
+@pytest.fixture
+def toolbar(settings: Settings) -> Iterator[type[DebugToolbar]]:
+    """django-debug-toolbar on, with the crossprefetch panel, for this test only.
+
+    The toolbar's class is imported only then: its module defines a model, which needs
+    ``debug_toolbar`` in ``INSTALLED_APPS``.
+    """
+    overrides = panel_settings.overrides(list(settings.INSTALLED_APPS), list(settings.MIDDLEWARE))
+    for name, value in overrides.items():
+        setattr(settings, name, value)
+    _clear_toolbar_caches()
+    from debug_toolbar.toolbar import DebugToolbar
+
+    yield DebugToolbar
+    _clear_toolbar_caches()
+
+
+class _TableParser(HTMLParser):
+    """The text of each body row of the first ``<table class="...{css_class}...">``."""
+
+    def __init__(self, css_class: str) -> None:
+        super().__init__()
+        self.css_class = css_class
+        self.rows: list[list[str]] = []
+        self._depth = 0  # >0 inside the wanted table
+        self._in_body = False
+        self._cell: list[str] | None = None
+
+    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
+        if tag == "table":
+            classes = (dict(attrs).get("class") or "").split()
+            if self._depth or (self.css_class in classes and not self.rows):
+                self._depth += 1
+        elif self._depth and tag == "tbody":
+            self._in_body = True
+        elif self._depth and self._in_body and tag == "tr":
+            self.rows.append([])
+        elif self._depth and self._in_body and tag == "td":
+            self._cell = []
+
+    def handle_endtag(self, tag: str) -> None:
+        if tag == "table" and self._depth:
+            self._depth -= 1
+        elif tag == "tbody":
+            self._in_body = False
+        elif tag == "td" and self._cell is not None:
+            self.rows[-1].append(" ".join("".join(self._cell).split()))
+            self._cell = None
+
+    def handle_data(self, data: str) -> None:
+        if self._cell is not None:
+            self._cell.append(data)
+
+
+def table_rows(html: str, css_class: str = "crossprefetch-lookups") -> list[list[str]]:
+    parser = _TableParser(css_class)
+    parser.feed(html)
+    return parser.rows
+
+
+def stored_panel(
+    toolbar: type[DebugToolbar], client: Client, response: Any
+) -> tuple[dict[str, Any], str, str]:
+    """The panel's stored stats, its subtitle, and its content from ``render_panel``."""
+    request_id = response.headers["djdt-request-id"]
+    stored = toolbar.fetch(request_id, PANEL_ID)
+    assert stored is not None, "the toolbar stored nothing for the request"
+    panel = stored.get_panel_by_id(PANEL_ID)
+    assert isinstance(panel, CrossDBPrefetchPanel)
+    rendered = client.get(
+        "/__debug__/render_panel/", {"request_id": request_id, "panel_id": PANEL_ID}
+    )
+    assert rendered.status_code == 200
+    return panel.get_stats(), str(panel.nav_subtitle), rendered.json()["content"]
+
+
+_COLUMNS = (
+    "name",
+    "model",
+    "alias",
+    "keys_asked",
+    "keys_found",
+    "keys_missing",
+    "keys_invalid",
+    "queries",
+    "cache_hits",
+    "cache_misses",
+    "cache_errors",
+    "fallbacks",
+    "shared_with",
+)
+
+
+def _row(*values: Any) -> dict[str, Any]:
+    return dict(zip(_COLUMNS, values, strict=True))
+
+
+# make_scenario(): 100 events; 80 reference 24 distinct customers, 10 have no customer,
+# 10 reference customers that do not exist. OrderEventSerializer reads "customers" in
+# three fields, so each of the 20 events without a customer falls back three times.
+PANEL_TABLE = [
+    (
+        "one lookup, three fields",
+        "/api/events/",
+        "1 lookup, 1 query",
+        [_row("customers", "testapp.Customer", "default", 34, 24, 10, 0, 1, 0, 0, 0, 60, [])],
+    ),
+    (
+        "two databases",
+        "/api/two-databases/",
+        "2 lookups, 2 queries",
+        [
+            _row("customers", "testapp.Customer", "default", 34, 24, 10, 0, 1, 0, 0, 0, 20, []),
+            _row("regions", "testapp.Region", "legacy", 4, 3, 1, 0, 1, 0, 0, 0, 42, []),
+        ],
+    ),
+    (
+        "two lookups sharing one query",
+        "/api/buyer-seller/",
+        "2 lookups, 1 query",
+        [
+            _row(
+                "buyers", "testapp.Customer", "default", 34, 24, 10, 0, 1, 0, 0, 0, 20, ["sellers"]
+            ),
+            _row(
+                "sellers", "testapp.Customer", "default", 24, 24, 0, 0, 1, 0, 0, 0, 20, ["buyers"]
+            ),
+        ],
+    ),
+    ("nothing serialized", "/api/events-limit/?offset=5000", "0 lookups, 0 queries", []),
+]
+
+
+@pytest.mark.django_db(databases=ALL_DATABASES)
+@pytest.mark.parametrize(
+    ("url", "subtitle", "expected"),
+    [case[1:] for case in PANEL_TABLE],
+    ids=[case[0] for case in PANEL_TABLE],
+)
+def test_panel_numbers(
+    toolbar: type[DebugToolbar], url: str, subtitle: str, expected: list[dict[str, Any]]
+) -> None:
+    make_scenario()
+    client = Client()
+    response = client.get(url, headers={"accept": "application/json"})
+    assert response.status_code == 200
+
+    stats, nav_subtitle, content = stored_panel(toolbar, client, response)
+
+    assert [{k: row[k] for k in _COLUMNS} for row in stats["lookups"]] == expected
+    assert nav_subtitle == subtitle
+    assert stats["fallbacks"] == sum(row["fallbacks"] for row in expected)
+    assert stats["databases"] == sorted({row["alias"] for row in expected})
+    assert all(row["time_ms"] >= 0 for row in stats["lookups"])
+    # The rendered table, cell by cell, but for the time column.
+    assert [cells[:8] + cells[9:] for cells in table_rows(content)] == [
+        [
+            *(str(row[k]) for k in _COLUMNS[:-1]),
+            ", ".join(row["shared_with"]) or "—",
+        ]
+        for row in expected
+    ]
+    if not expected:
+        assert "No cross-database lookups were built during this request." in content
+
+
+@pytest.mark.django_db(databases=ALL_DATABASES)
+def test_panel_under_asgi(toolbar: type[DebugToolbar]) -> None:
+    """The panel is async-capable: the view runs in a worker thread, the toolbar does not."""
+    make_scenario()
+    response = async_to_sync(AsyncClient().get)(
+        "/api/two-databases/", headers={"accept": "application/json"}
+    )
+    assert response.status_code == 200
+
+    stats, nav_subtitle, _ = stored_panel(toolbar, Client(), response)
+
+    assert nav_subtitle == "2 lookups, 2 queries"
+    assert [(row["name"], row["alias"], row["fallbacks"]) for row in stats["lookups"]] == [
+        ("customers", "default", 20),
+        ("regions", "legacy", 42),
+    ]
+
+
+@pytest.mark.django_db(databases=ALL_DATABASES)
+def test_panel_stats_are_json(toolbar: type[DebugToolbar]) -> None:
+    """Toolbar 5+ stores stats serialised; the panel records plain JSON types only."""
+    panel = _panel(toolbar, RequestFactory().get("/"))
+    panel.enable_instrumentation()
+    try:
+        _prefetch(panel.toolbar.request, "customers")
+    finally:
+        panel.disable_instrumentation()
+    panel.generate_stats(panel.toolbar.request, HttpResponse())
+
+    stats = panel.get_stats()
+    assert json.loads(json.dumps(stats)) == stats
+    assert stats["lookups"][0]["name"] == "customers"
+
+
+def _panel(toolbar: type[DebugToolbar], request: HttpRequest) -> CrossDBPrefetchPanel:
+    """The panel of a toolbar built for ``request``, as the toolbar's middleware builds it."""
+    panel = toolbar(request, lambda request: HttpResponse()).get_panel_by_id(PANEL_ID)
+    assert isinstance(panel, CrossDBPrefetchPanel)
+    return panel
+
+
+def _prefetch(request: Any, marker: str) -> None:
+    # Only null keys: no query, but the signal is sent for the batch.
+    prefetch_cross_db(
+        [SimpleNamespace(customer_id=None)],
+        {marker: CrossDBPrefetch("testapp.Customer", key="customer_id")},
+        request=request,
+    )
+
+
+def _names(panel: CrossDBPrefetchPanel) -> list[tuple[int, str]]:
+    return [(row["call"], row["name"]) for row in panel.get_stats()["lookups"]]
+
+
+@pytest.mark.django_db(databases=ALL_DATABASES)
+def test_panel_records_only_its_own_request(toolbar: type[DebugToolbar]) -> None:
+    """Two requests in flight at once, in two threads: each panel keeps its own batches.
+
+    A batch is its request's when built for the toolbar's request (directly or wrapped in
+    a DRF ``Request``), or built without a request in the context the panel instruments.
+    """
+    factory = RequestFactory()
+    a, b = panels = [_panel(toolbar, factory.get(f"/{n}/")) for n in "ab"]
+    both_enabled = threading.Barrier(2, timeout=10)
+    both_sent = threading.Barrier(2, timeout=10)
+
+    def request_b() -> None:
+        b.enable_instrumentation()
+        both_enabled.wait()
+        _prefetch(Request(b.toolbar.request), "b_drf_request")
+        _prefetch(None, "b_no_request")
+        both_sent.wait()
+        b.disable_instrumentation()
+
+    thread = threading.Thread(target=request_b)
+    thread.start()
+    a.enable_instrumentation()
+    both_enabled.wait()
+    _prefetch(a.toolbar.request, "a_request")
+    _prefetch(None, "a_no_request")
+    _prefetch(factory.get("/other/"), "another_request")
+    both_sent.wait()
+    a.disable_instrumentation()
+    thread.join()
+    _prefetch(None, "after_the_request")
+
+    for panel in panels:
+        panel.generate_stats(panel.toolbar.request, HttpResponse())
+    assert _names(a) == [(1, "a_request"), (2, "a_no_request")]
+    assert _names(b) == [(1, "b_drf_request"), (2, "b_no_request")]
+    assert a.get_stats()["calls"] == 2
+    # With more than one call, the table says which call built each lookup.
+    assert [cells[:2] for cells in table_rows(a.content)] == [
+        ["1", "a_request"],
+        ["2", "a_no_request"],
+    ]
+
+
+# -- in a browser ---------------------------------------------------------------------------
+
+CHROMIUM_ARGS = (
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-dev-shm-usage",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--no-first-run",
+    "--window-size=1440,900",
+)
+
+
+def _browser_missing() -> str | None:
+    """Why headless Chromium cannot be driven here, or None if it can."""
+    try:
+        import selenium  # noqa: F401
+    except ImportError:
+        return "selenium is not installed (pip install selenium)"
+    for program in ("chromium", "chromedriver"):
+        if shutil.which(program) is None:
+            return f"{program} is not on PATH (apt-get install chromium chromium-driver)"
+    return None
+
+
+@pytest.fixture
+def browser(tmp_path: Path) -> Iterator[WebDriver]:
+    """Headless Chromium through Selenium; skipped without it, unless CI requires it."""
+    reason = _browser_missing()
+    if reason is not None:
+        if REQUIRE_SERVICES:
+            pytest.fail(f"CROSSPREFETCH_REQUIRE_SERVICES=1 but {reason}", pytrace=False)
+        pytest.skip(reason)
+    from selenium import webdriver
+    from selenium.webdriver.chrome.service import Service
+
+    options = webdriver.ChromeOptions()
+    options.binary_location = str(shutil.which("chromium"))
+    for argument in (*CHROMIUM_ARGS, f"--user-data-dir={tmp_path / 'chromium-profile'}"):
+        options.add_argument(argument)
+    driver = webdriver.Chrome(options=options, service=Service(shutil.which("chromedriver")))
+    try:
+        yield driver
+    finally:
+        driver.quit()
+
+
+@pytest.fixture
+def toolbar_server(toolbar: type[DebugToolbar]) -> Iterator[LiveServer]:
+    """pytest-django's live server, started once the toolbar's settings are in place.
+
+    The session-wide ``live_server`` fixture builds its middleware chain when it first
+    starts, possibly before (or without) the toolbar; a server of the same kind started
+    by this test serves the toolbar's middleware and URLs.
+    """
+    from pytest_django.live_server_helper import LiveServer
+
+    server = LiveServer("localhost:0")
+    try:
+        yield server
+    finally:
+        server.stop()
+
+
+@pytest.mark.django_db(transaction=True, databases=ALL_DATABASES)
+def test_panel_in_a_browser(toolbar_server: LiveServer, browser: WebDriver, tmp_path: Path) -> None:
+    """A developer opens the browsable API, then the panel: the lookup's row is there."""
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.support.wait import WebDriverWait
+
+    make_scenario()
+    browser.get(f"{toolbar_server.url}/api/two-databases/")
+    wait = WebDriverWait(browser, 15)
+
+    toolbar_root = wait.until(lambda d: d.find_element(By.ID, "djDebugRoot").shadow_root)
+    link = toolbar_root.find_element(By.CSS_SELECTOR, f"#djDebugPanelList a.{PANEL_ID}")
+    wait.until(lambda d: link.is_displayed())
+    assert link.text.split("\n") == ["Cross-DB prefetch", "2 lookups, 2 queries"]
+    link.click()
+
+    table = wait.until(
+        lambda d: toolbar_root.find_element(
+            By.CSS_SELECTOR, f"#{PANEL_ID} table.crossprefetch-lookups"
+        )
+    )
+    wait.until(lambda d: table.is_displayed())
+    screenshot = tmp_path / "crossprefetch-panel.png"
+    browser.save_screenshot(str(screenshot))
+    assert screenshot.stat().st_size > 0
+
+    rows = [
+        [cell.text for cell in row.find_elements(By.TAG_NAME, "td")]
+        for row in table.find_elements(By.CSS_SELECTOR, "tbody tr")
+    ]
+    assert [cells[:8] + cells[9:] for cells in rows] == [
+        [
+            "customers",
+            "testapp.Customer",
+            "default",
+            "34",
+            "24",
+            "10",
+            "0",
+            "1",
+            "0",
+            "0",
+            "0",
+            "20",
+            "\u2014",
+        ],
+        [
+            "regions",
+            "testapp.Region",
+            "legacy",
+            "4",
+            "3",
+            "1",
+            "0",
+            "1",
+            "0",
+            "0",
+            "0",
+            "42",
+            "\u2014",
+        ],
+    ]
+    assert all(cells[8].endswith(" ms") for cells in rows)
