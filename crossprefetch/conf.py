@@ -35,6 +35,25 @@ class Settings:
         return float(_get("CACHE_ERROR_LOG_INTERVAL", 60))
 
     @property
+    def CACHE_LOCAL_MAX_ENTRIES(self) -> int:
+        """Cache entries each process also keeps in memory (0 disables the local layer).
+
+        Still checked against the shared cache's generations on every request, so they are
+        exactly as fresh; they save reading and unpickling one entry per key.
+        """
+        return int(_get("CACHE_LOCAL_MAX_ENTRIES", 10_000))
+
+    @property
+    def CACHE_INVALIDATE_MODELS(self) -> tuple[str, ...]:
+        """Cached models (``"app_label.Model"``) every process watches from its start.
+
+        Needed only for models read by specs the URLconf's views do not declare (callable
+        sources, ``get_cross_db_fields()``), in processes that write them but never serve
+        those lookups: a worker, a management command.
+        """
+        return tuple(_get("CACHE_INVALIDATE_MODELS", ()))
+
+    @property
     def SERVER_TIMING(self) -> bool:
         """Add a ``Server-Timing`` header with the time spent in lookups."""
         return bool(_get("SERVER_TIMING", False))

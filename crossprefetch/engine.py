@@ -13,7 +13,7 @@ from django.core.exceptions import ImproperlyConfigured
 from django.db import connections, models
 from django.http import HttpRequest
 
-from crossprefetch import _keys, _sql, signals
+from crossprefetch import _caching, _keys, _sql, signals
 from crossprefetch.lookup import MISSING, Lookup, LookupStats
 from crossprefetch.spec import CrossDBPrefetch
 
@@ -66,7 +66,7 @@ def prefetch_cross_db(
     _collect_keys(objs, plans)
     lookups: dict[str, Lookup] = {}
     for group in _groups(plans):
-        for plan, rows in zip(group, _fetch_group(group), strict=True):
+        for plan, rows in zip(group, _fetch_group(group, request), strict=True):
             lookups[plan.name] = _lookup(plan, rows)
     if objs and signals.lookups_prefetched.receivers:
         signals.lookups_prefetched.send(sender=prefetch_cross_db, lookups=lookups, request=request)
@@ -190,8 +190,11 @@ def _is_unique(fields: tuple[models.Field[Any, Any], ...], model: type[models.Mo
     return names in together
 
 
-def _fetch_group(group: list[_Plan]) -> list[dict[Any, Any]]:
-    """Run the group's query (or queries, when a key set must be split); rows per plan."""
+def _fetch_group(group: list[_Plan], request: HttpRequest | None = None) -> list[dict[Any, Any]]:
+    """Run the group's query (or queries, when a key set must be split); rows per plan.
+
+    A cached group reads the cache first and queries only the keys it misses.
+    """
     first = group[0]
     stats = [
         LookupStats(
@@ -207,21 +210,13 @@ def _fetch_group(group: list[_Plan]) -> list[dict[Any, Any]]:
     for plan, plan_stats in zip(group, stats, strict=True):
         plan.stats = plan_stats
     keys = first.keys if len(group) == 1 else set().union(*(p.keys for p in group))
-    many = any(p.spec.many for p in group)
+    if first.spec.cache is not None:
+        return _caching.fetch_group(group, keys, request, _query_group)
     if not keys:
         return _empty_results(group)
 
     started = time.perf_counter()
-    queryset = first.queryset
-    if not many and _is_unique(first.match_fields, queryset.model):
-        queryset = queryset.order_by()
-    ordered_keys = list(keys)
-    match_names = first.match_names
-    queries = 0
-    if any(p.spec.fields is None for p in group):
-        rows_per_plan, queries = _fetch_instances(group, queryset, match_names, ordered_keys)
-    else:
-        rows_per_plan, queries = _fetch_values(group, queryset, match_names, ordered_keys)
+    rows_per_plan, queries = _query_group(group, keys)
     elapsed = (time.perf_counter() - started) * 1000
     for plan, plan_rows in zip(group, rows_per_plan, strict=True):
         assert plan.stats is not None
@@ -231,6 +226,17 @@ def _fetch_group(group: list[_Plan]) -> list[dict[Any, Any]]:
             sum(1 for k in plan.keys if plan_rows.get(k)) if plan.spec.many else len(plan_rows)
         )
     return rows_per_plan
+
+
+def _query_group(group: list[_Plan], keys: set[Any]) -> tuple[list[dict[Any, Any]], int]:
+    """The rows of ``keys`` for each plan of the group, and how many queries it took."""
+    first = group[0]
+    queryset = first.queryset
+    if not any(p.spec.many for p in group) and _is_unique(first.match_fields, queryset.model):
+        queryset = queryset.order_by()
+    if any(p.spec.fields is None for p in group):
+        return _fetch_instances(group, queryset, first.match_names, list(keys))
+    return _fetch_values(group, queryset, first.match_names, list(keys))
 
 
 def _fetch_values(

@@ -1,0 +1,515 @@
+"""The engine's cache path: serve a group's keys from the cache, query the misses only.
+
+For a group of specs sharing one :class:`~crossprefetch.CachePolicy`, a request costs one
+``get_many`` (the generations of the models the specs read, plus the entries this process
+does not hold already), at most one query for the keys that missed, and one ``set_many``
+writing those back.
+
+An entry is ``(generations, payload, not_after)``, plain data only: the payload is the row
+dict of a projected spec, the concrete field values of a model instance, a list of either
+for ``many=True``, or ``None`` / ``[]`` for a reference with no row (negative caching).
+``generations`` are the tokens of the models the rows were read from, taken before they
+were read; a write replaces a token, which makes every older entry a miss in every process
+sharing the cache (see :mod:`crossprefetch._invalidation`). ``not_after`` is the wall-clock
+time the entry expires, so a copy of it outlives the cache's own entry by no more.
+
+Each process also keeps the entries it read or wrote in a bounded dict (the *local* layer,
+``CACHE_LOCAL_MAX_ENTRIES``). They obey the same rule: used only while their generations
+are the current ones, read from the shared cache on every request, and until
+``not_after``. A warm request then reads one key per model from the shared cache, however
+many keys the page has.
+
+A cache that raises never fails a request: the keys are read from the database, the
+failure is counted in :attr:`~crossprefetch.LookupStats.cache_errors` and logged at most
+once per ``CACHE_ERROR_LOG_INTERVAL`` per cache alias.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import logging
+import random
+import re
+import threading
+import time
+import uuid
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field, replace
+from typing import TYPE_CHECKING, Any, Final
+
+from django.core.cache import BaseCache, InvalidCacheBackendError, caches
+from django.core.exceptions import EmptyResultSet, ImproperlyConfigured
+from django.db import models
+from django.http import HttpRequest
+
+from crossprefetch import _invalidation
+from crossprefetch.conf import conf
+
+if TYPE_CHECKING:
+    from crossprefetch.cache import CachePolicy
+    from crossprefetch.engine import _Plan
+
+    QueryFunc = Callable[[list[_Plan], set[Any]], tuple[list[dict[Any, Any]], int]]
+
+logger = logging.getLogger("crossprefetch")
+
+#: Bumped when the shape of an entry changes, so that no release reads another's entries.
+_FORMAT: Final = 1
+_PREFIX = re.compile(r"[!-~]{1,64}")
+_PLAIN_KEY = re.compile(r"[A-Za-z0-9_.@+\-]{0,40}")
+_SCOPE_TYPES: Final = (str, int, uuid.UUID, type(None))
+
+#: Wall-clock time, shared by all processes: entries expire at a date.
+_now = time.time
+
+
+# Keys ---------------------------------------------------------------------------------------
+
+
+def key_prefix() -> str:
+    """``CROSSPREFETCH["CACHE_PREFIX"]``, refused if a memcached key could not carry it."""
+    prefix = conf.CACHE_PREFIX
+    if not _PREFIX.fullmatch(prefix):
+        raise ImproperlyConfigured(
+            f"CROSSPREFETCH['CACHE_PREFIX'] = {prefix!r}: use 1 to 64 printable ASCII "
+            "characters without spaces, so every cache backend accepts the keys."
+        )
+    return prefix
+
+
+def scope_value(policy: CachePolicy, request: HttpRequest | None) -> tuple[Any, ...]:
+    """What the scope contributes to the keys: ``("scope", value)`` or ``("unscoped",)``."""
+    if policy.scope is None:
+        return ("unscoped",)
+    value = policy.scope(request)
+    if not _plain_scope(value):
+        raise TypeError(
+            f"CachePolicy(scope={policy.scope!r}) returned {value!r}; a scope must be a str, "
+            "an int, a UUID or a tuple of them (a tenant id, say), the same in every process."
+        )
+    return ("scope", value)
+
+
+def _plain_scope(value: object) -> bool:
+    if isinstance(value, tuple):
+        return all(_plain_scope(v) for v in value)
+    return isinstance(value, _SCOPE_TYPES) and not isinstance(value, bool)
+
+
+def query_identity(queryset: models.QuerySet[Any]) -> str | None:
+    """The compiled SQL and parameters of the spec's QuerySet, or ``None`` if it has none.
+
+    Part of every key, so two QuerySets that filter differently (per tenant, say) never
+    share entries. Compiled on each request rather than remembered: a manager may filter
+    by request state, and the SQL is what says so.
+    """
+    try:
+        sql, params = queryset.query.get_compiler(using=queryset.db).as_sql()
+    except EmptyResultSet:
+        return None
+    except Exception:  # a QuerySet that cannot compile alone is not cached
+        logger.debug("not caching %r: it does not compile on its own", queryset, exc_info=True)
+        return None
+    return f"{sql}\x00{params!r}"
+
+
+def key_head(prefix: str, version: int | str, identity: Iterable[Any]) -> str:
+    """``<prefix>:<version>:<digest>:``, the digest hashing a spec's identity.
+
+    The identity (model, database, compiled filter, matched fields, scope, projection) is
+    hashed once per request; each key then only appends its own value.
+    """
+    digest = hashlib.blake2b(repr((_FORMAT, *identity)).encode(), digest_size=16).digest()
+    return f"{prefix}:{version}:{base64.urlsafe_b64encode(digest).decode().rstrip('=')}:"
+
+
+def key_suffix(key: Any) -> str:
+    """A remote key in a cache key: readable when it is an int or a short plain string."""
+    if type(key) is int:
+        return f"i{key}"
+    if type(key) is str and _PLAIN_KEY.fullmatch(key):
+        return f"s{key}"
+    return "h" + hashlib.blake2b(repr(key).encode(), digest_size=16).hexdigest()
+
+
+# Errors -------------------------------------------------------------------------------------
+
+_error_lock = threading.Lock()
+_last_warning: dict[str, float] = {}
+_unreported: dict[str, int] = {}
+
+
+def report_error(alias: str, operation: str, exc: BaseException) -> None:
+    """Log a failing cache at most once per ``CACHE_ERROR_LOG_INTERVAL`` per alias."""
+    now = time.monotonic()
+    interval = conf.CACHE_ERROR_LOG_INTERVAL
+    with _error_lock:
+        last = _last_warning.get(alias)
+        if last is not None and now - last < interval:
+            _unreported[alias] = _unreported.get(alias, 0) + 1
+            logger.debug("cache %r failed again during %s: %r", alias, operation, exc)
+            return
+        _last_warning[alias] = now
+        unreported = _unreported.pop(alias, 0)
+    logger.warning(
+        "crossprefetch: cache %r failed during %s (%s: %s); lookups read the database "
+        "instead%s. Next warning about this cache in %g s at the earliest.",
+        alias,
+        operation,
+        type(exc).__name__,
+        exc,
+        f" ({unreported} more failure(s) since the last warning)" if unreported else "",
+        interval,
+    )
+
+
+def get_cache(alias: str) -> BaseCache:
+    try:
+        return caches[alias]
+    except InvalidCacheBackendError as exc:
+        raise ImproperlyConfigured(
+            f"CachePolicy(alias={alias!r}): no such cache in settings.CACHES ({exc})."
+        ) from exc
+
+
+# The local layer ----------------------------------------------------------------------------
+
+_local: dict[tuple[str, Any], tuple[Any, Any, float]] = {}
+_local_lock = threading.Lock()
+
+
+def _remember(entries: dict[tuple[str, Any], tuple[Any, Any, float]]) -> None:
+    limit = conf.CACHE_LOCAL_MAX_ENTRIES
+    if limit <= 0 or not entries:
+        return
+    with _local_lock:
+        _local.update(entries)
+        excess = len(_local) - limit
+        if excess > 0:  # the oldest first: dicts keep insertion order
+            for old in list(_local)[:excess]:
+                del _local[old]
+
+
+def clear_local() -> None:
+    """Empty this process's local layer (for tests)."""
+    with _local_lock:
+        _local.clear()
+
+
+def _copy(payload: Any) -> Any:
+    """A row the caller may change without changing what the local layer holds."""
+    if type(payload) is dict:
+        return payload.copy()
+    if type(payload) is list:
+        return [row.copy() if type(row) is dict else row for row in payload]
+    return payload
+
+
+# The cached fetch ---------------------------------------------------------------------------
+
+
+@dataclass
+class _Entries:
+    """One plan's keys, and what the local layer and the shared cache held for them."""
+
+    plan: _Plan
+    head: str
+    result: dict[Any, Any]
+    local: dict[Any, tuple[Any, Any, float]] = field(default_factory=dict)
+    remote: dict[str, Any] = field(default_factory=dict)  # cache key -> remote key
+    hits: int = 0
+    missing: set[Any] = field(default_factory=set)
+
+
+def fetch_group(
+    group: list[_Plan], keys: set[Any], request: HttpRequest | None, query: QueryFunc
+) -> list[dict[Any, Any]]:
+    """Rows per plan, from the cache where it has them, from one query for the rest."""
+    first = group[0]
+    policy = first.spec.cache
+    assert policy is not None
+    for plan in group:
+        _refuse_unsafe(plan, policy)
+    if not keys:
+        return [{k: [] for k in p.keys} if p.spec.many else {} for p in group]
+    started = time.perf_counter()
+    scope = scope_value(policy, request)
+    identity = query_identity(first.queryset)
+    labels: tuple[str, ...] = ()
+    if policy.invalidate and identity is not None:
+        dependencies = _invalidation.dependencies(first.queryset, _projection_paths(group))
+        _invalidation.track(dependencies, policy.alias)
+        labels = _invalidation.labels(dependencies)
+        if _invalidation.pending(labels):
+            identity = None  # this transaction wrote such rows: the cache cannot know them
+    if identity is None:
+        rows, queries = query(group, keys)
+        _set_stats(group, rows, queries, started, [0] * len(group), errors=0)
+        return rows
+
+    cache = get_cache(policy.alias)
+    prefix = key_prefix()
+    common = (first.queryset.model._meta.label, first.alias, identity, first.match_names, scope)
+    now = _now()
+    entries = [_entries(plan, key_head(prefix, policy.version, (*common, plan.spec.fields,
+               plan.spec.many)), now) for plan in group]  # fmt: skip
+    generation_keys = [_invalidation.generation_key(label) for label in labels]
+    wanted = generation_keys + [k for e in entries for k in e.remote]
+    errors = 0
+    found: dict[str, Any] = {}
+    usable = True
+    if wanted:
+        try:
+            found = cache.get_many(wanted)
+        except Exception as exc:
+            report_error(policy.alias, "get_many", exc)
+            errors += 1
+            usable = False
+    generations: tuple[int, ...] | None = ()
+    if usable and generation_keys:
+        generations, failed = _generations(cache, policy.alias, generation_keys, found)
+        errors += failed
+        usable = generations is not None
+    remembered: dict[tuple[str, Any], tuple[Any, Any, float]] = {}
+    for e in entries:
+        if usable or not generation_keys:  # without generations, local entries need none
+            _read(e, found if usable else {}, generations, now, remembered)
+        else:
+            e.missing = set(e.plan.keys)
+
+    missed = [e for e in entries if e.missing]
+    queries = 0
+    if missed:
+        plans = [replace(e.plan, keys=e.missing) for e in missed]
+        rows_per_plan, queries = query(plans, set().union(*(p.keys for p in plans)))
+        to_write: dict[str, Any] = {}
+        ttl = _timeout(policy)
+        for e, fetched in zip(missed, rows_per_plan, strict=True):
+            e.result.update(fetched)
+            if usable:
+                _collect(e, fetched, generations, policy, now, ttl, to_write, remembered)
+        if to_write:
+            errors += _write(cache, policy, to_write, ttl)
+    _remember(remembered)
+    results = [e.result for e in entries]
+    _set_stats(group, results, queries, started, [e.hits for e in entries], errors=errors)
+    return results
+
+
+def _refuse_unsafe(plan: _Plan, policy: CachePolicy) -> None:
+    spec = plan.spec
+    source = spec.source
+    if policy.scope is None and callable(source) and not isinstance(source, type | models.QuerySet):
+        raise ImproperlyConfigured(
+            f"{spec!r} ({plan.name!r}) caches rows of a QuerySet built by a "
+            "callable(request), so they may differ between requests, but its CachePolicy "
+            "has no scope: one user's or tenant's rows could be served to another. Give "
+            "CachePolicy(..., scope=lambda request: <tenant id>), or a constant scope if "
+            "the rows are the same for every request."
+        )
+    if spec.fields is None and loads_related(plan.queryset):
+        raise ImproperlyConfigured(
+            f"{spec!r} ({plan.name!r}) caches model instances of a QuerySet with "
+            "select_related() or prefetch_related(); cached instances carry their own "
+            "field values only, so each related object would cost a query per row. "
+            "Project the related values with fields=('name', 'region__name', ...) or "
+            "drop the cache."
+        )
+
+
+def loads_related(queryset: models.QuerySet[Any]) -> bool:
+    """Whether the QuerySet attaches related objects that a cached instance would lose."""
+    prefetches: tuple[Any, ...] = getattr(queryset, "_prefetch_related_lookups", ())
+    return bool(queryset.query.select_related) or bool(prefetches)
+
+
+def _projection_paths(group: list[_Plan]) -> list[str]:
+    return [name for plan in group for name in plan.spec.fields or () if "__" in name]
+
+
+def _entries(plan: _Plan, head: str, now: float) -> _Entries:
+    """Split the plan's keys between the local layer and the shared cache."""
+    result: dict[Any, Any] = {k: [] for k in plan.keys} if plan.spec.many else {}
+    e = _Entries(plan, head, result)
+    local = _local
+    for key in plan.keys:
+        entry = local.get((head, key))
+        if entry is not None and entry[2] > now:
+            e.local[key] = entry
+        else:
+            e.remote[head + key_suffix(key)] = key
+    return e
+
+
+def _generations(
+    cache: BaseCache, alias: str, generation_keys: list[str], found: dict[str, Any]
+) -> tuple[Any, int]:
+    """The current token of each model; a model seen for the first time gets one."""
+    absent = [k for k in generation_keys if type(found.get(k)) is not int]
+    if absent:
+        try:
+            for key in absent:
+                token = _invalidation.new_token()
+                if cache.add(key, token, timeout=None):
+                    found[key] = token
+                else:  # another process has just added one: read it
+                    found[key] = cache.get(key)
+        except Exception as exc:
+            report_error(alias, "add", exc)
+            return None, 1
+    generations = tuple(found.get(k) for k in generation_keys)
+    if not all(type(g) is int for g in generations):
+        return None, 0
+    return generations, 0
+
+
+def _read(
+    e: _Entries,
+    found: dict[str, Any],
+    generations: Any,
+    now: float,
+    remembered: dict[tuple[str, Any], tuple[Any, Any, float]],
+) -> None:
+    """Take the valid entries; the other keys are missing."""
+    plan = e.plan
+    rebuild = _rebuilder(plan) if plan.spec.fields is None else _copy
+    head = e.head
+    candidates: list[tuple[Any, Any, bool]] = [(k, v, False) for k, v in e.local.items()]
+    candidates += [(key, found.get(cache_key), True) for cache_key, key in e.remote.items()]
+    for key, entry, from_remote in candidates:
+        if (
+            type(entry) is not tuple
+            or len(entry) != 3
+            or entry[0] != generations
+            or not isinstance(entry[2], float | int)
+            or entry[2] <= now
+        ):
+            e.missing.add(key)
+            continue
+        payload = entry[1]
+        if payload is not None:
+            try:
+                payload = rebuild(payload)
+            except Exception:  # an entry this model can no longer read (a column dropped)
+                e.missing.add(key)
+                continue
+        e.hits += 1
+        if payload:  # None or [] means no remote row
+            e.result[key] = payload
+        if from_remote:
+            remembered[(head, key)] = entry
+
+
+def _rebuilder(plan: _Plan) -> Callable[[Any], Any]:
+    model = plan.queryset.model
+    alias = plan.alias
+    attnames = [f.attname for f in model._meta.concrete_fields]
+
+    def instance(values: dict[str, Any]) -> models.Model:
+        names = [n for n in attnames if n in values]
+        obj: models.Model = model.from_db(alias, names, [values[n] for n in names])
+        if len(names) != len(values):
+            for name, value in values.items():
+                if name not in obj.__dict__:
+                    setattr(obj, name, value)  # annotations
+        return obj
+
+    if plan.spec.many:
+        return lambda payload: [instance(values) for values in payload]
+    return instance
+
+
+def _payload(plan: _Plan, rows: Any) -> Any:
+    """What is stored for one key: plain values, never a pickled model instance."""
+    if plan.spec.fields is not None:
+        return _copy(rows)
+    model = plan.queryset.model
+    names = [f.attname for f in model._meta.concrete_fields]
+    query = plan.queryset.query
+    names += [*query.annotation_select, *query.extra_select]
+
+    def values(obj: models.Model) -> dict[str, Any]:
+        loaded = obj.__dict__
+        return {n: loaded[n] for n in names if n in loaded}
+
+    if plan.spec.many:
+        return [values(obj) for obj in rows]
+    return values(rows)
+
+
+def _collect(
+    e: _Entries,
+    rows: dict[Any, Any],
+    generations: Any,
+    policy: CachePolicy,
+    now: float,
+    ttl: int,
+    to_write: dict[str, Any],
+    remembered: dict[tuple[str, Any], tuple[Any, Any, float]],
+) -> None:
+    """The entries to write for the keys the database answered."""
+    plan = e.plan
+    head = e.head
+    until = now + ttl
+    negative_until = now + _negative_timeout(policy)
+    for key in e.missing:
+        row = rows.get(key)
+        if row:
+            entry = (generations, _payload(plan, row), until)
+        elif negative_until > now:
+            entry = (generations, [] if plan.spec.many else None, negative_until)
+        else:
+            continue
+        to_write[head + key_suffix(key)] = entry
+        remembered[(head, key)] = entry
+
+
+def _negative_timeout(policy: CachePolicy) -> float:
+    seconds = policy.negative_timeout
+    if seconds is None:
+        seconds = conf.CACHE_NEGATIVE_TIMEOUT
+    return max(0.0, min(seconds, policy.timeout))
+
+
+def _timeout(policy: CachePolicy) -> int:
+    seconds = policy.timeout
+    if policy.jitter:
+        seconds *= random.uniform(1 - policy.jitter, 1 + policy.jitter)
+    return max(1, round(seconds))
+
+
+def _write(cache: BaseCache, policy: CachePolicy, data: dict[str, Any], ttl: int) -> int:
+    try:
+        failed = cache.set_many(data, timeout=ttl)
+    except Exception as exc:
+        report_error(policy.alias, "set_many", exc)
+        return 1
+    if failed:
+        report_error(
+            policy.alias, "set_many", RuntimeError(f"{len(failed)} key(s) were not stored")
+        )
+        return 1
+    return 0
+
+
+def _set_stats(
+    group: list[_Plan],
+    rows_per_plan: list[dict[Any, Any]],
+    queries: int,
+    started: float,
+    hits: list[int],
+    *,
+    errors: int,
+) -> None:
+    elapsed = (time.perf_counter() - started) * 1000
+    for plan, rows, plan_hits in zip(group, rows_per_plan, hits, strict=True):
+        stats = plan.stats
+        if stats is None:
+            continue
+        stats.queries = queries
+        stats.time_ms = elapsed
+        stats.cache_hits = plan_hits
+        stats.cache_misses = len(plan.keys) - plan_hits
+        stats.cache_errors = errors
+        stats.keys_found = sum(1 for k in plan.keys if rows.get(k)) if plan.spec.many else len(rows)

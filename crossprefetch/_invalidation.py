@@ -1,0 +1,383 @@
+"""Invalidation: a write to a cached model, in any process, is seen by every process.
+
+Every cached model has a *generation*: a random token stored in the cache, next to the
+entries (``<prefix>:gen:<app_label.model>``). An entry records the tokens of the models it
+was read from; an entry whose tokens are not the current ones is a miss. A write replaces
+the token, so every process sharing the cache misses the model's entries from its next
+request on, whatever their scope or filter, with no list of keys to delete.
+
+Writes are seen at the SQL level, by an execute wrapper on every database connection: an
+``INSERT``, ``UPDATE`` or ``DELETE`` naming the table of a cached model, sent through
+Django (``save()``, ``delete()``, ``QuerySet.update()``, ``bulk_create()``,
+``bulk_update()``, raw SQL on ``connection.cursor()``), replaces the token. Inside a
+transaction the token is replaced when it commits (a rolled back write changes nothing),
+and until then the transaction's own lookups of that model bypass the cache, so they see
+the transaction's writes and never store them.
+
+A process must know which models are cached to watch their tables. It learns it from the
+specs it uses, from the views of the URLconf (read once, when the process opens its first
+database connection, so a worker that only writes learns it too) and from
+``CROSSPREFETCH["CACHE_INVALIDATE_MODELS"]``. Writes crossprefetch cannot see (SQL outside
+Django, other services, database cascades) need :func:`crossprefetch.cache.invalidate`.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import secrets
+import threading
+from collections.abc import Callable, Iterable, Iterator, Mapping
+from dataclasses import dataclass, field
+from functools import cache
+from typing import Any
+
+from django.apps import apps
+from django.conf import settings
+from django.core.cache import caches
+from django.core.exceptions import FieldDoesNotExist
+from django.db import connections, models, router
+from django.db.backends.base.base import BaseDatabaseWrapper
+from django.db.backends.signals import connection_created
+
+from crossprefetch import _caching
+from crossprefetch.conf import conf
+
+logger = logging.getLogger("crossprefetch")
+
+_DUMMY_CACHE = "django.core.cache.backends.dummy.DummyCache"
+
+
+@dataclass(frozen=True)
+class _Tracking:
+    """Which tables are watched and where their generations live; replaced, never mutated."""
+
+    tables: Mapping[str, frozenset[str]] = field(default_factory=dict)  # db_table -> labels
+    aliases: Mapping[str, frozenset[str]] = field(default_factory=dict)  # label -> caches
+
+
+_state = _Tracking()
+_lock = threading.Lock()
+_discovered = False
+
+
+# What a spec's rows depend on ----------------------------------------------------------------
+
+
+def dependencies(queryset: models.QuerySet[Any], paths: Iterable[str]) -> frozenset[type[Any]]:
+    """The concrete models whose rows a spec's cached rows are read from.
+
+    The model itself, its multi-table parents, every table the (compiled) QuerySet joins
+    for its filters, and the models that projected paths such as ``region__name`` cross.
+    """
+    model = queryset.model
+    found: set[type[models.Model]] = set()
+    _add(found, model)
+    index = _table_index()
+    for join in queryset.query.alias_map.values():
+        joined = index.get(join.table_name)
+        if joined is not None:
+            _add(found, joined)
+    for path in paths:
+        current: type[models.Model] = model
+        for part in path.split("__"):
+            try:
+                related = current._meta.get_field(part).related_model
+            except FieldDoesNotExist:
+                break
+            if not isinstance(related, type):
+                break
+            current = related
+            _add(found, current)
+    return frozenset(found)
+
+
+def _add(found: set[type[models.Model]], model: type[models.Model]) -> None:
+    concrete = model._meta.concrete_model
+    assert concrete is not None
+    found.add(concrete)
+    found.update(concrete._meta.get_parent_list())
+
+
+@cache
+def _table_index() -> dict[str, type[models.Model]]:
+    return {m._meta.db_table: m for m in apps.get_models(include_auto_created=True)}
+
+
+def labels(dependencies: Iterable[type[models.Model]]) -> tuple[str, ...]:
+    """The generation names of ``dependencies``, in a stable order."""
+    return tuple(sorted(m._meta.label_lower for m in dependencies))
+
+
+def generation_key(label: str) -> str:
+    if len(label) > 100:
+        label = hashlib.blake2b(label.encode(), digest_size=16).hexdigest()
+    return f"{_caching.key_prefix()}:gen:{label}"
+
+
+def new_token() -> int:
+    """A generation: random, so a token lost with an evicted key never comes back."""
+    return secrets.randbits(62)
+
+
+# Which models are watched --------------------------------------------------------------------
+
+
+def track(dependencies: Iterable[type[models.Model]], alias: str) -> None:
+    """Watch the tables of ``dependencies``; their generations live in cache ``alias``."""
+    global _state
+    dependencies = tuple(dependencies)
+    state = _state
+    if all(alias in state.aliases.get(m._meta.label_lower, ()) for m in dependencies):
+        return
+    with _lock:
+        tables = dict(_state.tables)
+        aliases = dict(_state.aliases)
+        for model in dependencies:
+            label = model._meta.label_lower
+            aliases[label] = aliases.get(label, frozenset()) | {alias}
+            table = model._meta.db_table
+            tables[table] = tables.get(table, frozenset()) | {label}
+        _state = _Tracking(tables, aliases)
+    for connection in connections.all():
+        install(connection)
+
+
+def tracked() -> _Tracking:
+    """What this process watches (for tests and debugging)."""
+    return _state
+
+
+def reset() -> None:
+    """Forget what is watched and unwatch this thread's connections (for tests)."""
+    global _state, _discovered
+    with _lock:
+        _state = _Tracking()
+        _discovered = False
+    for connection in connections.all():
+        while _WATCHER in connection.execute_wrappers:
+            connection.execute_wrappers.remove(_WATCHER)
+
+
+def track_spec(spec: Any) -> bool:
+    """Watch the model of a declared spec, if it is cached and known without a request."""
+    policy = spec.cache
+    source = spec.source
+    if policy is None or not policy.invalidate:
+        return False
+    if callable(source) and not isinstance(source, type | models.QuerySet):
+        return False  # its model is known on first use only
+    queryset = spec.get_queryset(None)
+    try:  # compiling fills in the joins of its filters
+        queryset.query.get_compiler(using=queryset.db).as_sql()
+    except Exception:
+        logger.debug("%r does not compile on its own", queryset, exc_info=True)
+    paths = [name for name in spec.fields or () if "__" in name]
+    track(dependencies(queryset, paths), policy.alias)
+    return True
+
+
+def discover() -> None:
+    """Watch the cached models of the URLconf's views and of ``CACHE_INVALIDATE_MODELS``.
+
+    Runs once per process, when its first database connection opens after the app
+    registry is ready: before any write, and late enough to import the URLconf.
+    """
+    global _discovered
+    if _discovered:
+        return
+    _discovered = True
+    for label in conf.CACHE_INVALIDATE_MODELS:
+        try:
+            model = apps.get_model(label)
+        except (LookupError, ValueError):
+            logger.warning(
+                "crossprefetch: CROSSPREFETCH['CACHE_INVALIDATE_MODELS'] names %r, which "
+                "is not an installed model ('app_label.ModelName').",
+                label,
+            )
+            continue
+        for alias in shared_caches():
+            track(_own_tables(model), alias)
+    for _view, _name, spec in declared_views():
+        try:
+            track_spec(spec)
+        except Exception:  # a misdeclared spec is the system checks' business
+            logger.debug("cannot watch the model of %r", spec, exc_info=True)
+
+
+def declared_views() -> Iterator[tuple[type, str, Any]]:
+    """``(view, name, spec)`` for every spec declared by a view of the URLconf."""
+    from django.urls import URLPattern, URLResolver, get_resolver
+
+    from crossprefetch.spec import CrossDBPrefetch
+
+    try:
+        stack: list[Any] = list(get_resolver().url_patterns)
+    except Exception:
+        logger.warning(
+            "crossprefetch: the URLconf could not be imported to find the cached specs of "
+            "its views; writes to their models invalidate from their first use on.",
+            exc_info=True,
+        )
+        return
+    seen: set[type] = set()
+    while stack:
+        pattern = stack.pop()
+        if isinstance(pattern, URLResolver):
+            stack.extend(pattern.url_patterns)
+            continue
+        if not isinstance(pattern, URLPattern):
+            continue
+        callback = pattern.callback
+        view = getattr(callback, "cls", None) or getattr(callback, "view_class", None)
+        if not isinstance(view, type) or view in seen:
+            continue
+        seen.add(view)
+        specs = getattr(view, "cross_db_fields", None)
+        if isinstance(specs, Mapping):
+            for name, spec in specs.items():
+                if isinstance(spec, CrossDBPrefetch):
+                    yield view, str(name), spec
+
+
+def shared_caches() -> list[str]:
+    return [
+        alias
+        for alias, options in settings.CACHES.items()
+        if options.get("BACKEND") != _DUMMY_CACHE
+    ]
+
+
+def _own_tables(model: type[models.Model]) -> frozenset[type[models.Model]]:
+    found: set[type[models.Model]] = set()
+    _add(found, model)
+    return frozenset(found)
+
+
+# Seeing writes -------------------------------------------------------------------------------
+
+
+class _WriteWatcher:
+    """Execute wrapper: after a statement that writes a watched table, bump its model."""
+
+    def __call__(
+        self,
+        execute: Callable[..., Any],
+        sql: Any,
+        params: Any,
+        many: bool,
+        context: dict[str, Any],
+    ) -> Any:
+        result = execute(sql, params, many, context)
+        tables = _state.tables
+        if tables and isinstance(sql, str) and sql.lstrip()[:6].upper() != "SELECT":
+            hit = [names for table, names in tables.items() if table in sql]
+            if hit:
+                schedule(context["connection"], frozenset().union(*hit))
+        return result
+
+
+_WATCHER = _WriteWatcher()
+
+
+def install(connection: BaseDatabaseWrapper) -> None:
+    """Watch ``connection``'s statements (idempotent).
+
+    Inserted first, so that ``connection.execute_wrapper()`` blocks, which pop the last
+    wrapper on exit, still remove their own.
+    """
+    wrappers = connection.execute_wrappers
+    if _WATCHER not in wrappers:
+        wrappers.insert(0, _WATCHER)
+
+
+def _on_connection_created(sender: Any, connection: BaseDatabaseWrapper, **kwargs: Any) -> None:
+    if not _discovered and apps.ready:
+        discover()
+    if _state.tables:
+        install(connection)
+
+
+def connect() -> None:
+    """Called from ``AppConfig.ready()``."""
+    connection_created.connect(_on_connection_created, dispatch_uid="crossprefetch.watch")
+
+
+# Bumping generations -------------------------------------------------------------------------
+
+
+class _Bump:
+    """An ``on_commit`` callback replacing the generations of the models a transaction wrote."""
+
+    def __init__(self, labels: frozenset[str]) -> None:
+        self.labels = set(labels)
+        self.__qualname__ = "crossprefetch invalidation"
+
+    def __call__(self) -> None:
+        bump(self.labels)
+
+
+def schedule(connection: BaseDatabaseWrapper, labels: frozenset[str]) -> None:
+    """Bump ``labels`` when ``connection``'s transaction commits, or now outside one."""
+    if not connection.in_atomic_block:
+        bump(labels)
+        return
+    savepoints = set(connection.savepoint_ids)
+    for entry in reversed(connection.run_on_commit):
+        func = entry[1]
+        if isinstance(func, _Bump) and entry[0] == savepoints:
+            func.labels |= labels  # one bump per model per transaction, however many writes
+            return
+    connection.on_commit(_Bump(labels), robust=True)
+
+
+def pending(labels: Iterable[str]) -> bool:
+    """Whether a transaction of this thread wrote rows of ``labels`` and has not committed."""
+    wanted = set(labels)
+    if not wanted:
+        return False
+    for connection in connections.all(initialized_only=True):
+        if connection.in_atomic_block:
+            for entry in connection.run_on_commit:
+                func = entry[1]
+                if isinstance(func, _Bump) and not wanted.isdisjoint(func.labels):
+                    return True
+    return False
+
+
+def bump(labels: Iterable[str]) -> None:
+    """Replace the generations of ``labels`` in every cache holding them; never raises."""
+    try:
+        aliases = _state.aliases
+        by_alias: dict[str, dict[str, int]] = {}
+        for label in labels:
+            for alias in aliases.get(label, ()):
+                by_alias.setdefault(alias, {})[generation_key(label)] = new_token()
+    except Exception as exc:  # a misconfigured prefix; lookups report it loudly
+        logger.error("crossprefetch: cannot invalidate %s: %s", sorted(labels), exc)
+        return
+    for alias, data in by_alias.items():
+        try:
+            failed = caches[alias].set_many(data, timeout=None)
+        except Exception as exc:
+            _caching.report_error(alias, "invalidation", exc)
+            continue
+        if failed:
+            _caching.report_error(
+                alias, "invalidation", RuntimeError(f"{len(failed)} generation(s) not stored")
+            )
+
+
+def invalidate(model: type[models.Model] | str, *, using: str | None = None) -> None:
+    """See :func:`crossprefetch.cache.invalidate`."""
+    if isinstance(model, str):
+        model = apps.get_model(model)
+    if apps.ready:
+        discover()
+    own = _own_tables(model)
+    names = labels(own)
+    aliases = set().union(*(_state.aliases.get(label, frozenset()) for label in names))
+    for alias in aliases or shared_caches():
+        track(own, alias)
+    schedule(connections[using or router.db_for_write(model)], frozenset(names))
