@@ -11,7 +11,13 @@ class CrossPrefetchConfig(AppConfig):
     default_auto_field = "django.db.models.AutoField"
 
     def ready(self) -> None:
-        from crossprefetch import checks  # noqa: F401  (registers the system checks)
+        from django.core import checks as django_checks
+
+        from crossprefetch import _cache_checks, _invalidation, checks
+
+        checks.spec_checks.append(_cache_checks.check_spec_cache)
+        django_checks.register(_cache_checks.check_cache_deploy, "crossprefetch", deploy=True)
+        _invalidation.connect()
 
         if find_spec("drf_spectacular") is not None:
             from crossprefetch import openapi  # noqa: F401  (registers the schema extension)
