@@ -78,7 +78,13 @@ def _database(alias: str) -> dict[str, Any]:
 DATABASES = {alias: _database(alias) for alias in ("default", "timeseries")}
 DATABASE_ROUTERS = ["shop.routers.ShopRouter", "example.routers.DefaultOnlyRouter"]
 
-CACHES = {"default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"}}
+# Room for the customers of a page of 10,000 (LocMemCache keeps 300 entries by default).
+CACHES = {
+    "default": {
+        "BACKEND": "django.core.cache.backends.locmem.LocMemCache",
+        "OPTIONS": {"MAX_ENTRIES": 50_000},
+    }
+}
 
 INSTALLED_APPS = [
     "django.contrib.staticfiles",

@@ -68,6 +68,8 @@ def test_benchmark(tmp_path: Path) -> None:
     assert by_variant["select_related"]["queries"].get("timeseries", 0) == 0
     assert by_variant["per_page_dict"]["ratio_to_per_page_dict"] == 1.0
     assert all(len(v["runs_ms"]) == 2 and v["peak_memory_bytes"] for v in cell["variants"])
+    if "crossprefetch_warm_cache" in by_variant:
+        assert by_variant["crossprefetch_warm_cache"]["queries"].get("default", 0) == 0
 
 
 def test_benchmark_rejects_pages_larger_than_the_data() -> None:

@@ -258,7 +258,7 @@ def _round(value: float | None, digits: int = 3) -> float | None:
 
 def summary(cells: Sequence[Cell], latency_ms: float) -> list[dict[str, Any]]:
     """The figures the project sets targets for: one row per figure and page size, one value
-    per size of the customer table (``unit`` is ``"ratio"`` or ``"bytes"``)."""
+    per size of the customer table (``unit``: ``"ratio"``, ``"speed-up"`` or ``"bytes"``)."""
     rows: list[dict[str, Any]] = []
     by_page: dict[int, dict[int, Cell]] = {}
     for cell in cells:
@@ -294,6 +294,7 @@ def summary(cells: Sequence[Cell], latency_ms: float) -> list[dict[str, Any]]:
         "≥ 25" if latency_ms >= 1 else "≥ 10",
         100,
         lambda c: _round(c.ratio(NAIVE.key, CROSSPREFETCH.key), 1),
+        "speed-up",
     )
     for page_size in (100, 1000):
         add(
@@ -409,8 +410,10 @@ def _render_summary(rows: list[dict[str, Any]]) -> list[str]:
                 cells.append("—")
             elif row["unit"] == "bytes":
                 cells.append(format_bytes(value))
+            elif row["unit"] == "speed-up":
+                cells.append(f"{value:.1f}{TIMES}")
             else:
-                cells.append(f"{value:g}{TIMES}")
+                cells.append(f"{value:.2f}{TIMES}")
         lines.append(
             f"| {row['figure']} | {row['page_size']:,} | {row['target']} | {' | '.join(cells)} |"
         )
