@@ -14,6 +14,8 @@ transaction the token is replaced when it commits (a rolled back write changes n
 and until then the transaction's own lookups of that model bypass the cache, so they see
 the transaction's writes and never store them.
 
+In a ``TestCase`` (whose transaction never commits), writes count as committed at once.
+
 A process must know which models are cached to watch their tables. It learns it from the
 specs it uses, from the views of the URLconf (read once, when the process opens its first
 database connection, so a worker that only writes learns it too) and from
@@ -318,9 +320,22 @@ class _Bump:
         bump(self.labels)
 
 
+def _open_transaction(connection: BaseDatabaseWrapper) -> bool:
+    """Whether ``connection`` is in a transaction that will commit or roll back later.
+
+    The transaction a ``TestCase`` wraps each test in never commits: writes inside it count
+    as committed (Django's ``durable=True`` check makes the same exception), so tests see
+    the cache behave as in production, where their rows would be committed.
+    """
+    if not connection.in_atomic_block:
+        return False
+    blocks = connection.atomic_blocks
+    return not (blocks and getattr(blocks[0], "_from_testcase", False))
+
+
 def schedule(connection: BaseDatabaseWrapper, labels: frozenset[str]) -> None:
     """Bump ``labels`` when ``connection``'s transaction commits, or now outside one."""
-    if not connection.in_atomic_block:
+    if not _open_transaction(connection):
         bump(labels)
         return
     savepoints = set(connection.savepoint_ids)
@@ -338,7 +353,7 @@ def pending(labels: Iterable[str]) -> bool:
     if not wanted:
         return False
     for connection in connections.all(initialized_only=True):
-        if connection.in_atomic_block:
+        if _open_transaction(connection):
             for entry in connection.run_on_commit:
                 func = entry[1]
                 if isinstance(func, _Bump) and not wanted.isdisjoint(func.labels):

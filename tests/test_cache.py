@@ -569,6 +569,20 @@ def test_dependencies_follow_projected_relations() -> None:
     assert _invalidation.dependencies(joined, []) == {Permission, ContentType}
 
 
+@pytest.mark.django_db(databases=ALL_DATABASES)  # a TestCase: one transaction, never committed
+def test_in_a_test_case_writes_count_as_committed(cache_alias: str, api: APIClient) -> None:
+    data = make_scenario()
+    url = f"/cached/{cache_alias}/events/"
+    _warm(api, url)
+    customer = _linked_customer(data)
+    customer.name = "Renamed in a TestCase"
+    customer.save()
+    with assert_num_queries(default=1):
+        assert "Renamed in a TestCase" in _names(_get(api, url)).values()
+    with assert_num_queries(default=0):
+        _get(api, url)
+
+
 # Invalidation across processes ---------------------------------------------------------------
 
 
