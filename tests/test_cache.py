@@ -81,15 +81,20 @@ def require_redis() -> None:
 
 @pytest.fixture(autouse=True)
 def _isolated_cache(settings: Any) -> Iterator[str]:
-    """A key prefix of the test's own; the caches and the watched models reset after it."""
+    """A key prefix of the test's own; what the process watches is restored after it."""
     prefix = f"cp-test-{uuid.uuid4().hex[:12]}"
     settings.CROSSPREFETCH = {"CACHE_PREFIX": prefix}
+    watched = (_invalidation._state, _invalidation._discovered)
     _invalidation.reset()
     _caching._last_warning.clear()
     _caching._unreported.clear()
     _caching.clear_local()
     yield prefix
     _invalidation.reset()
+    _invalidation._state, _invalidation._discovered = watched
+    if watched[0].tables:
+        for connection in connections.all():
+            _invalidation.install(connection)
     caches["default"].clear()  # LocMem: this process's memory only
     if _redis_unreachable() is None:
         import redis
