@@ -22,7 +22,7 @@ from typing import Any
 BASE_DIR = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(BASE_DIR / "example_project"))
 
-SECRET_KEY = "crossprefetch-tests"  # noqa: S105
+SECRET_KEY = "crossprefetch-tests"
 DEBUG = False
 USE_TZ = True
 TIME_ZONE = "UTC"

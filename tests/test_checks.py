@@ -13,7 +13,7 @@ from rest_framework import generics, serializers, viewsets
 
 from crossprefetch import ContextLookupField, CrossDBPrefetch, CrossDBPrefetchMixin
 from crossprefetch.checks import check_view
-from tests.testapp.models import Account, Customer, OrderEvent
+from tests.testapp.models import Customer, OrderEvent
 from tests.testapp.views import OrderEventViewSet
 
 
@@ -55,6 +55,9 @@ class Shipment(models.Model):
     class Meta:
         app_label = "testapp"
         managed = False
+
+    def __str__(self) -> str:
+        return f"{self.carrier}/{self.number}"
 
 
 class NamesAndTiers(serializers.ModelSerializer[OrderEvent]):

@@ -22,7 +22,10 @@ NAMES = CrossDBPrefetch("testapp.Customer", key="customer_id", fields=("name",))
 def objs(**columns: list[Any]) -> list[SimpleNamespace]:
     """Plain objects with the given attribute columns."""
     names = list(columns)
-    return [SimpleNamespace(**dict(zip(names, values))) for values in zip(*columns.values())]
+    return [
+        SimpleNamespace(**dict(zip(names, values, strict=True)))
+        for values in zip(*columns.values(), strict=True)
+    ]
 
 
 @pytest.fixture
@@ -104,14 +107,16 @@ def test_projection_selects_only_its_columns(customers: list[Customer]) -> None:
     assert select.count(",") == 2
     for column in ('"name"', '"tier"', '"id"'):
         assert column in select
-    assert "email" not in sql and "ORDER BY" not in sql
+    assert "email" not in sql
+    assert "ORDER BY" not in sql
 
 
 def test_instances_when_no_projection(customers: list[Customer]) -> None:
     spec = CrossDBPrefetch(Customer, key="customer_id")
     lookup = prefetch_cross_db(objs(customer_id=[customers[0].pk]), {"c": spec})["c"]
     row = lookup[customers[0].pk]
-    assert isinstance(row, Customer) and row.name == customers[0].name
+    assert isinstance(row, Customer)
+    assert row.name == customers[0].name
 
 
 def test_queryset_filters_are_kept(customers: list[Customer]) -> None:
@@ -300,7 +305,7 @@ def test_unreadable_key_names_the_spec_and_fix(customers: list[Customer]) -> Non
 
 
 def test_unhashable_key_is_a_clear_error(customers: list[Customer]) -> None:
-    with pytest.raises(TypeError, match="not hashable.*composite key must be a tuple"):
+    with pytest.raises(TypeError, match=r"not hashable.*composite key must be a tuple"):
         prefetch_cross_db(objs(customer_id=[[1, 2]]), {"c": NAMES})
 
 

@@ -175,7 +175,7 @@ def test_strict_follows_debug_by_default(alice: Customer) -> None:
 
 
 def test_attr_outside_the_projection_is_a_clear_error(alice: Customer) -> None:
-    with pytest.raises(ImproperlyConfigured, match="reads 'email'.*Add 'email' to its fields"):
+    with pytest.raises(ImproperlyConfigured, match=r"reads 'email'.*Add 'email' to its fields"):
         render(ContextLookupField("c", "email"), items(alice.pk), spec(fields=("name",)))
 
 

@@ -92,7 +92,7 @@ def test_callable_source_must_return_a_queryset() -> None:
 
 def test_unknown_to_field_names_the_choices() -> None:
     spec = CrossDBPrefetch(Customer, key="customer_id", to_field="nmae")
-    with pytest.raises(ImproperlyConfigured, match="no field 'nmae'.*Choose one of: id, name"):
+    with pytest.raises(ImproperlyConfigured, match=r"no field 'nmae'.*Choose one of: id, name"):
         spec.get_match_fields(Customer)
 
 

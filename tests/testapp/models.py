@@ -61,9 +61,10 @@ class OrderEvent(models.Model):
     timestamp = models.DateTimeField()
     customer_id = models.IntegerField(null=True)
     seller_id = models.IntegerField(null=True)
-    customer_ref = models.CharField(max_length=40, blank=True, null=True)
+    # Nullable strings on purpose: a null reference is not the same as an empty one.
+    customer_ref = models.CharField(max_length=40, blank=True, null=True)  # noqa: DJ001
     customer_uuid = models.UUIDField(null=True)
-    region_code = models.CharField(max_length=10, null=True)
+    region_code = models.CharField(max_length=10, null=True)  # noqa: DJ001
     account_tenant = models.IntegerField(null=True)
     account_number = models.IntegerField(null=True)
     event_type = models.CharField(max_length=20, default="created")
