@@ -6,8 +6,11 @@ from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any, ClassVar
 
 from django.http import HttpRequest
+from rest_framework.request import Request
+from rest_framework.response import Response
 from rest_framework.serializers import BaseSerializer, ListSerializer
 
+from crossprefetch.conf import conf
 from crossprefetch.engine import prefetch_cross_db
 from crossprefetch.fields import DEFERRED_CONTEXT_KEY
 from crossprefetch.lookup import Lookup
@@ -31,24 +34,28 @@ class _DeferredLookups:
     by hand from ``get_serializer_context()``.
     """
 
-    __slots__ = ("context", "request", "specs")
+    __slots__ = ("built", "context", "request", "specs")
 
     def __init__(
         self,
         specs: Mapping[str, CrossDBPrefetch],
         request: HttpRequest | None,
         context: dict[str, Any],
+        built: list[Lookup],
     ) -> None:
         self.specs = specs
         self.request = request
         self.context = context
+        self.built = built
 
     def resolve(self, root: BaseSerializer[Any]) -> bool:
         instance = getattr(root, "instance", None)
         if instance is None:
             return False
         objects = instance if isinstance(root, ListSerializer) else [instance]
-        self.context.update(prefetch_cross_db(objects, self.specs, request=self.request))
+        lookups = prefetch_cross_db(objects, self.specs, request=self.request)
+        self.built.extend(lookups.values())
+        self.context.update(lookups)
         self.context.pop(DEFERRED_CONTEXT_KEY, None)
         return True
 
@@ -66,6 +73,7 @@ class CrossDBPrefetchMixin(_Base):
 
     _crossprefetch_objects: Any = _NOTHING
     _crossprefetch_memo: tuple[Any, dict[str, Lookup]] | None = None
+    _crossprefetch_built: list[Lookup] | None = None
 
     def get_cross_db_fields(self) -> Mapping[str, CrossDBPrefetch]:
         """The specs of this request; override to vary them per action or per request."""
@@ -87,7 +95,7 @@ class CrossDBPrefetchMixin(_Base):
             return context
         request = getattr(self, "request", None)
         if self._crossprefetch_objects is _NOTHING:
-            context[DEFERRED_CONTEXT_KEY] = _DeferredLookups(specs, request, context)
+            context[DEFERRED_CONTEXT_KEY] = _DeferredLookups(specs, request, context, self._built)
         else:
             instance, many = self._crossprefetch_objects
             context.update(self._crossprefetch_lookups(instance, many, specs, request))
@@ -108,4 +116,39 @@ class CrossDBPrefetchMixin(_Base):
         objects = instance if many else [instance]
         lookups = prefetch_cross_db(objects, specs, request=request)
         self._crossprefetch_memo = (instance, lookups)
+        self._built.extend(lookups.values())
         return lookups
+
+    @property
+    def _built(self) -> list[Lookup]:
+        """The lookups built for this request, for the ``Server-Timing`` header."""
+        if self._crossprefetch_built is None:
+            self._crossprefetch_built = []
+        return self._crossprefetch_built
+
+    def finalize_response(
+        self, request: Request, response: Response, *args: Any, **kwargs: Any
+    ) -> Response:
+        response = super().finalize_response(request, response, *args, **kwargs)
+        if self._crossprefetch_built and conf.SERVER_TIMING:
+            entry = server_timing(self._crossprefetch_built)
+            existing = response.get("Server-Timing")
+            response["Server-Timing"] = f"{existing}, {entry}" if existing else entry
+        return response
+
+
+def server_timing(lookups: list[Lookup]) -> str:
+    """A ``Server-Timing`` entry: time and queries of the lookups, shared queries once."""
+    seen: set[tuple[frozenset[str], float, int]] = set()
+    duration = 0.0
+    queries = 0
+    for lookup in lookups:
+        stats = lookup.stats
+        # lookups that shared a query carry the same names, time and count: add them once
+        group = (frozenset({stats.name, *stats.shared_with}), stats.time_ms, stats.queries)
+        if group in seen:
+            continue
+        seen.add(group)
+        duration += stats.time_ms
+        queries += stats.queries
+    return f'crossprefetch;dur={duration:.1f};desc="{len(lookups)} lookups, {queries} queries"'

@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
+from django.test import override_settings
 from rest_framework.test import APIClient
 
 from crossprefetch.testing import assert_num_queries
@@ -239,3 +240,27 @@ def test_serializer_by_hand_with_view_context(db: None) -> None:
     with assert_num_queries(default=1, timeseries=0):
         data = OrderEventSerializer(events, many=True, context=view.get_serializer_context()).data
     assert len(data) == 10
+
+
+@override_settings(CROSSPREFETCH={"SERVER_TIMING": True})
+def test_server_timing_header(scenario: Scenario, api: APIClient) -> None:
+    response = api.get("/api/buyer-seller/")
+    header = response["Server-Timing"]
+    assert header.startswith("crossprefetch;dur=")
+    assert header.endswith('desc="2 lookups, 1 queries"')
+
+
+@override_settings(CROSSPREFETCH={"SERVER_TIMING": True})
+def test_server_timing_header_on_create(scenario: Scenario, api: APIClient) -> None:
+    payload = {
+        "timestamp": "2026-02-01T00:00:00Z",
+        "customer_id": scenario.customers[0].pk,
+        "event_type": "created",
+        "amount": "1.00",
+    }
+    response = api.post("/api/writable-events/", payload, format="json")
+    assert response["Server-Timing"].endswith('desc="1 lookups, 1 queries"')
+
+
+def test_no_server_timing_header_by_default(scenario: Scenario, api: APIClient) -> None:
+    assert "Server-Timing" not in api.get("/api/events/")
