@@ -86,6 +86,7 @@ def _isolated_cache(settings: Any) -> Iterator[str]:
     settings.CROSSPREFETCH = {"CACHE_PREFIX": prefix}
     watched = (_invalidation._state, _invalidation._discovered)
     _invalidation.reset()
+    _invalidation._discovered = True  # models are watched from their first use in the test
     _caching._last_warning.clear()
     _caching._unreported.clear()
     _caching.clear_local()
@@ -654,6 +655,7 @@ def test_redis_down_serves_from_the_database(
             "LOCATION": f"redis://127.0.0.1:{_closed_port()}/0",
         },
     }
+    _caching._last_warning.clear()
     with override_settings(CACHES=down), caplog.at_level(logging.WARNING, "crossprefetch"):
         for _ in range(3):
             with assert_num_queries(default=1):
