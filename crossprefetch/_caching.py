@@ -252,8 +252,7 @@ def fetch_group(
     prefix = key_prefix()
     common = (first.queryset.model._meta.label, first.alias, identity, first.match_names, scope)
     now = _now()
-    entries = [_entries(plan, key_head(prefix, policy.version, (*common, plan.spec.fields,
-               plan.spec.many)), now) for plan in group]  # fmt: skip
+    entries = [_entries(plan, prefix, policy.version, common, now) for plan in group]
     generation_keys = [_invalidation.generation_key(label) for label in labels]
     wanted = generation_keys + [k for e in entries for k in e.remote]
     errors = 0
@@ -328,8 +327,11 @@ def _projection_paths(group: list[_Plan]) -> list[str]:
     return [name for plan in group for name in plan.spec.fields or () if "__" in name]
 
 
-def _entries(plan: _Plan, head: str, now: float) -> _Entries:
+def _entries(
+    plan: _Plan, prefix: str, version: int | str, common: tuple[Any, ...], now: float
+) -> _Entries:
     """Split the plan's keys between the local layer and the shared cache."""
+    head = key_head(prefix, version, (*common, plan.spec.fields, plan.spec.many))
     result: dict[Any, Any] = {k: [] for k in plan.keys} if plan.spec.many else {}
     e = _Entries(plan, head, result)
     local = _local
