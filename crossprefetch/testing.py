@@ -207,7 +207,7 @@ class QueryCapture:
             return execute(sql, params, many, context)
         connection: BaseDatabaseWrapper = context["connection"]
         alias = connection.alias
-        stack = _stack(sys._getframe(1), self._entry_frame)
+        stack = _stack(_cursor_caller(sys._getframe(1)), self._entry_frame)
         if alias in self._forbidden:
             query = CapturedQuery(alias, sql, sql, params, many, stack)
             error = ForbiddenQueryError(_forbidden_message(query, self._label), query)
@@ -507,6 +507,20 @@ def _walk(frame: FrameType | None, stop: FrameType | None) -> Iterator[tuple[Fra
         if frame is stop:
             return
         frame = frame.f_back
+
+
+def _cursor_caller(frame: FrameType) -> FrameType:
+    """The frame of Django's cursor that runs the wrappers, whatever wrappers sit between.
+
+    Other execute wrappers (crossprefetch's own cache invalidation, django-read-only, ...)
+    may run before this one; their frames say nothing about who issued the query.
+    """
+    current: FrameType | None = frame
+    while current is not None:
+        if current.f_code.co_name == "_execute_with_wrappers":
+            return current
+        current = current.f_back
+    return frame
 
 
 def _stack(frame: FrameType, stop: FrameType | None) -> traceback.StackSummary:
