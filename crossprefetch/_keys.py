@@ -77,6 +77,54 @@ def _item_path(path: str) -> KeyReader:
     return read
 
 
+def normalize_all(
+    raw_keys: set[Any],
+    fields: tuple[models.Field[Any, Any], ...],
+    normalize: Normalizer,
+    connection: BaseDatabaseWrapper,
+) -> tuple[set[Any], dict[Any, Any]]:
+    """The usable keys among ``raw_keys``, and the raw keys that normalise to another value.
+
+    ``aliases`` maps such a raw key (``"42"``, a value the field cannot hold) to its
+    normalised key, or to :data:`INVALID`; raw keys absent from it are their own key.
+    Keys that already have the field's type are taken as they are, without a call each.
+    """
+    if len(fields) == 1:
+        exact, low, high = _exact_type(fields[0], connection)
+        if exact is not None:
+            same: set[Any] = {k for k in raw_keys if type(k) is exact}
+            if len(same) + (None in raw_keys) == len(raw_keys) and (
+                low is None or not same or (low <= min(same) and max(same) <= high)
+            ):
+                return same, {}
+    keys: set[Any] = set()
+    aliases: dict[Any, Any] = {}
+    for raw in raw_keys:
+        if raw is None:
+            continue
+        key = normalize(raw)
+        if key is not raw:
+            aliases[raw] = INVALID if key is None else key
+            if key is None or key is INVALID:
+                continue
+        keys.add(key)
+    return keys, aliases
+
+
+def _exact_type(
+    field: models.Field[Any, Any], connection: BaseDatabaseWrapper
+) -> tuple[type | None, Any, Any]:
+    """The Python type the field's values have, and the integer range it can hold."""
+    while field.is_relation and field.target_field is not None:  # type: ignore[attr-defined]
+        field = field.target_field  # type: ignore[attr-defined]
+    internal_type = field.get_internal_type()
+    exact = _EXACT_TYPES.get(internal_type)
+    if exact is int:
+        low, high = connection.ops.integer_field_range(internal_type)
+        return exact, low, high
+    return exact, None, None
+
+
 def normalizer(
     fields: tuple[models.Field[Any, Any], ...], connection: BaseDatabaseWrapper
 ) -> Normalizer:
@@ -111,12 +159,7 @@ def _field_normalizer(field: models.Field[Any, Any], connection: BaseDatabaseWra
     while target.is_relation and target.target_field is not None:  # type: ignore[attr-defined]
         target = target.target_field  # type: ignore[attr-defined]
     to_python = target.to_python
-    internal_type = target.get_internal_type()
-    exact = _EXACT_TYPES.get(internal_type)
-    low: Any = None
-    high: Any = None
-    if exact is int:
-        low, high = connection.ops.integer_field_range(internal_type)
+    exact, low, high = _exact_type(target, connection)
 
     def normalize(raw: Any) -> Any:
         if type(raw) is exact:

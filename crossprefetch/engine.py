@@ -14,7 +14,7 @@ from django.db import connections, models
 from django.http import HttpRequest
 
 from crossprefetch import _caching, _keys, _sql, signals
-from crossprefetch.lookup import MISSING, Lookup, LookupStats
+from crossprefetch.lookup import Lookup, LookupStats
 from crossprefetch.spec import CrossDBPrefetch
 
 logger = logging.getLogger("crossprefetch")
@@ -31,8 +31,11 @@ class _Plan:
     match_fields: tuple[models.Field[Any, Any], ...]
     normalize: _keys.Normalizer
     read_key: _keys.KeyReader | None = None
-    #: raw key as read off the objects -> normalised key (None / INVALID when unusable)
-    raw_keys: dict[Hashable, Any] = field(default_factory=dict)
+    #: the distinct keys as read off the objects
+    raw_keys: set[Hashable] = field(default_factory=set)
+    #: raw keys whose normalised key differs (``"42"`` -> 42, or INVALID)
+    aliases: dict[Hashable, Any] = field(default_factory=dict)
+    #: the normalised keys to fetch
     keys: set[Any] = field(default_factory=set)
     stats: LookupStats | None = None
 
@@ -108,12 +111,10 @@ def _collect_keys(objs: Sequence[Any], plans: list[_Plan]) -> None:
         if key not in seen:
             read = _keys.key_reader(key, objs[0])
             seen[key] = (read, _read_all(read, objs, plan))
-        plan.read_key, raw_keys = seen[key]
-        normalize = plan.normalize
-        plan.raw_keys = {raw: None if raw is None else normalize(raw) for raw in raw_keys}
-        plan.keys = {
-            k for k in plan.raw_keys.values() if k is not None and k is not _keys.INVALID
-        }
+        plan.read_key, plan.raw_keys = seen[key]
+        plan.keys, plan.aliases = _keys.normalize_all(
+            plan.raw_keys, plan.match_fields, plan.normalize, connections[plan.alias]
+        )
 
 
 def _read_all(read: _keys.KeyReader, objs: Sequence[Any], plan: _Plan) -> set[Hashable]:
@@ -181,12 +182,10 @@ def _is_unique(fields: tuple[models.Field[Any, Any], ...], model: type[models.Mo
     names = {f.name for f in fields}
     meta = model._meta
     together = [set(t) for t in meta.unique_together]
-    together += [
-        set(c.fields) for c in meta.total_unique_constraints if not c.condition
-    ]
+    together += [set(c.fields) for c in meta.total_unique_constraints if not c.condition]
     pk = meta.pk
     if pk is not None and getattr(pk, "fields", None):
-        together.append({f.name for f in pk.fields})  # type: ignore[attr-defined]
+        together.append({f.name for f in pk.fields})
     return names in together
 
 
@@ -202,7 +201,7 @@ def _fetch_group(group: list[_Plan], request: HttpRequest | None = None) -> list
             model=first.queryset.model._meta.label,
             alias=first.alias,
             keys_asked=len(plan.keys),
-            keys_invalid=sum(1 for k in plan.raw_keys.values() if k is _keys.INVALID),
+            keys_invalid=sum(1 for k in plan.aliases.values() if k is _keys.INVALID),
             shared_with=[p.name for p in group if p is not plan],
         )
         for plan in group
@@ -256,8 +255,20 @@ def _fetch_values(
     pickers = [_picker([columns.index(name) for name in p.spec.fields or ()]) for p in group]
     results = _empty_results(group)
     queries = 0
+    plan = group[0]
+    single = len(group) == 1 and not plan.spec.many and pickers[0] is _whole_row
     for part in _sql.filtered_by_keys(queryset, match_names, keys):
         queries += 1
+        if single:
+            # one projected spec: a comprehension, and the first row of a key wins
+            names = plan.spec.fields or ()
+            found = {
+                read_match(row): dict(zip(names, row, strict=False))
+                for row in reversed(part.values_list(*columns))
+            }
+            found.update(results[0])
+            results[0] = found
+            continue
         for row in part.values_list(*columns):
             key = read_match(row)
             for plan, pick, result in zip(group, pickers, results, strict=True):
@@ -290,7 +301,7 @@ def _fetch_instances(
         if plan.spec.fields is None:
             projections.append(None)
         else:
-            attnames = [model._meta.get_field(n).attname for n in plan.spec.fields]  # type: ignore[union-attr]
+            attnames = [model._meta.get_field(n).attname for n in plan.spec.fields]
             projections.append((plan.spec.fields, attnames))
     results = _empty_results(group)
     queries = 0
@@ -317,17 +328,18 @@ def _empty_results(group: list[_Plan]) -> list[dict[Any, Any]]:
     return [{k: [] for k in p.keys} if p.spec.many else {} for p in group]
 
 
+def _whole_row(row: tuple[Any, ...]) -> Sequence[Any]:
+    return row  # zip() stops at the spec's last field
+
+
 def _picker(positions: list[int]) -> Callable[[tuple[Any, ...]], Sequence[Any]]:
     """Pick a spec's columns out of the group's row; the row itself when they lead it."""
     if positions == list(range(len(positions))):
-        return lambda row: row  # zip() stops at the spec's last field
+        return _whole_row
     return lambda row: [row[i] for i in positions]
 
 
 def _lookup(plan: _Plan, rows: dict[Any, Any]) -> Lookup:
-    by_raw: dict[Hashable, Any] = {}
-    for raw, key in plan.raw_keys.items():
-        by_raw[raw] = rows.get(key, MISSING) if key is not None else MISSING
     stats = plan.stats or LookupStats(
         name=plan.name, model=plan.queryset.model._meta.label, alias=plan.alias
     )
@@ -341,4 +353,13 @@ def _lookup(plan: _Plan, rows: dict[Any, Any]) -> Lookup:
             "y" if stats.queries == 1 else "ies",
             stats.alias,
         )
-    return Lookup(plan.name, plan.spec, rows, by_raw, plan.read_key, plan.normalize, stats)
+    return Lookup(
+        plan.name,
+        plan.spec,
+        rows,
+        plan.raw_keys,
+        plan.aliases,
+        plan.read_key,
+        plan.normalize,
+        stats,
+    )

@@ -15,6 +15,7 @@ if TYPE_CHECKING:
 MISSING: Final = _Sentinel("MISSING")
 #: The object was not among those the lookup was built for.
 NOT_PREFETCHED: Final = _Sentinel("NOT_PREFETCHED")
+_UNALIASED: Final = _Sentinel("UNALIASED")
 
 
 @dataclass
@@ -51,14 +52,24 @@ class Lookup(Mapping[Any, Any]):
     object directly, which is what :class:`~crossprefetch.ContextLookupField` does.
     """
 
-    __slots__ = ("_by_raw", "_normalize", "_read_key", "_rows", "name", "spec", "stats")
+    __slots__ = (
+        "_aliases",
+        "_asked",
+        "_normalize",
+        "_read_key",
+        "_rows",
+        "name",
+        "spec",
+        "stats",
+    )
 
     def __init__(
         self,
         name: str,
         spec: CrossDBPrefetch,
         rows: dict[Any, Any],
-        by_raw: dict[Hashable, Any],
+        asked: set[Hashable],
+        aliases: dict[Hashable, Any],
         read_key: KeyReader | None,
         normalize: Normalizer,
         stats: LookupStats,
@@ -67,7 +78,8 @@ class Lookup(Mapping[Any, Any]):
         self.spec = spec
         self.stats = stats
         self._rows = rows
-        self._by_raw = by_raw
+        self._asked = asked
+        self._aliases = aliases
         self._read_key = read_key
         self._normalize = normalize
 
@@ -101,7 +113,7 @@ class Lookup(Mapping[Any, Any]):
             return NOT_PREFETCHED
         raw = read_key(obj)
         try:
-            return self._by_raw[raw]
+            return self._rows[raw]  # the common case: the raw key is the normalised key
         except KeyError:
             pass
         except TypeError:
@@ -109,7 +121,10 @@ class Lookup(Mapping[Any, Any]):
                 f"Lookup {self.name!r}: the key {raw!r} of {obj!r} is not hashable; "
                 "CrossDBPrefetch(key=...) must give a value, or a tuple for a composite key."
             ) from None
-        if raw is None:
+        key = self._aliases.get(raw, _UNALIASED)
+        if key is not _UNALIASED:
+            return MISSING if key is INVALID else self._rows.get(key, MISSING)
+        if raw is None or raw in self._asked:
             return MISSING
         return NOT_PREFETCHED
 
