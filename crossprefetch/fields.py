@@ -80,7 +80,6 @@ class ContextLookupField(serializers.Field):  # type: ignore[type-arg]
         self.nested = serializer
         self.output_field = output_field
         self._root: Any = None
-        self._context: Any = None
         self._lookup: Lookup | None = None
         self._render: Callable[[Any], Any] = _identity
 
@@ -120,19 +119,22 @@ class ContextLookupField(serializers.Field):  # type: ignore[type-arg]
         root = self._root
         if root is None:
             root = self._root = self.root
-        context = getattr(root, "_context", None)
-        if context is self._context and context is not None:
-            return self._lookup
-        if context is None:
-            context = {}
+        context = getattr(root, "_context", None) or {}
         lookup = context.get(self.lookup_name)
+        if lookup is not None and lookup is self._lookup:
+            return self._lookup  # the same lookup as for the previous row
+        deferred = None
         if lookup is None:
             deferred = context.get(DEFERRED_CONTEXT_KEY)
             if deferred is not None and deferred.resolve(root):
                 lookup = context.get(self.lookup_name)
         if lookup is None:
             if conf.STRICT:
-                raise ImproperlyConfigured(self._undeclared_message(context))
+                raise ImproperlyConfigured(
+                    self._unsaved_message()
+                    if deferred is not None
+                    else self._undeclared_message(context)
+                )
             return None
         if not isinstance(lookup, Lookup):
             raise ImproperlyConfigured(
@@ -141,13 +143,21 @@ class ContextLookupField(serializers.Field):  # type: ignore[type-arg]
                 "prefetch_cross_db() or declare it in the view's cross_db_fields."
             )
         self._render = self._renderer(lookup)
-        self._context, self._lookup = context, lookup
+        self._lookup = lookup
         return lookup
 
     @property
     def _where(self) -> str:
         parent = type(self.parent).__name__ if self.parent is not None else "serializer"
         return f"{parent}.{self.field_name} (ContextLookupField {self.lookup_name!r})"
+
+    def _unsaved_message(self) -> str:
+        return (
+            f"{self._where}: the serializer has no instance to read keys from yet (was "
+            "it validated but not saved?). The lookups of a write are built for "
+            "serializer.instance once save() has set it; serialize the saved instance, "
+            "or render the field only on responses."
+        )
 
     def _undeclared_message(self, context: Mapping[str, Any]) -> str:
         present = sorted(k for k, v in context.items() if isinstance(v, Lookup))

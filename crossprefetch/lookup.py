@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Hashable, Iterator, Mapping
+from collections.abc import Hashable, Iterable, Iterator, Mapping
 from dataclasses import asdict, dataclass, field
 from typing import TYPE_CHECKING, Any, Final
 
@@ -127,6 +127,17 @@ class Lookup(Mapping[Any, Any]):
         if raw is None or raw in self._asked:
             return MISSING
         return NOT_PREFETCHED
+
+    def covers(self, objects: Iterable[Any]) -> bool:
+        """Whether the lookup was built for the current keys of all of ``objects``."""
+        read_key = self._read_key
+        if read_key is None:
+            return not any(True for _ in objects)
+        asked = self._asked
+        try:
+            return all(read_key(obj) in asked for obj in objects)
+        except (AttributeError, KeyError, TypeError):
+            return False
 
     def find(self, obj: Any) -> Any:
         """The row(s) ``obj`` references, or :data:`MISSING`, for any object.

@@ -34,28 +34,28 @@ class _DeferredLookups:
     by hand from ``get_serializer_context()``.
     """
 
-    __slots__ = ("built", "context", "request", "specs")
+    __slots__ = ("context", "request", "specs", "view")
 
     def __init__(
         self,
+        view: CrossDBPrefetchMixin,
         specs: Mapping[str, CrossDBPrefetch],
         request: HttpRequest | None,
         context: dict[str, Any],
-        built: list[Lookup],
     ) -> None:
+        self.view = view
         self.specs = specs
         self.request = request
         self.context = context
-        self.built = built
 
     def resolve(self, root: BaseSerializer[Any]) -> bool:
         instance = getattr(root, "instance", None)
         if instance is None:
             return False
-        objects = instance if isinstance(root, ListSerializer) else [instance]
-        lookups = prefetch_cross_db(objects, self.specs, request=self.request)
-        self.built.extend(lookups.values())
-        self.context.update(lookups)
+        many = isinstance(root, ListSerializer)
+        self.context.update(
+            self.view._crossprefetch_lookups(instance, many, self.specs, self.request)
+        )
         self.context.pop(DEFERRED_CONTEXT_KEY, None)
         return True
 
@@ -72,7 +72,7 @@ class CrossDBPrefetchMixin(_Base):
     cross_db_fields: ClassVar[Mapping[str, CrossDBPrefetch]] = {}
 
     _crossprefetch_objects: Any = _NOTHING
-    _crossprefetch_memo: tuple[Any, dict[str, Lookup]] | None = None
+    _crossprefetch_memo: tuple[Any, bool, Mapping[str, Any], dict[str, Lookup]] | None = None
     _crossprefetch_built: list[Lookup] | None = None
 
     def get_cross_db_fields(self) -> Mapping[str, CrossDBPrefetch]:
@@ -81,7 +81,8 @@ class CrossDBPrefetchMixin(_Base):
 
     def get_serializer(self, *args: Any, **kwargs: Any) -> BaseSerializer[Any]:
         instance = args[0] if args else kwargs.get("instance")
-        if instance is not None and "data" not in kwargs and "context" not in kwargs:
+        writes = len(args) > 1 or "data" in kwargs  # keys may change on save(): build later
+        if instance is not None and not writes and "context" not in kwargs:
             self._crossprefetch_objects = (instance, bool(kwargs.get("many")))
         try:
             return super().get_serializer(*args, **kwargs)
@@ -95,7 +96,7 @@ class CrossDBPrefetchMixin(_Base):
             return context
         request = getattr(self, "request", None)
         if self._crossprefetch_objects is _NOTHING:
-            context[DEFERRED_CONTEXT_KEY] = _DeferredLookups(specs, request, context, self._built)
+            context[DEFERRED_CONTEXT_KEY] = _DeferredLookups(self, specs, request, context)
         else:
             instance, many = self._crossprefetch_objects
             context.update(self._crossprefetch_lookups(instance, many, specs, request))
@@ -108,14 +109,21 @@ class CrossDBPrefetchMixin(_Base):
         specs: Mapping[str, CrossDBPrefetch],
         request: HttpRequest | None,
     ) -> dict[str, Lookup]:
-        """Lookups for ``instance``; reused when the same objects are serialized again
-        (the browsable API renders its forms from the response's own instance)."""
-        memo = self._crossprefetch_memo
-        if memo is not None and memo[0] is instance:
-            return memo[1]
+        """Lookups for ``instance``, reused while the same objects with the same keys are
+        serialized again (the browsable API renders its forms from the response's own
+        instance, after the response itself)."""
         objects = instance if many else [instance]
+        memo = self._crossprefetch_memo
+        if (
+            memo is not None
+            and memo[0] is instance
+            and memo[1] == many
+            and memo[2] is specs
+            and all(lookup.covers(objects) for lookup in memo[3].values())
+        ):
+            return memo[3]
         lookups = prefetch_cross_db(objects, specs, request=request)
-        self._crossprefetch_memo = (instance, lookups)
+        self._crossprefetch_memo = (instance, many, specs, lookups)
         self._built.extend(lookups.values())
         return lookups
 

@@ -254,3 +254,19 @@ def test_field_is_read_only_and_ignored_on_input(alice: Customer) -> None:
     serializer = EventIn(data={"customer_id": 1, "customer_name": "forged"})
     assert serializer.is_valid(), serializer.errors
     assert serializer.validated_data == {"customer_id": 1}
+
+
+def test_a_context_refilled_between_batches_is_read_afresh(alice: Customer) -> None:
+    bob = Customer.objects.create(name="Bob", tier="basic")
+    specs = spec()
+
+    class ItemSerializer(serializers.Serializer[Any]):
+        name = ContextLookupField("c", "name", default="?")
+
+    context: dict[str, Any] = {}
+    serializer = ItemSerializer(context=context)
+    names = []
+    for batch in (items(alice.pk), items(bob.pk)):
+        context.update(prefetch_cross_db(batch, specs))
+        names.append(serializer.to_representation(batch[0])["name"])
+    assert names == ["Alice", "Bob"]

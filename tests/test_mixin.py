@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
+from django.core.exceptions import ImproperlyConfigured
 from django.test import override_settings
 from rest_framework.test import APIClient
 
@@ -264,3 +265,55 @@ def test_server_timing_header_on_create(scenario: Scenario, api: APIClient) -> N
 
 def test_no_server_timing_header_by_default(scenario: Scenario, api: APIClient) -> None:
     assert "Server-Timing" not in api.get("/api/events/")
+
+
+def test_positional_data_builds_lookups_after_save(scenario: Scenario, api: APIClient) -> None:
+    event = _event_with_customer(scenario)
+    other = next(c for c in scenario.customers if c.pk != event.customer_id)
+    with assert_num_queries(default=1, legacy=0):
+        response = api.post(
+            f"/api/writable-events/{event.pk}/reassign/", {"customer_id": other.pk}, format="json"
+        )
+    assert response.json()["customer_name"] == other.name
+
+
+def test_changed_key_is_fetched_again(scenario: Scenario, api: APIClient) -> None:
+    event = _event_with_customer(scenario)
+    other = next(c for c in scenario.customers if c.pk != event.customer_id)
+    first = Customer.objects.get(pk=event.customer_id)
+    with assert_num_queries(default=2, legacy=0):
+        body = api.post(
+            f"/api/writable-events/{event.pk}/bump/", {"customer_id": other.pk}, format="json"
+        ).json()
+    assert body["before"]["customer_name"] == first.name
+    assert body["after"]["customer_name"] == other.name
+
+
+@override_settings(CROSSPREFETCH={"STRICT": True})
+def test_validate_only_explains_that_nothing_was_saved(scenario: Scenario, api: APIClient) -> None:
+    payload = {
+        "timestamp": "2026-02-01T00:00:00Z",
+        "customer_id": 1,
+        "event_type": "x",
+        "amount": "1",
+    }
+    with pytest.raises(ImproperlyConfigured, match="no instance to read keys from yet"):
+        api.post("/api/writable-events/check/", payload, format="json")
+
+
+@pytest.mark.parametrize("method", ["put", "patch"])
+def test_browsable_api_write_makes_one_lookup_query(
+    scenario: Scenario, api: APIClient, method: str
+) -> None:
+    event = _event_with_customer(scenario)
+    payload = {
+        "customer_id": event.customer_id,
+        "timestamp": "2026-02-01T00:00:00Z",
+        "event_type": "paid",
+        "amount": "1.00",
+    }
+    with assert_num_queries(default=1, legacy=0):
+        response = getattr(api, method)(
+            f"/api/writable-events/{event.pk}/?format=api", payload, format="json"
+        )
+    assert response.status_code == 200

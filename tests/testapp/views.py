@@ -3,6 +3,9 @@ from __future__ import annotations
 from collections.abc import Mapping
 
 from rest_framework import generics, pagination, viewsets
+from rest_framework.decorators import action
+from rest_framework.request import Request
+from rest_framework.response import Response
 
 from crossprefetch import CrossDBPrefetch, CrossDBPrefetchMixin
 from tests.testapp import serializers
@@ -35,6 +38,30 @@ class OrderEventViewSet(CrossDBPrefetchMixin, viewsets.ModelViewSet):  # type: i
 
 class WritableEventViewSet(OrderEventViewSet):
     serializer_class = serializers.WritableEventSerializer  # type: ignore[assignment]
+
+    @action(detail=True, methods=["post"])
+    def reassign(self, request: Request, pk: str) -> Response:
+        """Data passed positionally, as custom actions often do."""
+        serializer = self.get_serializer(self.get_object(), request.data, partial=True)
+        serializer.is_valid(raise_exception=True)
+        serializer.save()
+        return Response(serializer.data)
+
+    @action(detail=True, methods=["post"])
+    def bump(self, request: Request, pk: str) -> Response:
+        """Serialize, change the key, save, serialize again."""
+        event = self.get_object()
+        before = self.get_serializer(event).data
+        event.customer_id = int(request.data["customer_id"])
+        event.save()
+        return Response({"before": before, "after": self.get_serializer(event).data})
+
+    @action(detail=False, methods=["post"])
+    def check(self, request: Request) -> Response:
+        """Validate only: nothing is saved, so there is no instance to read keys from."""
+        serializer = self.get_serializer(data=request.data)
+        serializer.is_valid(raise_exception=True)
+        return Response(serializer.data)
 
 
 class LimitOffsetEventViewSet(OrderEventViewSet):
