@@ -58,19 +58,23 @@ def key_reader(key: str | tuple[str, ...] | Callable[[Any], Any], sample: Any) -
     if callable(key):
         return key
     paths = (key,) if isinstance(key, str) else key
-    if isinstance(sample, Mapping):
-        readers = [_item_path(path) for path in paths]
-        if len(readers) == 1:
-            return readers[0]
-        return lambda obj: tuple(read(obj) for read in readers)
-    return attrgetter(*paths)
+    if not isinstance(sample, Mapping) and not any("." in path for path in paths):
+        return attrgetter(*paths)
+    readers = [_path(path) for path in paths]
+    if len(readers) == 1:
+        return readers[0]
+    return lambda obj: tuple(read(obj) for read in readers)
 
 
-def _item_path(path: str) -> KeyReader:
+def _path(path: str) -> KeyReader:
+    """Read ``a.b.c`` through attributes or items; a ``None`` on the way is a null key,
+    as in DRF's ``get_attribute``."""
     parts = path.split(".")
 
     def read(obj: Any) -> Any:
         for part in parts:
+            if obj is None:
+                return None
             obj = obj[part] if isinstance(obj, Mapping) else getattr(obj, part)
         return obj
 

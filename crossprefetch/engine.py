@@ -11,6 +11,7 @@ from typing import Any
 
 from django.core.exceptions import ImproperlyConfigured
 from django.db import connections, models
+from django.db.models.query import ModelIterable
 from django.http import HttpRequest
 
 from crossprefetch import _caching, _keys, _sql, signals
@@ -83,6 +84,12 @@ def _plan(name: str, spec: Any, request: HttpRequest | None) -> _Plan:
             f"Declare it as {name!r}: CrossDBPrefetch('app_label.Model', key='...')."
         )
     queryset = spec.get_queryset(request)
+    if spec.fields is None and not issubclass(queryset._iterable_class, ModelIterable):
+        raise ImproperlyConfigured(
+            f"{spec!r} ({name!r}): the source is a values()/values_list() QuerySet, so its "
+            "rows are not model instances. Give the spec fields=(...) instead, and drop "
+            "values() from the QuerySet."
+        )
     model = queryset.model
     match_fields = spec.get_match_fields(model)
     alias = queryset.db
@@ -146,7 +153,8 @@ def _groups(plans: list[_Plan]) -> list[list[_Plan]]:
             plan.alias,
             plan.queryset.model,
             plan.match_names,
-            fields is not None and any("__" in name for name in fields),
+            # projections that follow relations (to-many joins) share only when identical
+            fields if fields is not None and any("__" in name for name in fields) else None,
             plan.spec.cache,
         )
         coarse.setdefault(identity, []).append(plan)
@@ -155,25 +163,26 @@ def _groups(plans: list[_Plan]) -> list[list[_Plan]]:
         if len(members) == 1:
             groups.append(members)
             continue
-        by_filter: dict[tuple[str, str], list[_Plan]] = {}
+        by_filter: dict[tuple[str, ...], list[_Plan]] = {}
         for plan in members:
             by_filter.setdefault(_filter_identity(plan), []).append(plan)
         groups.extend(by_filter.values())
     return groups
 
 
-def _filter_identity(plan: _Plan) -> tuple[str, str]:
+def _filter_identity(plan: _Plan) -> tuple[str, ...]:
+    """What must match for two specs to share a query: SQL, parameters, prefetches."""
     if isinstance(plan.spec.source, type | str):
-        return ("<default manager>", "")
+        return ("<default manager>",)
     queryset = plan.queryset
-    query = queryset.query
-    if query.is_empty():
-        return ("<empty>", "")
+    if queryset.query.is_empty():
+        return ("<empty>",)
     try:
-        sql, params = query.sql_with_params()
+        sql, params = queryset.query.get_compiler(using=plan.alias).as_sql()
     except Exception:  # a QuerySet that cannot compile alone gets a group of its own
-        return (f"<{id(queryset)}>", "")
-    return (sql, repr(params))
+        return (f"<{id(queryset)}>",)
+    prefetches = getattr(queryset, "_prefetch_related_lookups", ())
+    return (sql, repr(params), repr(prefetches))
 
 
 def _is_unique(fields: tuple[models.Field[Any, Any], ...], model: type[models.Model]) -> bool:

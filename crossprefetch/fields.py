@@ -121,8 +121,9 @@ class ContextLookupField(serializers.Field):  # type: ignore[type-arg]
             root = self._root = self.root
         context = getattr(root, "_context", None) or {}
         lookup = context.get(self.lookup_name)
-        if lookup is not None and lookup is self._lookup:
-            return self._lookup  # the same lookup as for the previous row
+        cached = self._lookup
+        if cached is not None and lookup is cached:
+            return cached  # the same lookup as for the previous row
         deferred = None
         if lookup is None:
             deferred = context.get(DEFERRED_CONTEXT_KEY)

@@ -345,3 +345,43 @@ def test_postgresql_sends_one_array_parameter(customers: list[Customer]) -> None
         prefetch_cross_db(items, {"c": NAMES})
     query = captured["default"][0]
     assert "= ANY(" in query.sql
+
+
+def test_projections_through_lookups_share_a_query_only_when_identical(
+    scenario: Scenario,
+) -> None:
+    def events(*fields: str) -> CrossDBPrefetch:
+        return CrossDBPrefetch(
+            OrderEvent, key="id", to_field="customer_id", fields=fields, many=True
+        )
+
+    customer = scenario.customers[0]
+    with assert_num_queries(timeseries=2):
+        lookups = prefetch_cross_db(
+            [customer], {"a": events("timestamp__year"), "b": events("timestamp__month")}
+        )
+    naive = OrderEvent.objects.filter(customer_id=customer.pk)
+    assert lookups["a"][customer.pk] == [{"timestamp__year": e.timestamp.year} for e in naive]
+    assert lookups["b"][customer.pk] == [{"timestamp__month": e.timestamp.month} for e in naive]
+    with assert_num_queries(timeseries=1):
+        prefetch_cross_db(
+            [customer], {"a": events("timestamp__year"), "b": events("timestamp__year")}
+        )
+
+
+def test_values_queryset_needs_a_projection(customers: list[Customer]) -> None:
+    spec = CrossDBPrefetch(Customer.objects.values("id", "name"), key="customer_id")
+    with pytest.raises(ImproperlyConfigured, match=r"values\(\)/values_list\(\) QuerySet.*fields="):
+        prefetch_cross_db(objs(customer_id=[customers[0].pk]), {"c": spec})
+
+
+def test_none_on_a_dotted_key_path_is_a_null_key(customers: list[Customer]) -> None:
+    items = [
+        SimpleNamespace(order=None),
+        SimpleNamespace(order=SimpleNamespace(customer_id=customers[0].pk)),
+    ]
+    spec = CrossDBPrefetch(Customer, key="order.customer_id", fields=("name",))
+    with assert_num_queries(default=1):
+        lookup = prefetch_cross_db(items, {"c": spec})["c"]
+    assert lookup.get_for(items[0]) is lookup_missing()
+    assert lookup.get_for(items[1]) == {"name": customers[0].name}
