@@ -115,15 +115,34 @@ def normalize_all(
     return keys, aliases
 
 
+def target_field(field: Any) -> Any:
+    """The field that holds the values: a ForeignKey's target, followed to the end."""
+    while field.is_relation and field.target_field is not None:
+        field = field.target_field
+    return field
+
+
+def _django_type(field: models.Field[Any, Any]) -> type | None:
+    """The Python type of a field's values, for Django's own field classes only: a custom
+    subclass may convert values its own way, so its keys always go through it."""
+    if not type(field).__module__.startswith("django.db.models."):
+        return None
+    return _EXACT_TYPES.get(field.get_internal_type())
+
+
+def is_plain_integer(field: models.Field[Any, Any]) -> bool:
+    """Whether the field is one of Django's integer fields, whose values need no preparing."""
+    return _django_type(field) is int
+
+
 def _exact_type(
     field: models.Field[Any, Any], connection: BaseDatabaseWrapper
 ) -> tuple[type | None, Any, Any]:
     """The Python type the field's values have, and the integer range it can hold."""
-    while field.is_relation and field.target_field is not None:  # type: ignore[attr-defined]
-        field = field.target_field  # type: ignore[attr-defined]
-    internal_type = field.get_internal_type()
-    exact = _EXACT_TYPES.get(internal_type)
+    field = target_field(field)
+    exact = _django_type(field)
     if exact is int:
+        internal_type = field.get_internal_type()
         low, high = connection.ops.integer_field_range(internal_type)
         return exact, low, high
     return exact, None, None
@@ -159,9 +178,7 @@ def normalizer(
 
 
 def _field_normalizer(field: models.Field[Any, Any], connection: BaseDatabaseWrapper) -> Normalizer:
-    target: models.Field[Any, Any] = field
-    while target.is_relation and target.target_field is not None:  # type: ignore[attr-defined]
-        target = target.target_field  # type: ignore[attr-defined]
+    target = target_field(field)
     to_python = target.to_python
     exact, low, high = _exact_type(target, connection)
 

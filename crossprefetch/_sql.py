@@ -8,176 +8,132 @@ from typing import Any
 
 from django.db import connections, models
 from django.db.backends.base.base import BaseDatabaseWrapper
-from django.db.models.expressions import Expression
+from django.db.models import Lookup
 from django.db.models.sql.compiler import SQLCompiler
+
+from crossprefetch._keys import is_plain_integer, target_field
 
 _POSTGRES_MAX_PARAMS = 65_535
 #: Parameters kept free for the QuerySet's own filters when a key set is split.
 _PARAM_HEADROOM = 100
 
-
-_INTEGER_TYPES = frozenset(
-    {
-        "AutoField",
-        "BigAutoField",
-        "SmallAutoField",
-        "IntegerField",
-        "BigIntegerField",
-        "SmallIntegerField",
-        "PositiveIntegerField",
-        "PositiveBigIntegerField",
-        "PositiveSmallIntegerField",
-    }
-)
+SQLParams = tuple[str, tuple[Any, ...]]
 
 
 def _db_values(field: Any, values: Iterable[Any], connection: BaseDatabaseWrapper) -> list[Any]:
     """Database values of keys already normalised by the field (see ``_keys.normalizer``).
 
-    Integers are sent as they are; anything else goes through the field's preparation
-    (UUIDs become hex on SQLite, and so on). Django's ``__in`` lookup would prepare every
-    value again, which is most of what building a large lookup costs.
+    Integers of Django's own integer fields are sent as they are; anything else goes
+    through the field's preparation (UUIDs become hex on SQLite, a custom field adjusts
+    its values, and so on). Django's ``__in`` would prepare every integer again, which is
+    most of what building a large lookup costs.
     """
-    while field.is_relation and field.target_field is not None:
-        field = field.target_field
-    if field.get_internal_type() in _INTEGER_TYPES:
+    field = target_field(field)
+    if is_plain_integer(field):
         return list(values)
-    return [field.get_db_prep_value(v, connection, prepared=True) for v in values]
+    return [field.get_db_prep_value(v, connection, prepared=False) for v in values]
 
 
-class _InList(Expression):
-    """``column IN (%s, ...)`` over keys the engine has already normalised."""
+class _KeyFilter(Lookup):
+    """A WHERE condition matching ``columns`` against a set of keys.
 
-    conditional = True
-    output_field = models.BooleanField()
+    A ``Lookup``, so that ``filter()`` uses it as it is (a plain conditional expression
+    would be compared with ``= True`` on some backends). Never registered on a field.
+    """
 
-    def __init__(self, column: str, values: Sequence[Any]) -> None:
-        super().__init__()
-        self.column: Any = models.F(column)
-        self.values = values
+    lookup_name = "crossprefetch_keys"
+    prepare_rhs = False
+
+    def __init__(self, columns: Sequence[str], keys: Sequence[Any]) -> None:
+        self.columns: list[Any] = [models.F(column) for column in columns]
+        super().__init__(self.columns[0], list(keys))
 
     def get_source_expressions(self) -> list[Any]:
-        return [self.column]
+        return list(self.columns)
 
     def set_source_expressions(self, exprs: Sequence[Any]) -> None:
-        (self.column,) = exprs
+        self.columns = list(exprs)
+        self.lhs = self.columns[0]
 
-    def as_sql(
-        self, compiler: SQLCompiler, connection: BaseDatabaseWrapper, **extra: Any
-    ) -> tuple[str, tuple[Any, ...]]:
-        column_sql, column_params = compiler.compile(self.column)
-        values = _db_values(self.column.output_field, self.values, connection)
-        placeholders = ", ".join(["%s"] * len(values))
-        return f"{column_sql} IN ({placeholders})", (*column_params, *values)
+    def resolve_expression(
+        self,
+        query: Any = None,
+        allow_joins: bool = True,
+        reuse: Any = None,
+        summarize: bool = False,
+        for_save: bool = False,
+    ) -> _KeyFilter:
+        clone: _KeyFilter = self.copy()
+        clone.set_source_expressions(
+            [
+                c.resolve_expression(query, allow_joins, reuse, summarize, for_save)
+                for c in self.columns
+            ]
+        )
+        return clone
+
+    def compile_columns(
+        self, compiler: SQLCompiler, connection: BaseDatabaseWrapper
+    ) -> tuple[list[str], list[Any], list[list[Any]]]:
+        """SQL of each column, their parameters, and the keys' database values per column."""
+        sql: list[str] = []
+        params: list[Any] = []
+        for column in self.columns:
+            column_sql, column_params = compiler.compile(column)
+            sql.append(column_sql)
+            params.extend(column_params)
+        if len(self.columns) == 1:
+            values = [_db_values(self.columns[0].output_field, self.rhs, connection)]
+        else:
+            values = [
+                _db_values(column.output_field, (key[i] for key in self.rhs), connection)
+                for i, column in enumerate(self.columns)
+            ]
+        return sql, params, values
+
+    def cast(self, index: int, connection: BaseDatabaseWrapper) -> str:
+        return str(self.columns[index].output_field.cast_db_type(connection))
 
 
-class _AnyOf(Expression):
+class _InList(_KeyFilter):
+    """``column IN (%s, ...)``."""
+
+    def as_sql(self, compiler: SQLCompiler, connection: BaseDatabaseWrapper) -> SQLParams:
+        (column,), params, (values,) = self.compile_columns(compiler, connection)
+        return f"{column} IN ({', '.join(['%s'] * len(values))})", (*params, *values)
+
+
+class _AnyOf(_KeyFilter):
     """``column = ANY(%s::type[])``: a whole key set as ONE PostgreSQL array parameter."""
 
-    conditional = True
-    output_field = models.BooleanField()
-
-    def __init__(self, column: str, values: Sequence[Any]) -> None:
-        super().__init__()
-        self.column: Any = models.F(column)
-        self.values = values
-
-    def get_source_expressions(self) -> list[Any]:
-        return [self.column]
-
-    def set_source_expressions(self, exprs: Sequence[Any]) -> None:
-        (self.column,) = exprs
-
-    def as_sql(
-        self, compiler: SQLCompiler, connection: BaseDatabaseWrapper, **extra: Any
-    ) -> tuple[str, tuple[Any, ...]]:
-        column_sql, column_params = compiler.compile(self.column)
-        field = self.column.output_field
-        values = _db_values(field, self.values, connection)
-        return f"{column_sql} = ANY(%s::{field.cast_db_type(connection)}[])", (
-            *column_params,
-            values,
-        )
+    def as_sql(self, compiler: SQLCompiler, connection: BaseDatabaseWrapper) -> SQLParams:
+        (column,), params, (values,) = self.compile_columns(compiler, connection)
+        return f"{column} = ANY(%s::{self.cast(0, connection)}[])", (*params, values)
 
 
-class _RowsOf(Expression):
+class _RowsOf(_KeyFilter):
     """``(a, b) IN (SELECT * FROM unnest(%s::ta[], %s::tb[]))``: composite keys on PostgreSQL."""
 
-    conditional = True
-    output_field = models.BooleanField()
-
-    def __init__(self, columns: Sequence[str], values: Sequence[tuple[Any, ...]]) -> None:
-        super().__init__()
-        self.columns: list[Any] = [models.F(c) for c in columns]
-        self.values = values
-
-    def get_source_expressions(self) -> list[Any]:
-        return self.columns
-
-    def set_source_expressions(self, exprs: Sequence[Any]) -> None:
-        self.columns = list(exprs)
-
-    def as_sql(
-        self, compiler: SQLCompiler, connection: BaseDatabaseWrapper, **extra: Any
-    ) -> tuple[str, tuple[Any, ...]]:
-        columns_sql: list[str] = []
-        params: list[Any] = []
-        arrays: list[str] = []
-        for column in self.columns:
-            sql, column_params = compiler.compile(column)
-            columns_sql.append(sql)
-            params.extend(column_params)
-            field = column.output_field
-            arrays.append(f"%s::{field.cast_db_type(connection)}[]")
-        for index, column in enumerate(self.columns):
-            params.append(
-                _db_values(column.output_field, (v[index] for v in self.values), connection)
-            )
-        return (
-            f"({', '.join(columns_sql)}) IN (SELECT * FROM unnest({', '.join(arrays)}))",
-            tuple(params),
-        )
+    def as_sql(self, compiler: SQLCompiler, connection: BaseDatabaseWrapper) -> SQLParams:
+        columns, params, values = self.compile_columns(compiler, connection)
+        arrays = ", ".join(f"%s::{self.cast(i, connection)}[]" for i in range(len(columns)))
+        sql = f"({', '.join(columns)}) IN (SELECT * FROM unnest({arrays}))"
+        return sql, (*params, *values)
 
 
-class _RowValuesIn(Expression):
+class _RowValuesIn(_KeyFilter):
     """``(a, b) IN (VALUES (%s, %s), ...)``: composite keys as SQLite row values.
 
-    An OR of ANDs would nest one level per key and hit SQLite's expression depth
-    limit (1,000) long before its parameter limit.
+    An OR of ANDs would nest one level per key and hit SQLite's expression depth limit
+    (1,000) long before its parameter limit.
     """
 
-    conditional = True
-    output_field = models.BooleanField()
-
-    def __init__(self, columns: Sequence[str], values: Sequence[tuple[Any, ...]]) -> None:
-        super().__init__()
-        self.columns: list[Any] = [models.F(c) for c in columns]
-        self.values = values
-
-    def get_source_expressions(self) -> list[Any]:
-        return self.columns
-
-    def set_source_expressions(self, exprs: Sequence[Any]) -> None:
-        self.columns = list(exprs)
-
-    def as_sql(
-        self, compiler: SQLCompiler, connection: BaseDatabaseWrapper, **extra: Any
-    ) -> tuple[str, tuple[Any, ...]]:
-        columns_sql: list[str] = []
-        params: list[Any] = []
-        for column in self.columns:
-            sql, column_params = compiler.compile(column)
-            columns_sql.append(sql)
-            params.extend(column_params)
-        fields = [column.output_field for column in self.columns]
-        row = f"({', '.join(['%s'] * len(fields))})"
-        columns = [
-            _db_values(f, (key[i] for key in self.values), connection) for i, f in enumerate(fields)
-        ]
-        for key in zip(*columns, strict=True):
-            params.extend(key)
-        rows = ", ".join([row] * len(self.values))
-        return f"({', '.join(columns_sql)}) IN (VALUES {rows})", tuple(params)
+    def as_sql(self, compiler: SQLCompiler, connection: BaseDatabaseWrapper) -> SQLParams:
+        columns, params, values = self.compile_columns(compiler, connection)
+        row = f"({', '.join(['%s'] * len(columns))})"
+        rows = ", ".join([row] * len(self.rhs))
+        flat = [value for key in zip(*values, strict=True) for value in key]
+        return f"({', '.join(columns)}) IN (VALUES {rows})", (*params, *flat)
 
 
 def max_params(connection: BaseDatabaseWrapper) -> int | None:
@@ -207,21 +163,20 @@ def filtered_by_keys(
     """Yield QuerySets that together select the rows whose ``columns`` match ``keys``.
 
     One QuerySet whenever the backend allows: PostgreSQL gets one array parameter, other
-    backends an ``IN`` list split only where their parameter limit forces it.
+    backends an ``IN`` list split only where their parameter (or IN-list) limit forces it.
     """
     connection = connections[queryset.db]
     composite = len(columns) > 1
     if connection.vendor == "postgresql":
-        if composite:
-            yield queryset.filter(_RowsOf(columns, keys))
-        else:
-            yield queryset.filter(_AnyOf(columns[0], keys))
+        yield queryset.filter(_RowsOf(columns, keys) if composite else _AnyOf(columns, keys))
         return
     limit = max_params(connection)
     arity = len(columns)
     chunk = len(keys)
     if limit is not None and len(keys) * arity > limit - _PARAM_HEADROOM:
         chunk = max(1, (limit - _own_params(queryset)) // arity)
+    # Backends with an IN-list limit (Oracle: 1,000) get Django's own __in, which ORs lists.
+    in_list_limit = connection.ops.max_in_list_size()
     for start in range(0, len(keys), chunk):
         part = keys[start : start + chunk]
         if composite and connection.vendor == "sqlite":
@@ -229,5 +184,7 @@ def filtered_by_keys(
         elif composite:
             rows = [models.Q(**dict(zip(columns, key, strict=True))) for key in part]
             yield queryset.filter(models.Q(*rows, _connector=models.Q.OR))
+        elif in_list_limit:
+            yield queryset.filter(**{f"{columns[0]}__in": part})
         else:
-            yield queryset.filter(_InList(columns[0], part))
+            yield queryset.filter(_InList(columns, part))
