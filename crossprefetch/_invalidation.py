@@ -210,12 +210,11 @@ def discover() -> None:
 
 def declared_views() -> Iterator[tuple[type, str, Any]]:
     """``(view, name, spec)`` for every spec declared by a view of the URLconf."""
-    from django.urls import URLPattern, URLResolver, get_resolver
-
+    from crossprefetch._urls import declaring_views
     from crossprefetch.spec import CrossDBPrefetch
 
     try:
-        stack: list[Any] = list(get_resolver().url_patterns)
+        views = list(declaring_views())
     except Exception:
         logger.warning(
             "crossprefetch: the URLconf could not be imported to find the cached specs of "
@@ -223,19 +222,7 @@ def declared_views() -> Iterator[tuple[type, str, Any]]:
             exc_info=True,
         )
         return
-    seen: set[type] = set()
-    while stack:
-        pattern = stack.pop()
-        if isinstance(pattern, URLResolver):
-            stack.extend(pattern.url_patterns)
-            continue
-        if not isinstance(pattern, URLPattern):
-            continue
-        callback = pattern.callback
-        view = getattr(callback, "cls", None) or getattr(callback, "view_class", None)
-        if not isinstance(view, type) or view in seen:
-            continue
-        seen.add(view)
+    for view in views:
         specs = getattr(view, "cross_db_fields", None)
         if isinstance(specs, Mapping):
             for name, spec in specs.items():

@@ -12,8 +12,8 @@ from django.conf import settings
 from django.core import checks
 from django.core.exceptions import ImproperlyConfigured
 from django.db import models
-from django.urls import URLPattern, URLResolver, get_resolver
 
+from crossprefetch._urls import declaring_views
 from crossprefetch.spec import CrossDBPrefetch, KeyArityError
 
 _CONTEXT_KEYS = frozenset({"request", "format", "view"})
@@ -72,23 +72,9 @@ def check_view(view: type) -> list[checks.CheckMessage]:
 def _views() -> Iterator[type]:
     """View classes with ``cross_db_fields`` reachable from the root URLconf, once each."""
     try:
-        patterns = get_resolver().url_patterns
+        yield from declaring_views()
     except Exception:  # a broken URLconf is reported by Django's own checks
         return
-    seen: set[type] = set()
-    stack: list[Any] = list(patterns)
-    while stack:
-        pattern = stack.pop()
-        if isinstance(pattern, URLResolver):
-            stack.extend(pattern.url_patterns)
-            continue
-        if not isinstance(pattern, URLPattern):
-            continue
-        callback = pattern.callback
-        view = getattr(callback, "cls", None) or getattr(callback, "view_class", None)
-        if isinstance(view, type) and view not in seen and hasattr(view, "cross_db_fields"):
-            seen.add(view)
-            yield view
 
 
 def _check_spec(view: type, label: str, name: Any, spec: Any) -> list[checks.CheckMessage]:
