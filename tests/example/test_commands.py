@@ -72,6 +72,22 @@ def test_benchmark(tmp_path: Path) -> None:
         assert by_variant["crossprefetch_warm_cache"]["queries"].get("default", 0) == 0
 
 
+def test_benchmark_breakdown() -> None:
+    out, _ = run(
+        "benchmark",
+        "--page-sizes", "100",
+        "--reference-rows", "50",
+        "--events", "120",
+        "--repeat", "1",
+        "--no-memory",
+        "--breakdown",
+    )  # fmt: skip
+    section = out[out.index("### Where the time goes") :]
+    assert "**50 customers, page of 100**" in section
+    for phase in ("paginator count", "customers of the page", "serialization", "whole request"):
+        assert phase in section
+
+
 def test_benchmark_rejects_pages_larger_than_the_data() -> None:
     from django.core.management.base import CommandError
 

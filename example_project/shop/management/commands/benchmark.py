@@ -22,6 +22,7 @@ import json
 import os
 import platform
 import shlex
+import subprocess
 import sys
 import time
 from argparse import ArgumentParser
@@ -56,6 +57,8 @@ from shop.seeding import DANGLING_EVERY, Dataset, describe_backend, prepare_data
 
 ALIASES = ("default", "timeseries")
 TIMES = "\N{MULTIPLICATION SIGN}"
+BREAKDOWN_PAGE_SIZES = (100, 1000)
+FULL = {"page_sizes": [10, 100, 1000, 10_000], "reference_rows": [10_000, 1_000_000], "repeat": 15}
 QUICK = {"page_sizes": [10, 100, 1000], "reference_rows": [10_000], "repeat": 5}
 
 
@@ -95,13 +98,11 @@ class Command(BaseCommand):
         parser.add_argument(
             "--page-sizes",
             type=counts,
-            default=[10, 100, 1000, 10_000],
             help="comma-separated (default: 10,100,1000,10000)",
         )
         parser.add_argument(
             "--reference-rows",
             type=counts,
-            default=[10_000, 1_000_000],
             help="sizes of the customer table, comma-separated (default: 10000,1000000)",
         )
         parser.add_argument(
@@ -110,9 +111,7 @@ class Command(BaseCommand):
             default=20_000,
             help="order events to seed (default: 20000, at least the largest page)",
         )
-        parser.add_argument(
-            "--repeat", type=count, default=15, help="timed requests per variant (default: 15)"
-        )
+        parser.add_argument("--repeat", type=count, help="timed requests per variant (default: 15)")
         parser.add_argument(
             "--latency-ms",
             type=float,
@@ -123,15 +122,23 @@ class Command(BaseCommand):
         parser.add_argument(
             "--quick",
             action="store_true",
-            help="pages 10,100,1000 on 10000 customers, 5 runs: a check, not a benchmark",
+            help="defaults of pages 10,100,1000 on 10000 customers, 5 runs: a check, not a "
+            "benchmark",
         )
         parser.add_argument(
             "--no-memory", action="store_true", help="skip the tracemalloc pass (faster)"
         )
+        parser.add_argument(
+            "--breakdown",
+            action="store_true",
+            help="also time each phase (count, page, lookups, serialization, rendering) for "
+            "the per-page dict, crossprefetch and select_related at pages of 100 and 1000",
+        )
 
     def handle(self, *args: Any, **options: Any) -> None:
-        if options["quick"]:
-            options.update(QUICK)
+        for name, default in (QUICK if options["quick"] else FULL).items():
+            if options[name] is None:
+                options[name] = default
         if max(options["page_sizes"]) > EventPagination.max_page_size:
             raise CommandError(f"--page-sizes: at most {EventPagination.max_page_size} per page.")
         if options["events"] < max(options["page_sizes"]):
@@ -159,6 +166,7 @@ class Command(BaseCommand):
         )
         client = Client()
         cells: list[Cell] = []
+        breakdowns: list[dict[str, Any]] = []
         cache_available: bool | None = None
         for reference_rows in sorted(options["reference_rows"]):
             self._progress(f"Seeding {reference_rows:,} customers…")
@@ -178,6 +186,9 @@ class Command(BaseCommand):
                 )
                 cells.append(Cell(reference_rows, page_size, measurements, identical(measurements)))
                 self._progress("\n")
+                if options["breakdown"] and page_size in BREAKDOWN_PAGE_SIZES:
+                    self._progress(f"  page {page_size:,}, phase by phase\n")
+                    breakdowns.append(_breakdown_json(cells[-1], plan.repeat))
         if not all(cell.identical for cell in cells):
             self.stderr.write("Some variants served different JSON: see 'identical output'.")
         return {
@@ -194,6 +205,7 @@ class Command(BaseCommand):
             },
             "duration_seconds": round(time.perf_counter() - started, 1),
             "results": [_cell_json(cell) for cell in cells],
+            "breakdowns": breakdowns,
             "summary": summary(cells, plan.latency_ms),
         }
 
@@ -219,8 +231,24 @@ def _cpu_model() -> str:
     return platform.processor() or platform.machine()
 
 
+def _git_commit() -> str | None:
+    """The commit measured, when the example runs from a git checkout."""
+    try:
+        result = subprocess.run(
+            ["git", "rev-parse", "--short", "HEAD"],
+            cwd=Path(__file__).resolve().parent,
+            capture_output=True,
+            text=True,
+            check=True,
+        )
+    except (OSError, subprocess.CalledProcessError):
+        return None
+    return result.stdout.strip() or None
+
+
 def environment() -> dict[str, Any]:
     return {
+        "commit": _git_commit(),
         "databases": {alias: describe_backend(alias) for alias in ALIASES},
         "python": platform.python_version(),
         "django": version("django"),
@@ -249,6 +277,23 @@ def _cell_json(cell: Cell) -> dict[str, Any]:
             }
             for m in cell.measurements
         ],
+    }
+
+
+def _breakdown_json(cell: Cell, repeat: int) -> dict[str, Any]:
+    from shop.breakdown import breakdown
+
+    phases = breakdown(cell.page_size, repeat)
+    return {
+        "reference_rows": cell.reference_rows,
+        "page_size": cell.page_size,
+        "phases_ms": {
+            key: {phase: round(seconds * 1000, 4) for phase, seconds in times.items()}
+            for key, times in phases.items()
+        },
+        "request_ms": {
+            key: round(m.median * 1000, 4) for key in phases if (m := cell.get(key)) is not None
+        },
     }
 
 
@@ -339,7 +384,9 @@ def render_markdown(report: dict[str, Any]) -> str:
         f"on {dbs['timeseries']}; the select_related baseline lives in `default`.",
         f"- Python {env['python']}, Django {env['django']}, "
         f"Django REST framework {env['djangorestframework']}, "
-        f"crossprefetch {env['crossprefetch']}; {env['platform']}, "
+        f"crossprefetch {env['crossprefetch']}"
+        + (f" (commit {env['commit']})" if env.get("commit") else "")
+        + f"; {env['platform']}, "
         f"{env['cpus']} CPUs ({env['cpu']}).",
         f"- Data: {settings_['events']:,} order events; each references a customer drawn "
         f"uniformly from the table, 1 in {settings_['dangling_every']} a deleted one.",
@@ -388,7 +435,46 @@ def render_markdown(report: dict[str, Any]) -> str:
                 f"| {'—' if memory is None else format_bytes(memory)} | {len(v['runs_ms'])} |"
             )
         lines.append("")
+    if report["breakdowns"]:
+        lines += _render_breakdowns(report["breakdowns"])
     return "\n".join(lines)
+
+
+def _render_breakdowns(breakdowns: list[dict[str, Any]]) -> list[str]:
+    from shop.breakdown import PHASES, VARIANTS
+
+    lines = [
+        "",
+        "### Where the time goes",
+        "",
+        "Each variant's work replayed phase by phase outside the view, on the same page "
+        "(medians, no simulated round trip). The rest of the request is the whole request's "
+        "median minus the phases: URL routing, the view, the paginator, the response.",
+    ]
+    labels = " | ".join(variant.label for variant in VARIANTS)
+    for item in breakdowns:
+        phases, request = item["phases_ms"], item["request_ms"]
+        lines += [
+            "",
+            f"**{item['reference_rows']:,} customers, page of {item['page_size']:,}**",
+            "",
+            f"| phase | {labels} |",
+            "|---|" + "--:|" * len(VARIANTS),
+        ]
+        for phase, label in PHASES.items():
+            cells = " | ".join(format_ms(phases[v.key][phase] / 1000) for v in VARIANTS)
+            lines.append(f"| {label} | {cells} |")
+        totals = {v.key: sum(phases[v.key].values()) for v in VARIANTS}
+        rest = " | ".join(
+            format_ms((request[v.key] - totals[v.key]) / 1000) if v.key in request else "—"
+            for v in VARIANTS
+        )
+        whole = " | ".join(
+            f"**{format_ms(request[v.key] / 1000)}**" if v.key in request else "—" for v in VARIANTS
+        )
+        lines.append(f"| rest of the request | {rest} |")
+        lines.append(f"| **whole request** | {whole} |")
+    return lines
 
 
 def _render_summary(rows: list[dict[str, Any]]) -> list[str]:

@@ -88,8 +88,8 @@ class Command(BaseCommand):
         )
         for m in measurements:
             write(
-                f"  {m.variant.key:<14} {m.queries.get('default', 0):>19} "
-                f"{m.queries.get('timeseries', 0):>22} {format_ms(m.median):>12}"
+                f"  {m.variant.key:<14} {m.queries.get('default', 0):>19,} "
+                f"{m.queries.get('timeseries', 0):>22,} {format_ms(m.median):>12}"
             )
         write(
             f"  speed-up: {naive.median / crossprefetch.median:.1f}x, "

@@ -1,0 +1,109 @@
+"""Where the time of a request goes, phase by phase, for the benchmark's ``--breakdown``.
+
+A whole-request ratio says *that* two variants differ; this says *where*. Each variant's
+work is replayed outside the view, one phase at a time, on the same page of events:
+
+* ``count``: the paginator's ``COUNT(*)``;
+* ``page``: the page's query and its model instances (with ``select_related``, the join and
+  a second instance per row);
+* ``lookups``: the customers of the page (the hand-written dict, or crossprefetch's engine);
+* ``serialize``: DRF's fields turning instances into primitives;
+* ``render``: JSON rendering.
+
+Phases are timed with the variants interleaved, as the requests are, and reported as
+medians.
+"""
+
+from __future__ import annotations
+
+import gc
+import time
+from collections.abc import Callable
+from typing import Any
+
+from rest_framework.renderers import JSONRenderer
+
+from crossprefetch import prefetch_cross_db
+from shop.comparison import CROSSPREFETCH, JOINED, PER_PAGE, Variant
+from shop.measuring import median
+from shop.models import Customer, JoinedOrderEvent, OrderEvent
+from shop.serializers import (
+    ContextDictOrderEventSerializer,
+    JoinedOrderEventSerializer,
+    OrderEventSerializer,
+)
+from shop.views import CUSTOMER_FIELDS, OrderEventViewSet
+
+PHASES = {
+    "count": "paginator count",
+    "page": "page query and model instances",
+    "lookups": "customers of the page",
+    "serialize": "serialization (DRF fields)",
+    "render": "JSON rendering",
+}
+VARIANTS = (PER_PAGE, CROSSPREFETCH, JOINED)
+
+
+def _per_page_dict(events: list[Any]) -> dict[str, Any]:
+    ids = {event.customer_id for event in events}
+    customers = Customer.objects.filter(id__in=ids).values("id", *CUSTOMER_FIELDS)
+    return {"customers": {customer["id"]: customer for customer in customers}}
+
+
+def _crossprefetch(events: list[Any]) -> dict[str, Any]:
+    return dict(prefetch_cross_db(events, OrderEventViewSet.cross_db_fields))
+
+
+def _nothing(events: list[Any]) -> dict[str, Any]:
+    return {}
+
+
+RECIPES: dict[Variant, tuple[Callable[[], Any], Callable[[list[Any]], dict[str, Any]], type]] = {
+    PER_PAGE: (lambda: OrderEvent.objects.all(), _per_page_dict, ContextDictOrderEventSerializer),
+    CROSSPREFETCH: (lambda: OrderEvent.objects.all(), _crossprefetch, OrderEventSerializer),
+    JOINED: (
+        lambda: JoinedOrderEvent.objects.select_related("customer"),
+        _nothing,
+        JoinedOrderEventSerializer,
+    ),
+}
+
+
+def _once(variant: Variant, page_size: int) -> dict[str, float]:
+    queryset, lookups, serializer_class = RECIPES[variant]
+    times: dict[str, float] = {}
+    start = time.perf_counter()
+    queryset().count()
+    times["count"] = time.perf_counter() - start
+    start = time.perf_counter()
+    events = list(queryset()[:page_size])
+    times["page"] = time.perf_counter() - start
+    start = time.perf_counter()
+    context = lookups(events)
+    times["lookups"] = time.perf_counter() - start
+    start = time.perf_counter()
+    data = serializer_class(events, many=True, context=context).data
+    times["serialize"] = time.perf_counter() - start
+    start = time.perf_counter()
+    JSONRenderer().render(data)
+    times["render"] = time.perf_counter() - start
+    return times
+
+
+def breakdown(page_size: int, repeat: int) -> dict[str, dict[str, float]]:
+    """``{variant key: {phase: median seconds}}`` for a page of ``page_size`` events."""
+    samples: dict[Variant, dict[str, list[float]]] = {
+        variant: {phase: [] for phase in PHASES} for variant in VARIANTS
+    }
+    for variant in VARIANTS:
+        _once(variant, page_size)  # warm-up
+    for round_ in range(repeat):
+        shift = round_ % len(VARIANTS)
+        for variant in [*VARIANTS[shift:], *VARIANTS[:shift]]:
+            gc.collect()
+            for phase, seconds in _once(variant, page_size).items():
+                samples[variant][phase].append(seconds)
+    return {
+        variant.key: {phase: median(values) for phase, values in phases.items()}
+        for variant, phases in samples.items()
+    }
