@@ -159,6 +159,7 @@ class Command(BaseCommand):
     def _run(self, options: dict[str, Any]) -> dict[str, Any]:
         started = time.perf_counter()
         prepare_databases(ALIASES)
+        measured = environment()  # before measuring: the code loaded is the code measured
         plan = Plan(
             repeat=max(options["repeat"], 1),
             latency_ms=options["latency_ms"],
@@ -193,7 +194,7 @@ class Command(BaseCommand):
             self.stderr.write("Some variants served different JSON: see 'identical output'.")
         return {
             "command": command_line(),
-            "environment": environment(),
+            "environment": measured,
             "settings": {
                 "events": options["events"],
                 "repeat": plan.repeat,
@@ -232,18 +233,23 @@ def _cpu_model() -> str:
 
 
 def _git_commit() -> str | None:
-    """The commit measured, when the example runs from a git checkout."""
+    """The commit measured, marked when the package or the example differ from it."""
+    here = Path(__file__).resolve().parent
+
+    def git(*args: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(["git", *args], cwd=here, capture_output=True, text=True)
+
     try:
-        result = subprocess.run(
-            ["git", "rev-parse", "--short", "HEAD"],
-            cwd=Path(__file__).resolve().parent,
-            capture_output=True,
-            text=True,
-            check=True,
+        head = git("rev-parse", "--short", "HEAD")
+        if head.returncode:
+            return None
+        top = git("rev-parse", "--show-toplevel").stdout.strip()
+        dirty = git(
+            "diff", "--quiet", "HEAD", "--", f"{top}/crossprefetch", f"{top}/example_project"
         )
-    except (OSError, subprocess.CalledProcessError):
+    except OSError:
         return None
-    return result.stdout.strip() or None
+    return head.stdout.strip() + (" with uncommitted changes" if dirty.returncode else "")
 
 
 def environment() -> dict[str, Any]:
