@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
 from decimal import Decimal
 from itertools import islice
-from typing import Any, TextIO
+from typing import Any
 
 from django.core.management import call_command
 from django.core.management.color import no_style
@@ -255,13 +255,3 @@ def describe_backend(alias: str) -> str:
         version = connection.pg_version  # type: ignore[attr-defined]
         return f"PostgreSQL {version // 10000}.{version % 10000}"
     return connection.display_name
-
-
-def stdout_logger(stream: TextIO) -> Callable[[str], None]:
-    """A ``log`` callable for :func:`seed` writing lines to a management command's stdout."""
-
-    def log(message: str) -> None:
-        stream.write(message + "\n")
-        stream.flush()
-
-    return log

@@ -15,7 +15,8 @@ All of them list the same events with the same pagination and serve the same JSO
 
 from __future__ import annotations
 
-from typing import Any
+from collections.abc import Sequence
+from typing import Any, TypeVar
 
 from django.db.models import QuerySet
 from rest_framework import viewsets
@@ -29,6 +30,8 @@ from shop.serializers import (
     NaiveOrderEventSerializer,
     OrderEventSerializer,
 )
+
+_Row = TypeVar("_Row")
 
 CUSTOMER_FIELDS = ("name", "tier")
 #: Seconds a customer stays cached in the ``cached-events`` endpoint.
@@ -70,9 +73,11 @@ class PerPageDictOrderEventViewSet(viewsets.ReadOnlyModelViewSet[OrderEvent]):
     queryset = OrderEvent.objects.all()
     serializer_class = ContextDictOrderEventSerializer
     pagination_class = EventPagination
-    _events: list[OrderEvent] | None = None
+    _events: Sequence[Any] | None = None
 
-    def paginate_queryset(self, queryset: QuerySet[OrderEvent]) -> list[OrderEvent] | None:
+    def paginate_queryset(
+        self, queryset: QuerySet[OrderEvent, _Row] | Sequence[_Row]
+    ) -> list[_Row] | None:
         page = super().paginate_queryset(queryset)
         self._events = page
         return page
@@ -83,11 +88,10 @@ class PerPageDictOrderEventViewSet(viewsets.ReadOnlyModelViewSet[OrderEvent]):
         return event
 
     def get_serializer_context(self) -> dict[str, Any]:
-        context = super().get_serializer_context()
         ids = {event.customer_id for event in self._events or ()}
         customers = Customer.objects.filter(id__in=ids).values("id", *CUSTOMER_FIELDS)
-        context["customers"] = {customer["id"]: customer for customer in customers} if ids else {}
-        return context
+        by_id = {customer["id"]: customer for customer in customers} if ids else {}
+        return {**super().get_serializer_context(), "customers": by_id}
 
 
 class WholeTableDictOrderEventViewSet(viewsets.ReadOnlyModelViewSet[OrderEvent]):
@@ -98,10 +102,9 @@ class WholeTableDictOrderEventViewSet(viewsets.ReadOnlyModelViewSet[OrderEvent])
     pagination_class = EventPagination
 
     def get_serializer_context(self) -> dict[str, Any]:
-        context = super().get_serializer_context()
         customers = Customer.objects.values("id", *CUSTOMER_FIELDS)
-        context["customers"] = {customer["id"]: customer for customer in customers}
-        return context
+        by_id = {customer["id"]: customer for customer in customers}
+        return {**super().get_serializer_context(), "customers": by_id}
 
 
 class JoinedOrderEventViewSet(viewsets.ReadOnlyModelViewSet[JoinedOrderEvent]):

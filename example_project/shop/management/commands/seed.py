@@ -9,7 +9,7 @@ from typing import Any
 from django.core.management.base import BaseCommand
 
 from shop.management.commands._options import count
-from shop.seeding import DEFAULT_SEED, Dataset, prepare_databases, seed, stdout_logger
+from shop.seeding import DEFAULT_SEED, Dataset, prepare_databases, seed
 
 
 class Command(BaseCommand):
@@ -29,7 +29,7 @@ class Command(BaseCommand):
         prepare_databases()
         dataset = Dataset(options["customers"], options["events"], options["seed"])
         start = time.perf_counter()
-        log = stdout_logger(self.stdout) if options["verbosity"] else None
+        log = self.stdout.write if options["verbosity"] else None
         if seed(dataset, force=options["force"], log=log):
             self.stdout.write(f"Seeded in {time.perf_counter() - start:.1f} s.")
         else:
