@@ -23,6 +23,7 @@ from typing import Any
 import pytest
 from django.test import override_settings
 from rest_framework.test import APIClient
+
 from shop.models import Customer, OrderEvent
 
 ROOT = Path(__file__).resolve().parent.parent

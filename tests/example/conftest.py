@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import pytest
+
 from shop.seeding import Dataset, seed
 
 #: Small enough to seed in milliseconds, large enough for a page of 100 with repeated

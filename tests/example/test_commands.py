@@ -10,9 +10,9 @@ from pathlib import Path
 import pytest
 from django.core.management import call_command
 from django.db import connections
+
 from shop.measuring import QueryCounter, comparable_payload, simulated_latency
 from shop.models import Customer
-
 from tests.example.conftest import SHOP_DATABASES
 
 pytestmark = pytest.mark.django_db(databases=SHOP_DATABASES)

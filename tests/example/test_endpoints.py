@@ -8,11 +8,11 @@ from typing import Any
 import pytest
 from django.test import Client
 from django.urls import reverse
+
+from crossprefetch.testing import assert_num_queries
 from shop.models import OrderEvent
 from shop.seeding import Dataset, seed
 from shop.serializers import UNKNOWN_CUSTOMER
-
-from crossprefetch.testing import assert_num_queries
 from tests.example.conftest import DATASET, SHOP_DATABASES
 
 pytestmark = pytest.mark.django_db(databases=SHOP_DATABASES)

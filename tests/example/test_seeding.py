@@ -5,9 +5,9 @@ from __future__ import annotations
 from itertools import islice
 
 import pytest
+
 from shop.models import Customer, JoinedOrderEvent, OrderEvent
 from shop.seeding import DANGLING_EVERY, Dataset, is_seeded, seed
-
 from tests.example.conftest import SHOP_DATABASES
 
 
