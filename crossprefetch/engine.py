@@ -264,13 +264,13 @@ def _fetch_values(
     pickers = [_picker([columns.index(name) for name in p.spec.fields or ()]) for p in group]
     results = _empty_results(group)
     queries = 0
-    plan = group[0]
-    single = len(group) == 1 and not plan.spec.many and pickers[0] is _whole_row
+    lone = group[0]
+    single = len(group) == 1 and not lone.spec.many and pickers[0] is _whole_row
     for part in _sql.filtered_by_keys(queryset, match_names, keys):
         queries += 1
         if single:
             # one projected spec: a comprehension, and the first row of a key wins
-            names = plan.spec.fields or ()
+            names = lone.spec.fields or ()
             found = {
                 read_match(row): dict(zip(names, row, strict=False))
                 for row in reversed(part.values_list(*columns))
@@ -281,14 +281,22 @@ def _fetch_values(
         for row in part.values_list(*columns):
             key = read_match(row)
             for plan, pick, result in zip(group, pickers, results, strict=True):
-                if key not in plan.keys:
-                    continue
-                value = dict(zip(plan.spec.fields or (), pick(row), strict=False))
-                if plan.spec.many:
-                    result[key].append(value)
-                elif key not in result:
-                    result[key] = value
+                if key in plan.keys:
+                    _place(
+                        plan,
+                        result,
+                        key,
+                        dict(zip(plan.spec.fields or (), pick(row), strict=False)),
+                    )
     return results, queries
+
+
+def _place(plan: _Plan, result: dict[Any, Any], key: Any, row: Any) -> None:
+    """Add a row to a plan's result: appended for to-many, else the first row of a key."""
+    if plan.spec.many:
+        result[key].append(row)
+    elif key not in result:
+        result[key] = row
 
 
 def _fetch_instances(
@@ -319,17 +327,13 @@ def _fetch_instances(
         for obj in part:
             key = read_match(obj)
             for plan, projection, result in zip(group, projections, results, strict=True):
-                if key not in plan.keys:
-                    continue
-                row = (
-                    obj
-                    if projection is None
-                    else {n: getattr(obj, a) for n, a in zip(*projection, strict=True)}
-                )
-                if plan.spec.many:
-                    result[key].append(row)
-                elif key not in result:
-                    result[key] = row
+                if key in plan.keys:
+                    row = (
+                        obj
+                        if projection is None
+                        else {n: getattr(obj, a) for n, a in zip(*projection, strict=True)}
+                    )
+                    _place(plan, result, key, row)
     return results, queries
 
 
