@@ -44,6 +44,7 @@ from django.db import models
 from django.http import HttpRequest
 
 from crossprefetch import _invalidation
+from crossprefetch import engine as _engine
 from crossprefetch.conf import conf
 
 if TYPE_CHECKING:
@@ -232,7 +233,7 @@ def fetch_group(
     for plan in group:
         _refuse_unsafe(plan, policy)
     if not keys:
-        return [{k: [] for k in p.keys} if p.spec.many else {} for p in group]
+        return [_engine.empty_result(p) for p in group]
     started = time.perf_counter()
     scope = scope_value(policy, request)
     identity = query_identity(first.queryset)
@@ -332,8 +333,7 @@ def _entries(
 ) -> _Entries:
     """Split the plan's keys between the local layer and the shared cache."""
     head = key_head(prefix, version, (*common, plan.spec.fields, plan.spec.many))
-    result: dict[Any, Any] = {k: [] for k in plan.keys} if plan.spec.many else {}
-    e = _Entries(plan, head, result)
+    e = _Entries(plan, head, _engine.empty_result(plan))
     local = _local
     for key in plan.keys:
         entry = local.get((head, key))
@@ -514,4 +514,4 @@ def _set_stats(
         stats.cache_hits = plan_hits
         stats.cache_misses = len(plan.keys) - plan_hits
         stats.cache_errors = errors
-        stats.keys_found = sum(1 for k in plan.keys if rows.get(k)) if plan.spec.many else len(rows)
+        stats.keys_found = _engine.count_found(plan, rows)

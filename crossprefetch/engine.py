@@ -230,9 +230,7 @@ def _fetch_group(group: list[_Plan], request: HttpRequest | None = None) -> list
         assert plan.stats is not None
         plan.stats.queries = queries
         plan.stats.time_ms = elapsed
-        plan.stats.keys_found = (
-            sum(1 for k in plan.keys if plan_rows.get(k)) if plan.spec.many else len(plan_rows)
-        )
+        plan.stats.keys_found = count_found(plan, plan_rows)
     return rows_per_plan
 
 
@@ -337,8 +335,18 @@ def _fetch_instances(
     return results, queries
 
 
+def empty_result(plan: _Plan) -> dict[Any, Any]:
+    """A plan's rows before any is fetched: every key's empty list for to-many specs."""
+    return {k: [] for k in plan.keys} if plan.spec.many else {}
+
+
 def _empty_results(group: list[_Plan]) -> list[dict[Any, Any]]:
-    return [{k: [] for k in p.keys} if p.spec.many else {} for p in group]
+    return [empty_result(plan) for plan in group]
+
+
+def count_found(plan: _Plan, rows: dict[Any, Any]) -> int:
+    """How many of the plan's keys have a row (at least one, for to-many specs)."""
+    return sum(1 for k in plan.keys if rows.get(k)) if plan.spec.many else len(rows)
 
 
 def _whole_row(row: tuple[Any, ...]) -> Sequence[Any]:
