@@ -14,7 +14,7 @@ from django.core.exceptions import ImproperlyConfigured
 from django.db import models
 
 from crossprefetch._urls import declaring_views
-from crossprefetch.spec import CrossDBPrefetch, KeyArityError
+from crossprefetch.spec import CrossDBPrefetch, KeyArityError, attr_hint
 
 _CONTEXT_KEYS = frozenset({"request", "format", "view"})
 
@@ -40,13 +40,15 @@ def check_view(view: type) -> list[checks.CheckMessage]:
     label = f"{view.__module__}.{view.__qualname__}"
     specs = getattr(view, "cross_db_fields", None)
     if not issubclass(view, CrossDBPrefetchMixin):
+        # Once the warning W001: always a silent bug (every field renders its default).
         return [
-            checks.Warning(
+            _error(
+                view,
+                "E013",
                 f"{label} declares cross_db_fields but does not inherit CrossDBPrefetchMixin, "
-                "so its lookups are never built.",
-                hint="Add CrossDBPrefetchMixin first among the view's bases.",
-                obj=view,
-                id="crossprefetch.W001",
+                "so its lookups are never built and every ContextLookupField renders its "
+                "default.",
+                "Add CrossDBPrefetchMixin first among the view's bases.",
             )
         ]
     if not isinstance(specs, Mapping):
@@ -242,10 +244,19 @@ def _check_serializer(
                     "E011",
                     f"{where}: reads {field.attr!r}, which the spec does not select "
                     f"(fields={spec.fields!r}).",
-                    f"Add {field.attr.split('.', 1)[0]!r} to the spec's fields.",
+                    attr_hint(field.attr, spec.fields, _model_or_none(spec)),
                 )
             )
     return errors
+
+
+def _model_or_none(spec: CrossDBPrefetch) -> type[models.Model] | None:
+    if callable(spec.source) and not isinstance(spec.source, type | models.QuerySet):
+        return None
+    try:
+        return spec.get_model()
+    except ImproperlyConfigured:
+        return None
 
 
 def _lookup_fields(serializer_class: type, prefix: str = "") -> Iterator[tuple[str, Any]]:

@@ -6,6 +6,8 @@ from typing import Any
 
 from django.conf import settings as django_settings
 
+from crossprefetch._test_run import running_tests
+
 
 def _get(name: str, default: Any) -> Any:
     return getattr(django_settings, "CROSSPREFETCH", {}).get(name, default)
@@ -16,8 +18,17 @@ class Settings:
 
     @property
     def STRICT(self) -> bool:
-        """Raise when a serializer reads a lookup its view did not declare (default: ``DEBUG``)."""
-        return bool(_get("STRICT", django_settings.DEBUG))
+        """Raise when a serializer reads a lookup its view did not declare.
+
+        ``None`` (the default) means on with ``DEBUG`` and while tests run
+        (``manage.py test``, pytest with pytest-django or crossprefetch's plugin), where
+        rendering the field's default would hide the mistake. ``True`` or ``False`` always
+        wins.
+        """
+        strict = _get("STRICT", None)
+        if strict is None:
+            return bool(django_settings.DEBUG) or running_tests()
+        return bool(strict)
 
     @property
     def CACHE_PREFIX(self) -> str:
@@ -52,6 +63,15 @@ class Settings:
         those lookups: a worker, a management command.
         """
         return tuple(_get("CACHE_INVALIDATE_MODELS", ()))
+
+    @property
+    def N_PLUS_ONE_THRESHOLD(self) -> int:
+        """How many times one SQL shape may run on an alias before it is reported as N+1.
+
+        The default of ``crossprefetch.testing.detect_n_plus_one`` and the threshold of the
+        debug-toolbar panel.
+        """
+        return int(_get("N_PLUS_ONE_THRESHOLD", 2))
 
     @property
     def SERVER_TIMING(self) -> bool:

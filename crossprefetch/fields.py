@@ -11,6 +11,7 @@ from rest_framework.fields import empty
 
 from crossprefetch.conf import conf
 from crossprefetch.lookup import MISSING, NOT_PREFETCHED, Lookup
+from crossprefetch.spec import attr_hint
 
 #: Context key of the resolver that builds lookups on first use (create/update responses).
 DEFERRED_CONTEXT_KEY = "_crossprefetch_deferred"
@@ -190,9 +191,10 @@ class ContextLookupField(serializers.Field):  # type: ignore[type-arg]
         if attr is not None and spec.fields is not None:
             head = attr.split(".", 1)[0]
             if head not in spec.fields:
+                model = lookup_model(lookup)
                 raise ImproperlyConfigured(
                     f"{self._where}: reads {attr!r} but {spec!r} selects only "
-                    f"{spec.fields!r}. Add {head!r} to its fields."
+                    f"{spec.fields!r}. {attr_hint(attr, spec.fields, model)}"
                 )
         if attr is None and self.nested is None and spec.fields is None:
             raise ImproperlyConfigured(
@@ -212,6 +214,16 @@ class ContextLookupField(serializers.Field):  # type: ignore[type-arg]
         if spec.many:
             return lambda rows: [one(row) for row in rows]
         return one
+
+
+def lookup_model(lookup: Lookup) -> Any:
+    """The remote model of a built lookup, for messages (None if it cannot be named)."""
+    from django.apps import apps
+
+    try:
+        return apps.get_model(lookup.stats.model)
+    except (LookupError, ValueError):
+        return None
 
 
 def _identity(value: Any) -> Any:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import difflib
 from collections.abc import Callable, Sequence
 from typing import Any, TypeAlias
 
@@ -214,6 +215,31 @@ class CrossDBPrefetch:
                     f"{self!r}: {model._meta.label} has no field {name!r} in fields. "
                     f"Choose among: {', '.join(_concrete_names(model))}."
                 ) from None
+
+
+def attr_hint(attr: str, fields: tuple[str, ...], model: type[models.Model] | None) -> str:
+    """How to fix a field reading ``attr`` from rows projected to ``fields``.
+
+    A typo gets the closest selected field; a real field of the remote model that is not
+    selected is to be added; anything else gets the closest field of the model. Never
+    "add" a name the model does not have.
+    """
+    head = attr.split(".", 1)[0]
+    selected = ", ".join(map(repr, fields))
+    close = difflib.get_close_matches(head, fields, n=1)
+    if close:
+        return f"Did you mean {close[0]!r}? The spec selects {selected}."
+    if model is None:
+        return f"Read one of the fields the spec selects ({selected}), or add {head!r} to them."
+    names = [f.name for f in model._meta.get_fields()]
+    if head in names or head == "pk":
+        return f"Add {head!r} to the spec's fields (it selects {selected})."
+    close = difflib.get_close_matches(head, _concrete_names(model), n=1)
+    return (
+        f"{model._meta.label} has no field {head!r}"
+        + (f"; did you mean {close[0]!r}?" if close else ".")
+        + f" The spec selects {selected}."
+    )
 
 
 def _concrete_names(model: type[models.Model]) -> list[str]:

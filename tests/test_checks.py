@@ -69,16 +69,32 @@ class NamesAndTiers(serializers.ModelSerializer[OrderEvent]):
         fields = ["id", "customer_tier", "customer"]
 
 
+class MisspelledTier(serializers.ModelSerializer[OrderEvent]):
+    customer_tier = ContextLookupField("customers", "teir")
+
+    class Meta:
+        model = OrderEvent
+        fields = ["id", "customer_tier"]
+
+
+class MisspelledEmail(serializers.ModelSerializer[OrderEvent]):
+    customer_email = ContextLookupField("customers", "emial")
+
+    class Meta:
+        model = OrderEvent
+        fields = ["id", "customer_email"]
+
+
 class Nested(serializers.Serializer[Any]):
     events = EventSerializer(many=True)
 
 
 CHECKS = [
     (
-        "W001 cross_db_fields without the mixin",
+        "E013 cross_db_fields without the mixin",
         view(spec(), mixin=False),
-        "W001",
-        "CrossDBPrefetchMixin",
+        "E013",
+        "Add CrossDBPrefetchMixin",
     ),
     ("E001 not a dict", view([("customers", None)]), "E001", "cross_db_fields = {"),
     ("E002 not a spec", view({"customers": "shop.Customer"}), "E002", "CrossDBPrefetch("),
@@ -98,7 +114,19 @@ CHECKS = [
         "E011 attr outside the projection",
         view(spec(), serializer=NamesAndTiers),
         "E011",
-        "Add 'tier'",
+        "Add 'tier' to the spec's fields",
+    ),
+    (
+        "E011 misspelled attr: the closest selected field",
+        view(spec(fields=("name", "tier")), serializer=MisspelledTier),
+        "E011",
+        "Did you mean 'tier'?",
+    ),
+    (
+        "E011 attr the model does not have",
+        view(spec(fields=("name",)), serializer=MisspelledEmail),
+        "E011",
+        "testapp.Customer has no field 'emial'; did you mean 'email'?",
     ),
     (
         "E012 whole instances",
@@ -125,6 +153,10 @@ def test_check(name: str, view_class: type, code: str, hint: str) -> None:
     assert hint in f"{message.msg} {message.hint}"
     assert message.hint
     assert "BadView" in message.msg or "Nested" in message.msg
+    if code == "E011":  # never suggests adding a name the remote model does not have
+        assert "Add 'teir'" not in message.hint and "Add 'emial'" not in message.hint
+    if code.startswith("E"):
+        assert message.level == checks.ERROR
 
 
 def test_composite_primary_key_arity_mismatch() -> None:
