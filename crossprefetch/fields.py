@@ -172,7 +172,7 @@ class ContextLookupField(serializers.Field):  # type: ignore[type-arg]
             + "} with CrossDBPrefetchMixin, or pass the lookups in the context yourself: "
             + f"context=prefetch_cross_db(objects, {{{name!r}: CrossDBPrefetch(...)}}). "
             + "(This error is raised because CROSSPREFETCH['STRICT'] is on, which it is "
-            + "by default when DEBUG is; off, the field renders its default.)"
+            + "by default with DEBUG and while tests run; off, the field renders its default.)"
         )
 
     def _not_prefetched(self, lookup: Lookup, instance: Any) -> Any:

@@ -12,6 +12,7 @@ from django.test import override_settings
 from rest_framework import serializers
 
 from crossprefetch import ContextLookupField, CrossDBPrefetch, prefetch_cross_db
+from crossprefetch.conf import conf
 from crossprefetch.testing import assert_num_queries
 from tests.testapp.models import Customer
 
@@ -174,9 +175,63 @@ def test_strict_follows_debug_by_default(alice: Customer) -> None:
         render(ContextLookupField("customers", "name"), items(alice.pk), None)
 
 
-def test_attr_outside_the_projection_is_a_clear_error(alice: Customer) -> None:
-    with pytest.raises(ImproperlyConfigured, match=r"reads 'email'.*Add 'email' to its fields"):
-        render(ContextLookupField("c", "email"), items(alice.pk), spec(fields=("name",)))
+@pytest.mark.parametrize(
+    ("debug", "testing", "setting", "strict"),
+    [
+        (False, True, None, True),  # a test run (this one), DEBUG off
+        (True, False, None, True),
+        (False, False, None, False),  # production
+        (False, True, False, False),  # an explicit value wins
+        (True, True, False, False),
+        (False, False, True, True),
+    ],
+)
+def test_strict_default(
+    monkeypatch: pytest.MonkeyPatch,
+    debug: bool,
+    testing: bool,
+    setting: bool | None,
+    strict: bool,
+) -> None:
+    from django.test import utils
+
+    from crossprefetch import _test_run
+
+    monkeypatch.setattr(_test_run, "plugin_active", testing)
+    if not testing:  # as after teardown_test_environment()
+        monkeypatch.delattr(utils._TestState, "saved_data")
+    overrides = {} if setting is None else {"STRICT": setting}
+    with override_settings(DEBUG=debug, CROSSPREFETCH=overrides):
+        assert conf.STRICT is strict
+
+
+def test_django_test_environment_alone_turns_strict_on(monkeypatch: pytest.MonkeyPatch) -> None:
+    """``manage.py test``: no pytest plugin, Django's test environment set up."""
+    from django.test import utils
+
+    from crossprefetch import _test_run
+
+    monkeypatch.setattr(_test_run, "plugin_active", False)
+    assert hasattr(utils._TestState, "saved_data")  # pytest-django set it up, as the runner does
+    with override_settings(DEBUG=False, CROSSPREFETCH={}):
+        assert conf.STRICT is True
+
+
+@pytest.mark.parametrize(
+    ("attr", "hint"),
+    [
+        ("email", "Add 'email' to the spec's fields (it selects 'name', 'tier')."),
+        ("nmae", "Did you mean 'name'? The spec selects 'name', 'tier'."),
+        ("emial", "testapp.Customer has no field 'emial'; did you mean 'email'?"),
+    ],
+)
+def test_attr_outside_the_projection_is_a_clear_error(
+    alice: Customer, attr: str, hint: str
+) -> None:
+    with pytest.raises(ImproperlyConfigured) as excinfo:
+        render(ContextLookupField("c", attr), items(alice.pk), spec(fields=("name", "tier")))
+    assert f"reads {attr!r}" in str(excinfo.value)
+    assert hint in str(excinfo.value)
 
 
 def test_whole_instance_without_serializer_is_a_clear_error(alice: Customer) -> None:

@@ -7,6 +7,8 @@ The subprocess runs load the plugin the way a user's project does, through the
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 from django.db import transaction
 
@@ -124,20 +126,18 @@ def test_fixtures_pass_and_fail_with_the_message(project: pytest.Pytester) -> No
         ]
     )
     # pytest shows the user's ``with`` line, not the plugin's internals.
-    assert "crossprefetch/testing.py" not in result.stdout.str()
+    assert "crossprefetch/testing/" not in result.stdout.str()
 
 
 def test_fixtures_come_from_the_installed_entry_point(project: pytest.Pytester) -> None:
     listed = project.runpytest_subprocess("--fixtures", "-p", "no:cacheprovider")
-    listed.stdout.fnmatch_lines(
-        [
-            "*fixtures defined from crossprefetch.pytest_plugin*",
-            "crossprefetch_assert_num_queries*",
-            "*Assert the exact number of queries per database alias*",
-            "crossprefetch_assert_max_num_queries*",
-            "*Assert an upper bound on the number of queries per database alias*",
-        ]
-    )
+    listed.stdout.fnmatch_lines(["*fixtures defined from crossprefetch.pytest_plugin*"])
+    for fixture, doc in [
+        ("crossprefetch_assert_num_queries", "Assert the exact number of queries per database"),
+        ("crossprefetch_assert_max_num_queries", "Assert an upper bound on the number of"),
+        ("crossprefetch_detect_n_plus_one", "Fail the block when one SQL shape repeats"),
+    ]:
+        listed.stdout.fnmatch_lines([f"{fixture} -- *", f"*{doc}*"])
     # Disabling the plugin by its entry-point name removes the fixtures.
     disabled = project.runpytest_subprocess(
         "-p", "no:crossprefetch", "-p", "no:cacheprovider", "-k", "test_exact_passes"
@@ -178,3 +178,215 @@ def test_fixtures_in_a_transactional_test(
     ):
         Region.objects.create(code="n", name="North")
         Customer.objects.count()
+
+
+# -- the example's shop, in a project of its own ------------------------------------------
+
+EXAMPLE = Path(__file__).resolve().parent.parent / "example_project"
+
+SHOP_CONFTEST = f"""
+import sys
+from pathlib import Path
+
+from django.conf import settings
+
+HERE = Path(__file__).resolve().parent
+sys.path.insert(0, {str(EXAMPLE)!r})
+
+
+def pytest_configure(config):
+    settings.configure(
+        DEBUG=False,
+        DATABASES={{
+            alias: {{"ENGINE": "django.db.backends.sqlite3", "NAME": str(HERE / f"{{alias}}.db")}}
+            for alias in ("default", "timeseries")
+        }},
+        DATABASE_ROUTERS=["shop.routers.ShopRouter", "example.routers.DefaultOnlyRouter"],
+        INSTALLED_APPS=[
+            "django.contrib.contenttypes",
+            "django.contrib.auth",
+            "rest_framework",
+            "crossprefetch",
+            "shop",
+        ],
+        ROOT_URLCONF="project_urls",
+        DEFAULT_AUTO_FIELD="django.db.models.AutoField",
+        USE_TZ=True,
+        SECRET_KEY="inner",
+        REST_FRAMEWORK={{
+            "DEFAULT_AUTHENTICATION_CLASSES": [],
+            "DEFAULT_PERMISSION_CLASSES": [],
+            "UNAUTHENTICATED_USER": None,
+        }},
+    )
+"""
+
+SHOP_URLS = """
+from django.urls import include, path
+
+import project_views
+
+urlpatterns = [
+    path("shop/", include("shop.urls")),
+    path("forgetful/", project_views.ForgetfulViewSet.as_view({"get": "list"})),
+]
+"""
+
+# A view whose serializer reads a lookup it forgot to declare: E009 for the checks, and
+# "Unknown customer" on every row when strict mode is off.
+SHOP_VIEWS = """
+from crossprefetch import CrossDBPrefetchMixin
+from rest_framework import viewsets
+
+from shop.models import OrderEvent
+from shop.pagination import EventPagination
+from shop.serializers import OrderEventSerializer
+
+
+class ForgetfulViewSet(CrossDBPrefetchMixin, viewsets.ReadOnlyModelViewSet):
+    queryset = OrderEvent.objects.all()
+    serializer_class = OrderEventSerializer
+    pagination_class = EventPagination
+
+    def get_cross_db_fields(self):
+        return {}  # the checks cannot see it: only a request shows the mistake
+"""
+
+SHOP_TESTS = """
+import datetime as dt
+
+import pytest
+from rest_framework.test import APIClient
+
+from shop.models import Customer, OrderEvent
+
+pytestmark = pytest.mark.django_db(databases=["default", "timeseries"])
+
+
+@pytest.fixture
+def events():
+    customers = [
+        Customer.objects.create(name=f"Customer {i}", email=f"c{i}@example.com", tier="gold")
+        for i in range(4)
+    ]
+    for i in range(12):
+        OrderEvent.objects.create(
+            timestamp=dt.datetime(2026, 1, 1, tzinfo=dt.timezone.utc) + dt.timedelta(minutes=i),
+            customer_id=customers[i % 4].pk,
+            event_type="created",
+            amount=i,
+        )
+
+
+def test_forgetful_view(events):
+    response = APIClient().get("/forgetful/")
+    assert response.status_code == 200
+    assert response.json()["results"][0]["customer_name"] != "Unknown customer"
+
+
+def test_naive_endpoint(events, crossprefetch_detect_n_plus_one):
+    with crossprefetch_detect_n_plus_one():
+        APIClient().get("/shop/naive-events/")
+
+
+def test_crossprefetch_endpoint(events, crossprefetch_detect_n_plus_one):
+    with crossprefetch_detect_n_plus_one() as captured:
+        response = APIClient().get("/shop/events/")
+    assert response.json()["results"][0]["customer_name"].startswith("Customer")
+    assert captured.counts == {"default": 1, "timeseries": 2}
+"""
+
+
+@pytest.fixture
+def shop_project(pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch) -> pytest.Pytester:
+    """The example's shop app served by a project of its own, with DEBUG off."""
+    for variable in ("DJANGO_SETTINGS_MODULE", "PYTEST_DISABLE_PLUGIN_AUTOLOAD", "PYTEST_ADDOPTS"):
+        monkeypatch.delenv(variable, raising=False)
+    pytester.makeconftest(SHOP_CONFTEST)
+    pytester.makepyfile(project_urls=SHOP_URLS, project_views=SHOP_VIEWS, test_shop=SHOP_TESTS)
+    return pytester
+
+
+def test_strict_mode_fails_a_test_with_debug_off(shop_project: pytest.Pytester) -> None:
+    """With DEBUG off (as in every test run), the forgotten lookup fails the test instead of
+    rendering "Unknown customer"; the checks are off here, so the test itself runs."""
+    result = shop_project.runpytest_subprocess(
+        "-p", "no:cacheprovider", "-o", "crossprefetch_checks=false", "-k", "forgetful"
+    )
+    result.assert_outcomes(failed=1)
+    result.stdout.fnmatch_lines(
+        [
+            "E *ImproperlyConfigured: OrderEventSerializer.customer_name (ContextLookupField "
+            "'customers'): the serializer context has no lookup 'customers'*while tests run*",
+        ]
+    )
+
+
+def test_explicit_strict_setting_wins(shop_project: pytest.Pytester) -> None:
+    shop_project.makeconftest(
+        SHOP_CONFTEST.replace("DEBUG=False,", "DEBUG=False, CROSSPREFETCH={'STRICT': False},")
+    )
+    result = shop_project.runpytest_subprocess(
+        "-p", "no:cacheprovider", "-o", "crossprefetch_checks=false", "-k", "forgetful"
+    )
+    result.assert_outcomes(failed=1)
+    result.stdout.fnmatch_lines(["*AssertionError: assert 'Unknown customer' != 'Unknown customer'"])
+
+
+BROKEN_VIEWS = SHOP_VIEWS + """
+
+class NoMixinViewSet(viewsets.ReadOnlyModelViewSet):
+    queryset = OrderEvent.objects.all()
+    serializer_class = OrderEventSerializer
+    cross_db_fields = {"customers": None}
+"""
+
+
+def test_a_failing_system_check_fails_the_session(shop_project: pytest.Pytester) -> None:
+    shop_project.makepyfile(project_views=BROKEN_VIEWS)
+    shop_project.makepyfile(
+        project_urls=SHOP_URLS.replace(
+            "]\n", '    path("broken/", project_views.NoMixinViewSet.as_view({"get": "list"})),\n]\n'
+        )
+    )
+    result = shop_project.runpytest_subprocess("-p", "no:cacheprovider")
+    assert result.ret == pytest.ExitCode.TESTS_FAILED
+    result.assert_outcomes()  # no test ran
+    result.stdout.fnmatch_lines(
+        [
+            "*crossprefetch's system checks found errors (set crossprefetch_checks = false*",
+            "*NoMixinViewSet'>: (crossprefetch.E013) project_views.NoMixinViewSet "
+            "declares cross_db_fields but does not inherit CrossDBPrefetchMixin*",
+            "*HINT: Add CrossDBPrefetchMixin first among the view's bases.*",
+        ]
+    )
+
+    # Silenced, or turned off in the ini file: the tests run.
+    silenced = shop_project.runpytest_subprocess(
+        "-p", "no:cacheprovider", "-o", "crossprefetch_checks=false", "-k", "crossprefetch_end"
+    )
+    silenced.assert_outcomes(passed=1)
+
+
+def test_detect_n_plus_one_on_the_example_endpoints(shop_project: pytest.Pytester) -> None:
+    result = shop_project.runpytest_subprocess("-p", "no:cacheprovider", "-k", "endpoint")
+    result.assert_outcomes(passed=1, failed=1)
+    result.stdout.fnmatch_lines(
+        [
+            "*test_naive_endpoint*",
+            "E *NPlusOneError: N+1 queries: 1 SQL shape(s) ran more than 2 time(s) on one "
+            "database alias.",
+            "E * 20 queries on 'default', table 'shop_customer' (shop.Customer), of one shape:",
+            'E * SELECT "shop_customer"."id", * WHERE "shop_customer"."id" = %s *',
+            "E * issued by:",
+            "E * 10 x NaiveOrderEventSerializer.get_customer_name (serializer field "
+            "NaiveOrderEventSerializer.customer_name, SerializerMethodField) at "
+            "*example_project/shop/serializers.py:*",
+            "E * customer = Customer.objects.filter(pk=event.customer_id).first()",
+            "E * 10 x NaiveOrderEventSerializer.get_customer_tier *",
+            "E * cross_db_fields = {'customers': CrossDBPrefetch('shop.Customer', "
+            "key='customer_id', fields=('name', 'tier'))}",
+            "E * and read it in the serializer with ContextLookupField('customers', 'name'), "
+            "ContextLookupField('customers', 'tier').",
+        ]
+    )

@@ -1,52 +1,25 @@
-"""Query-count assertions that watch every database alias at once.
-
-Django's ``assertNumQueries`` and pytest-django's ``django_assert_num_queries``
-observe one connection per call, so a test of a cross-database endpoint needs
-one nested block per alias and still misses queries on the aliases it did not
-name. The context managers here observe every alias in ``DATABASES`` with a
-single block:
-
-.. code-block:: python
-
-    from crossprefetch.testing import assert_num_queries, forbid_queries
-
-    with assert_num_queries(default=1, timeseries=1):
-        client.get("/events/")
-
-    with forbid_queries("default"):
-        serializer.data
-
-They work by installing an execute wrapper on the ``DatabaseWrapper`` of every
-alias (see ``BaseDatabaseWrapper.execute_wrapper``). The wrapper lives on the
-Django object, not on the DB-API connection, so a connection that is opened
-lazily inside the block is observed too, and nothing is connected eagerly.
-
-What counts as a query: every statement sent through a Django cursor
-(``execute`` and ``executemany``, the latter counted once, as Django does),
-except transaction control (``BEGIN``, ``COMMIT``, ``ROLLBACK``,
-``SAVEPOINT``, ``RELEASE SAVEPOINT``). Those depend on the backend (SQLite
-sends ``BEGIN`` as SQL, PostgreSQL does not) and on whether the test runs in
-``TestCase`` or ``TransactionTestCase``, so leaving them out makes a count the
-same everywhere. Like Django's own assertions, only the current thread's
-connections are observed.
-"""
+"""The query capture behind every assertion of :mod:`crossprefetch.testing`."""
 
 from __future__ import annotations
 
 import difflib
-import os
+import functools
+import inspect
 import re
 import sys
-import sysconfig
+import time
 import traceback
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
-from functools import cache
 from types import FrameType, TracebackType
-from typing import Any, Protocol
+from typing import Any, Protocol, TypeVar, overload
 
 from django.db import connections
 from django.db.backends.base.base import BaseDatabaseWrapper
+
+from crossprefetch._origin import Origin, cursor_caller, is_user_file, origin_of
+
+_F = TypeVar("_F", bound=Callable[..., Any])
 
 __all__ = [
     "AssertNumQueries",
@@ -76,7 +49,10 @@ class CapturedQuery:
     ``raw_sql`` and ``params`` are what Django passed to the cursor. For an
     ``executemany`` call, ``many`` is true and ``params`` is the parameter list.
     ``stack`` runs from the ``with`` statement down to the cursor call, most
-    recent call last.
+    recent call last. ``time`` is the seconds the statement took.
+
+    ``query["sql"]`` and ``query["time"]`` read like the dicts of Django's
+    ``CaptureQueriesContext`` (``time`` then as a ``"%.3f"`` string).
     """
 
     alias: str
@@ -85,12 +61,25 @@ class CapturedQuery:
     params: Any
     many: bool
     stack: traceback.StackSummary = field(repr=False, compare=False)
+    time: float = field(default=0.0, repr=False, compare=False)
+    issuer: Origin | None = field(default=None, repr=False, compare=False)
 
     @property
     def origin(self) -> traceback.FrameSummary | None:
-        """The innermost frame outside Django and the standard library: who issued the query."""
+        """The innermost frame outside Django, DRF and the standard library: who issued the
+        query."""
         frames = _user_frames(self.stack)
         return frames[-1] if frames else None
+
+    def __getitem__(self, key: str) -> Any:
+        if key == "time":
+            return f"{self.time:.3f}"
+        if key in {"alias", "sql", "raw_sql", "params", "many"}:
+            return getattr(self, key)
+        raise KeyError(
+            f"CapturedQuery[{key!r}]: use 'sql' or 'time' (as in Django's captured_queries), "
+            "or the attributes alias, sql, raw_sql, params, many, stack, origin."
+        )
 
 
 class CapturedQueries:
@@ -99,18 +88,47 @@ class CapturedQueries:
     ``captured["default"]`` lists the queries on one alias (an empty list for a
     configured alias that saw none), ``captured.queries`` all of them in
     execution order, ``captured.count("default")`` or ``captured.count()`` the
-    numbers, ``captured.counts`` a ``{alias: count}`` dict. ``len(captured)``
-    and iteration cover all aliases, like Django's ``CaptureQueriesContext``.
+    numbers, ``captured.counts`` a ``{alias: count}`` dict. ``len(captured)``,
+    ``captured[0]`` (an int or a slice) and iteration cover all aliases in
+    execution order, like Django's ``CaptureQueriesContext``;
+    ``captured.captured_queries`` is its list of ``{"sql", "time"}`` dicts.
     """
 
     def __init__(self, aliases: tuple[str, ...]) -> None:
         self.aliases = aliases
         self.queries: list[CapturedQuery] = []
 
-    def __getitem__(self, alias: str) -> list[CapturedQuery]:
-        if alias not in self.aliases:
-            raise KeyError(_unknown_alias_message(alias, self.aliases, "CapturedQueries"))
-        return [query for query in self.queries if query.alias == alias]
+    @overload
+    def __getitem__(self, key: str) -> list[CapturedQuery]: ...
+
+    @overload
+    def __getitem__(self, key: int) -> CapturedQuery: ...
+
+    @overload
+    def __getitem__(self, key: slice) -> list[CapturedQuery]: ...
+
+    def __getitem__(self, key: str | int | slice) -> CapturedQuery | list[CapturedQuery]:
+        if isinstance(key, str):
+            if key not in self.aliases:
+                raise KeyError(_unknown_alias_message(key, self.aliases, "CapturedQueries"))
+            return [query for query in self.queries if query.alias == key]
+        if isinstance(key, int | slice) and not isinstance(key, bool):
+            try:
+                return self.queries[key]
+            except IndexError:
+                raise IndexError(
+                    f"CapturedQueries[{key}]: {len(self.queries)} queries were captured "
+                    f"({', '.join(f'{a}: {n}' for a, n in self.counts.items())})."
+                ) from None
+        raise TypeError(
+            f"CapturedQueries[{key!r}]: index by database alias (captured['default']), by "
+            "position in execution order (captured[0]) or by slice."
+        )
+
+    @property
+    def captured_queries(self) -> list[dict[str, str]]:
+        """``[{"sql": ..., "time": ...}]`` in execution order, as Django's context has it."""
+        return [{"sql": query.sql, "time": f"{query.time:.3f}"} for query in self.queries]
 
     def __iter__(self) -> Iterator[CapturedQuery]:
         return iter(self.queries)
@@ -153,7 +171,13 @@ class QueryCapture:
     On entry it installs one execute wrapper on every alias of ``connections``
     and yields a :class:`CapturedQueries`; on exit it removes the wrapper by
     identity, so blocks nest and other wrappers are left alone.
+
+    Also a decorator, of plain and ``async`` functions: each call runs in a block
+    of its own (``@assert_num_queries(default=1)``).
     """
+
+    #: Record each query's :class:`~crossprefetch._origin.Origin` (N+1 detection).
+    _record_issuers = False
 
     def __init__(self, *, forbidden: tuple[str, ...] = (), label: str = "capture_queries") -> None:
         aliases = _configured_aliases()
@@ -165,6 +189,26 @@ class QueryCapture:
         self._wrapped: list[BaseDatabaseWrapper] = []
         self._violation: ForbiddenQueryError | None = None
         self.captured = CapturedQueries(aliases)
+
+    def __call__(self, function: _F) -> _F:
+        """Use the block as a decorator: every call of ``function`` runs inside it."""
+        if inspect.iscoroutinefunction(function):
+
+            @functools.wraps(function)
+            async def run_async(*args: Any, **kwargs: Any) -> Any:
+                __tracebackhide__ = True
+                with self:
+                    return await function(*args, **kwargs)
+
+            return run_async  # type: ignore[return-value]
+
+        @functools.wraps(function)
+        def run(*args: Any, **kwargs: Any) -> Any:
+            __tracebackhide__ = True
+            with self:
+                return function(*args, **kwargs)
+
+        return run  # type: ignore[return-value]
 
     def __enter__(self) -> CapturedQueries:
         self.captured = CapturedQueries(_configured_aliases())
@@ -207,16 +251,20 @@ class QueryCapture:
             return execute(sql, params, many, context)
         connection: BaseDatabaseWrapper = context["connection"]
         alias = connection.alias
-        stack = _stack(_cursor_caller(sys._getframe(1)), self._entry_frame)
+        caller = cursor_caller(sys._getframe(1))
+        stack = _stack(caller, self._entry_frame)
         if alias in self._forbidden:
             query = CapturedQuery(alias, sql, sql, params, many, stack)
             error = ForbiddenQueryError(_forbidden_message(query, self._label), query)
             if self._violation is None:
                 self._violation = error
             raise error
+        issuer = origin_of(caller, params, self._entry_frame) if self._record_issuers else None
+        started = time.perf_counter()
         try:
             return execute(sql, params, many, context)
         finally:
+            duration = time.perf_counter() - started
             executed = sql
             if not many:
                 try:
@@ -224,7 +272,9 @@ class QueryCapture:
                 except Exception:  # the raw SQL is good enough for a report
                     executed = sql
             self.captured.queries.append(
-                CapturedQuery(alias, str(executed or sql), sql, params, many, stack)
+                CapturedQuery(
+                    alias, str(executed or sql), sql, params, many, stack, duration, issuer
+                )
             )
 
 
@@ -509,48 +559,15 @@ def _walk(frame: FrameType | None, stop: FrameType | None) -> Iterator[tuple[Fra
         frame = frame.f_back
 
 
-def _cursor_caller(frame: FrameType) -> FrameType:
-    """The frame of Django's cursor that runs the wrappers, whatever wrappers sit between.
-
-    Other execute wrappers (crossprefetch's own cache invalidation, django-read-only, ...)
-    may run before this one; their frames say nothing about who issued the query.
-    """
-    current: FrameType | None = frame
-    while current is not None:
-        if current.f_code.co_name == "_execute_with_wrappers":
-            return current
-        current = current.f_back
-    return frame
-
-
 def _stack(frame: FrameType, stop: FrameType | None) -> traceback.StackSummary:
     stack = traceback.StackSummary.extract(_walk(frame, stop), lookup_lines=False)
     stack.reverse()
     return stack
 
 
-@cache
-def _library_paths() -> tuple[str, ...]:
-    import asgiref
-    import django
-
-    paths = {
-        os.path.dirname(django.__file__),
-        os.path.dirname(asgiref.__file__),
-        sysconfig.get_paths()["stdlib"],
-        sysconfig.get_paths()["platstdlib"],
-    }
-    return tuple(os.path.join(path, "") for path in paths)
-
-
 def _user_frames(stack: traceback.StackSummary) -> list[traceback.FrameSummary]:
-    """Frames outside Django, asgiref, the standard library and this module."""
-    library = _library_paths()
-    return [
-        frame
-        for frame in stack
-        if frame.filename != __file__ and not frame.filename.startswith(library)
-    ]
+    """Frames outside Django, DRF, the debug toolbar, the standard library and this package."""
+    return [frame for frame in stack if is_user_file(frame.filename)]
 
 
 def _forbidden_message(query: CapturedQuery, label: str) -> str:
@@ -567,6 +584,6 @@ def _forbidden_message(query: CapturedQuery, label: str) -> str:
     frames = traceback.StackSummary.from_list(_user_frames(query.stack))
     if frames:
         lines.append("")
-        lines.append("Stack (most recent call last; Django and standard library frames hidden):")
+        lines.append("Stack (most recent call last; library frames hidden):")
         lines.append("".join(frames.format()).rstrip("\n"))
     return "\n".join(lines)

@@ -1,0 +1,67 @@
+"""Query-count assertions and N+1 detection that watch every database alias at once.
+
+Django's ``assertNumQueries`` and pytest-django's ``django_assert_num_queries``
+observe one connection per call, so a test of a cross-database endpoint needs
+one nested block per alias and still misses queries on the aliases it did not
+name. The context managers here (decorators too) observe every alias in
+``DATABASES`` with a single block:
+
+.. code-block:: python
+
+    from crossprefetch.testing import assert_num_queries, detect_n_plus_one, forbid_queries
+
+    with assert_num_queries(default=1, timeseries=1):
+        client.get("/events/")
+
+    with forbid_queries("default"):
+        serializer.data
+
+    with detect_n_plus_one():
+        client.get("/naive-events/")
+
+They work by installing an execute wrapper on the ``DatabaseWrapper`` of every
+alias (see ``BaseDatabaseWrapper.execute_wrapper``). The wrapper lives on the
+Django object, not on the DB-API connection, so a connection that is opened
+lazily inside the block is observed too, and nothing is connected eagerly.
+
+What counts as a query: every statement sent through a Django cursor
+(``execute`` and ``executemany``, the latter counted once, as Django does),
+except transaction control (``BEGIN``, ``COMMIT``, ``ROLLBACK``,
+``SAVEPOINT``, ``RELEASE SAVEPOINT``). Those depend on the backend (SQLite
+sends ``BEGIN`` as SQL, PostgreSQL does not) and on whether the test runs in
+``TestCase`` or ``TransactionTestCase``, so leaving them out makes a count the
+same everywhere. Like Django's own assertions, only the current thread's
+connections are observed.
+"""
+
+from __future__ import annotations
+
+from crossprefetch.testing._capture import (
+    AssertNumQueries,
+    CapturedQueries,
+    CapturedQuery,
+    CrossDBQueryAssertionsMixin,
+    ForbiddenQueryError,
+    QueryCapture,
+    assert_max_num_queries,
+    assert_num_queries,
+    capture_queries,
+    forbid_queries,
+)
+from crossprefetch.testing._n_plus_one import NPlusOneDetector, NPlusOneError, detect_n_plus_one
+
+__all__ = [
+    "AssertNumQueries",
+    "CapturedQueries",
+    "CapturedQuery",
+    "CrossDBQueryAssertionsMixin",
+    "ForbiddenQueryError",
+    "NPlusOneDetector",
+    "NPlusOneError",
+    "QueryCapture",
+    "assert_max_num_queries",
+    "assert_num_queries",
+    "capture_queries",
+    "detect_n_plus_one",
+    "forbid_queries",
+]
