@@ -43,10 +43,13 @@ class Origin:
     field_class: str | None = None
     model: str | None = None
     keys: frozenset[str] = frozenset()
+    #: The lookups whose rows the query fetched, when crossprefetch's engine issued it.
+    lookups: tuple[str, ...] = ()
 
     @property
     def where(self) -> str:
-        return f"{self.filename}:{self.lineno}"
+        """``file:line``, the file relative to the working directory when it is inside it."""
+        return f"{display_path(self.filename)}:{self.lineno}"
 
     def describe(self) -> str:
         """``Serializer.method (field Serializer.name, SerializerMethodField) at file:line``."""
@@ -55,6 +58,15 @@ class Origin:
             kind = f", {self.field_class}" if self.field_class else ""
             text += f" (serializer field {self.field}{kind})"
         return f"{text} at {self.where}"
+
+
+def display_path(filename: str) -> str:
+    """``filename`` relative to the working directory if it lies inside, else as it is."""
+    try:
+        relative = os.path.relpath(filename)
+    except ValueError:  # another drive
+        return filename
+    return filename if relative.startswith(os.pardir) else relative
 
 
 def cursor_caller(frame: FrameType) -> FrameType:
@@ -73,8 +85,10 @@ def cursor_caller(frame: FrameType) -> FrameType:
 
 @cache
 def library_paths() -> tuple[str, ...]:
-    """Directories whose frames are never a query's origin: Django, DRF, the toolbar, stdlib."""
-    paths = {sysconfig.get_paths()["stdlib"], sysconfig.get_paths()["platstdlib"]}
+    """Directories whose frames are never a query's origin: the standard library, installed
+    packages (``site-packages``), and Django, DRF and the toolbar wherever they are."""
+    installed = sysconfig.get_paths()
+    paths = {installed[name] for name in ("stdlib", "platstdlib", "purelib", "platlib")}
     for package in ("django", "asgiref", "rest_framework", "debug_toolbar"):
         spec = find_spec(package)
         if spec is not None and spec.origin:
@@ -95,11 +109,28 @@ def _frames(frame: FrameType | None, stop: FrameType | None) -> Iterator[FrameTy
         frame = frame.f_back
 
 
+def lookups_fetched(frame: FrameType, stop: FrameType | None = None) -> tuple[str, ...]:
+    """The names of the lookups whose rows the query at ``frame`` fetches, if the engine's
+    fetch step issued it (its ``group`` of plans names them)."""
+    engine = sys.modules.get("crossprefetch.engine")
+    if engine is None:
+        return ()
+    code = engine._query_group.__code__
+    for depth, current in enumerate(_frames(frame, stop)):
+        if current.f_code is code:
+            group = current.f_locals.get("group") or ()
+            return tuple(str(getattr(plan, "name", "?")) for plan in group)
+        if depth > 40:
+            break
+    return ()
+
+
 def origin_of(frame: FrameType, params: Any, stop: FrameType | None = None) -> Origin | None:
     """The origin of the query run by the cursor at ``frame`` (walking out to ``stop``)."""
     user: FrameType | None = None
     field: Any = None
-    for current in _frames(cursor_caller(frame), stop):
+    caller = cursor_caller(frame)
+    for current in _frames(caller, stop):
         if user is None and is_user_file(current.f_code.co_filename):
             user = current
         if field is None:
@@ -125,6 +156,7 @@ def origin_of(frame: FrameType, params: Any, stop: FrameType | None = None) -> O
         field_class=field_class,
         model=model,
         keys=keys,
+        lookups=lookups_fetched(caller, stop),
     )
 
 

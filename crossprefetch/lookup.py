@@ -139,6 +139,26 @@ class Lookup(Mapping[Any, Any]):
         except (AttributeError, KeyError, TypeError):
             return False
 
+    def missing_keys(self, limit: int | None = None) -> list[Any]:
+        """The keys asked that have no remote row (no rows, for to-many), in key order.
+
+        Null keys and keys the remote field cannot hold (counted as invalid) are left out.
+        """
+        missing = set()
+        for raw in self._asked:
+            if raw is None:
+                continue
+            key = self._aliases.get(raw, raw)
+            if key is INVALID:
+                continue
+            if (not self._rows.get(key)) if self.spec.many else key not in self._rows:
+                missing.add(key)
+        try:
+            ordered = sorted(missing)
+        except TypeError:
+            ordered = sorted(missing, key=repr)
+        return ordered if limit is None else ordered[:limit]
+
     def find(self, obj: Any) -> Any:
         """The row(s) ``obj`` references, or :data:`MISSING`, for any object.
 

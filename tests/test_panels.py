@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import datetime as dt
+import inspect
 import json
+import os
 import shutil
 import threading
 from collections.abc import Iterator
@@ -19,7 +22,10 @@ from rest_framework.request import Request
 
 from crossprefetch import CrossDBPrefetch, prefetch_cross_db
 from tests import panel_settings
-from tests.conftest import ALL_DATABASES, REQUIRE_SERVICES, make_scenario
+from shop import serializers
+from shop.models import Customer as ShopCustomer
+from shop.models import OrderEvent as ShopOrderEvent
+from tests.conftest import ALL_DATABASES, REQUIRE_SERVICES, T0, make_scenario
 
 if TYPE_CHECKING:
     from debug_toolbar.toolbar import DebugToolbar
@@ -197,16 +203,147 @@ def test_panel_numbers(
     assert stats["fallbacks"] == sum(row["fallbacks"] for row in expected)
     assert stats["databases"] == sorted({row["alias"] for row in expected})
     assert all(row["time_ms"] >= 0 for row in stats["lookups"])
-    # The rendered table, cell by cell, but for the time column.
-    assert [cells[:8] + cells[9:] for cells in table_rows(content)] == [
+    # The rendered table, cell by cell, but for the two time columns.
+    rendered = table_rows(content)
+    assert [cells[:8] + cells[10:15] for cells in rendered] == [
         [
             *(str(row[k]) for k in _COLUMNS[:-1]),
             ", ".join(row["shared_with"]) or "—",
         ]
         for row in expected
     ]
+    for cells, row in zip(rendered, stats["lookups"], strict=True):
+        assert cells[8].endswith(" ms")  # SQL
+        assert cells[9].endswith(" ms")  # building rows
+        assert row["sql_ms"] >= 0
+        assert row["rows_ms"] >= 0
+        assert len(row["sql"]) == row["queries"]
+        assert all(row["model"].split(".")[1].lower() in q["sql"] for q in row["sql"])
+    # The first few missing keys of each lookup, then an ellipsis for the rest.
+    assert [cells[15] for cells in rendered] == [
+        _missing_cell(row["keys_missing"], MISSING_KEYS[row["name"]]) for row in expected
+    ]
+    assert [row["missing_keys"] for row in stats["lookups"]] == [
+        MISSING_KEYS[row["name"]] for row in expected
+    ]
+    assert stats["repeats"] == []
     if not expected:
         assert "No cross-database lookups were built during this request." in content
+
+
+# make_scenario(): the events with i % 10 == 9 reference customer 10_000_000 + i, which does
+# not exist; region codes R0-R3 are referenced and R3 does not exist; every seller exists.
+MISSING_KEYS = {
+    "customers": ["10000009", "10000019", "10000029", "10000039", "10000049"],
+    "buyers": ["10000009", "10000019", "10000029", "10000039", "10000049"],
+    "sellers": [],
+    "regions": ["'R3'"],
+}
+
+
+def _missing_cell(count: int, shown: list[str]) -> str:
+    if not shown:
+        return "—"
+    return ", ".join(shown) + (", …" if count > len(shown) else "")
+
+
+def make_shop(events: int = 12, customers: int = 4) -> int:
+    """The example shop's data: events referencing its customers, the last of whom is
+    deleted; returns the deleted customer's id."""
+    people = [
+        ShopCustomer.objects.create(name=f"Customer {i}", email=f"c{i}@example.com", tier="gold")
+        for i in range(customers)
+    ]
+    for i in range(events):
+        ShopOrderEvent.objects.create(
+            timestamp=T0 + dt.timedelta(minutes=i),
+            customer_id=people[i % customers].pk,
+            event_type="created",
+            amount=i,
+        )
+    deleted = people[-1].pk
+    people[-1].delete()
+    return deleted
+
+
+NAIVE_ORIGINS = [
+    (
+        "NaiveOrderEventSerializer.get_customer_name",
+        "NaiveOrderEventSerializer.customer_name",
+        "get_customer_name",
+    ),
+    (
+        "NaiveOrderEventSerializer.get_customer_tier",
+        "NaiveOrderEventSerializer.customer_tier",
+        "get_customer_tier",
+    ),
+]
+
+
+@pytest.mark.django_db(databases=ALL_DATABASES)
+def test_panel_names_the_n_plus_one_of_the_naive_endpoint(toolbar: type[DebugToolbar]) -> None:
+    """The example's naive endpoint builds no lookup but sends 2 queries per event: the
+    panel says so, with the code that sent them and the spec that would replace them."""
+    make_shop()
+    client = Client()
+    response = client.get("/shop/naive-events/", headers={"accept": "application/json"})
+    assert response.status_code == 200
+
+    stats, nav_subtitle, content = stored_panel(toolbar, client, response)
+
+    assert nav_subtitle == "0 lookups, 0 queries, 1 N+1 pattern"
+    [repeat] = stats["repeats"]
+    assert (repeat["alias"], repeat["table"], repeat["model"], repeat["count"]) == (
+        "default",
+        "shop_customer",
+        "shop.Customer",
+        20,
+    )
+    serializers_py = os.path.relpath(serializers.__file__)
+    assert [
+        (o["function"], o["field"], o["count"], o["where"].rsplit(":", 1)[0])
+        for o in repeat["origins"]
+    ] == [(function, field, 10, serializers_py) for function, field, _ in NAIVE_ORIGINS]
+    assert repeat["suggestion"] == (
+        "CrossDBPrefetch('shop.Customer', key='customer_id', fields=('name', 'tier'))"
+    )
+    assert repeat["lookup"] == "customers"
+
+    [cells] = table_rows(content, "crossprefetch-repeats")
+    assert cells[:3] == ["default", "shop_customer (shop.Customer)", "20"]
+    for function, field, method in NAIVE_ORIGINS:
+        line = _line_of(serializers.NaiveOrderEventSerializer, method)
+        assert f"10 × {function} (field {field}) {serializers_py}:{line}" in cells[3]
+    assert cells[4] == f"customers: {repeat['suggestion']}"
+    assert "No cross-database lookups were built during this request." in content
+
+
+@pytest.mark.django_db(databases=ALL_DATABASES)
+def test_panel_finds_no_n_plus_one_on_the_crossprefetch_endpoint(
+    toolbar: type[DebugToolbar],
+) -> None:
+    deleted = make_shop()
+    client = Client()
+    response = client.get("/shop/events/", headers={"accept": "application/json"})
+    stats, nav_subtitle, content = stored_panel(toolbar, client, response)
+    assert nav_subtitle == "1 lookup, 1 query"
+    assert stats["repeats"] == []
+    assert "No SQL shape ran more than 2 times on one database." in content
+    [lookup] = stats["lookups"]
+    assert (lookup["keys_missing"], lookup["missing_keys"]) == (1, [repr(deleted)])
+    [query] = lookup["sql"]
+    assert '"shop_customer"' in query["sql"]
+    [cells] = table_rows(content, "crossprefetch-lookup-sql")
+    assert cells[:2] == ["customers", "default"]
+    assert cells[3] == query["sql"]
+
+
+def _line_of(cls: type, method: str) -> int:
+    """The line of the first statement of ``cls.method``: where the naive fields query."""
+    function = getattr(cls, method)
+    lines, start = inspect.getsourcelines(function)
+    body = next(i for i, text in enumerate(lines) if "Customer.objects" in text)
+    return start + body
 
 
 @pytest.mark.django_db(databases=ALL_DATABASES)
@@ -403,7 +540,7 @@ def test_panel_in_a_browser(toolbar_server: LiveServer, browser: WebDriver, tmp_
         [cell.text for cell in row.find_elements(By.TAG_NAME, "td")]
         for row in table.find_elements(By.CSS_SELECTOR, "tbody tr")
     ]
-    assert [cells[:8] + cells[9:] for cells in rows] == [
+    assert [cells[:8] + cells[10:15] for cells in rows] == [
         [
             "customers",
             "testapp.Customer",
@@ -435,4 +572,79 @@ def test_panel_in_a_browser(toolbar_server: LiveServer, browser: WebDriver, tmp_
             "\u2014",
         ],
     ]
-    assert all(cells[8].endswith(" ms") for cells in rows)
+    assert all(cells[8].endswith(" ms") and cells[9].endswith(" ms") for cells in rows)
+    # Every time fits on one line, however narrow the column.
+    for row in table.find_elements(By.CSS_SELECTOR, "tbody tr"):
+        for cell in row.find_elements(By.TAG_NAME, "td")[8:10]:
+            assert _line_count(browser, cell) == 1, (
+                cell.text,
+                browser.execute_script(
+                    "const s = getComputedStyle(arguments[0]);"
+                    "return [s.whiteSpace, s.width, arguments[0].getBoundingClientRect().height,"
+                    " Array.from(document.createRange().getClientRects()).length,"
+                    " arguments[0].innerHTML];",
+                    cell,
+                ),
+            )
+
+
+def _line_count(browser: WebDriver, element: Any) -> int:
+    """How many lines the text of ``element`` is laid out on."""
+    count = browser.execute_script(
+        "const range = document.createRange();"
+        "range.selectNodeContents(arguments[0]);"
+        "return new Set(Array.from(range.getClientRects(), r => Math.round(r.top))).size;",
+        element,
+    )
+    return int(count)
+
+
+#: Where the debug-toolbar how-to's screenshot is written, when asked for.
+SCREENSHOT = (
+    Path(__file__).resolve().parent.parent / "docs" / "howto" / "debug-toolbar-n-plus-one.png"
+)
+
+
+@pytest.mark.django_db(transaction=True, databases=ALL_DATABASES)
+def test_panel_shows_the_n_plus_one_in_a_browser(
+    toolbar_server: LiveServer, browser: WebDriver, tmp_path: Path
+) -> None:
+    """The example's naive endpoint in the browsable API: the panel names the N+1 and the
+    serializer methods that send it. ``CROSSPREFETCH_SCREENSHOT=1`` refreshes the how-to's
+    screenshot."""
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.support.wait import WebDriverWait
+
+    make_shop()
+    browser.get(f"{toolbar_server.url}/shop/naive-events/")
+    wait = WebDriverWait(browser, 15)
+
+    toolbar_root = wait.until(lambda d: d.find_element(By.ID, "djDebugRoot").shadow_root)
+    link = toolbar_root.find_element(By.CSS_SELECTOR, f"#djDebugPanelList a.{PANEL_ID}")
+    wait.until(lambda d: link.is_displayed())
+    assert link.text.split("\n") == ["Cross-DB prefetch", "0 lookups, 0 queries, 1 N+1 pattern"]
+    link.click()
+
+    table = wait.until(
+        lambda d: toolbar_root.find_element(
+            By.CSS_SELECTOR, f"#{PANEL_ID} table.crossprefetch-repeats"
+        )
+    )
+    wait.until(lambda d: table.is_displayed())
+    [cells] = [
+        [cell.text for cell in row.find_elements(By.TAG_NAME, "td")]
+        for row in table.find_elements(By.CSS_SELECTOR, "tbody tr")
+    ]
+    assert cells[:3] == ["default", "shop_customer (shop.Customer)", "20"]
+    for function, field, _ in NAIVE_ORIGINS:
+        assert f"10 × {function} (field {field})" in cells[3]
+    assert "serializers.py:" in cells[3]
+    assert cells[4] == (
+        "customers: CrossDBPrefetch('shop.Customer', key='customer_id', fields=('name', 'tier'))"
+    )
+
+    screenshot = tmp_path / SCREENSHOT.name
+    browser.save_screenshot(str(screenshot))
+    assert screenshot.stat().st_size > 0
+    if os.environ.get("CROSSPREFETCH_SCREENSHOT") == "1":
+        shutil.copyfile(screenshot, SCREENSHOT)

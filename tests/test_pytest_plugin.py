@@ -330,23 +330,29 @@ def test_explicit_strict_setting_wins(shop_project: pytest.Pytester) -> None:
         "-p", "no:cacheprovider", "-o", "crossprefetch_checks=false", "-k", "forgetful"
     )
     result.assert_outcomes(failed=1)
-    result.stdout.fnmatch_lines(["*AssertionError: assert 'Unknown customer' != 'Unknown customer'"])
+    result.stdout.fnmatch_lines(
+        ["*AssertionError: assert 'Unknown customer' != 'Unknown customer'"]
+    )
 
 
-BROKEN_VIEWS = SHOP_VIEWS + """
+BROKEN_VIEWS = (
+    SHOP_VIEWS
+    + """
 
 class NoMixinViewSet(viewsets.ReadOnlyModelViewSet):
     queryset = OrderEvent.objects.all()
     serializer_class = OrderEventSerializer
     cross_db_fields = {"customers": None}
 """
+)
 
 
 def test_a_failing_system_check_fails_the_session(shop_project: pytest.Pytester) -> None:
     shop_project.makepyfile(project_views=BROKEN_VIEWS)
     shop_project.makepyfile(
         project_urls=SHOP_URLS.replace(
-            "]\n", '    path("broken/", project_views.NoMixinViewSet.as_view({"get": "list"})),\n]\n'
+            "]\n",
+            '    path("broken/", project_views.NoMixinViewSet.as_view({"get": "list"})),\n]\n',
         )
     )
     result = shop_project.runpytest_subprocess("-p", "no:cacheprovider")
@@ -381,7 +387,7 @@ def test_detect_n_plus_one_on_the_example_endpoints(shop_project: pytest.Pyteste
             "E * issued by:",
             "E * 10 x NaiveOrderEventSerializer.get_customer_name (serializer field "
             "NaiveOrderEventSerializer.customer_name, SerializerMethodField) at "
-            "*example_project/shop/serializers.py:*",
+            "*example_project/shop/serializers.py:4*",
             "E * customer = Customer.objects.filter(pk=event.customer_id).first()",
             "E * 10 x NaiveOrderEventSerializer.get_customer_tier *",
             "E * cross_db_fields = {'customers': CrossDBPrefetch('shop.Customer', "

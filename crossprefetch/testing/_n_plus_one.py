@@ -56,7 +56,8 @@ class NPlusOneDetector(QueryCapture):
         queries = [
             Query(q.alias, q.sql, q.raw_sql, q.issuer)
             for q in self.captured.queries
-            if not self.aliases or q.alias in self.aliases
+            if (not self.aliases or q.alias in self.aliases)
+            and not (q.issuer is not None and q.issuer.lookups)  # a lookup's key chunks
         ]
         self.repeats = find_repeats(queries, threshold)
         if self.repeats:

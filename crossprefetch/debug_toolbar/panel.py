@@ -1,0 +1,242 @@
+"""``CrossDBPrefetchPanel``: what each cross-database lookup of a request cost, and the N+1
+queries the request sent instead.
+
+A django-debug-toolbar panel. Add ``"crossprefetch.panels.CrossDBPrefetchPanel"`` to
+``DEBUG_TOOLBAR_PANELS``; crossprefetch never imports this module itself, so the toolbar
+stays an optional dependency.
+"""
+
+from __future__ import annotations
+
+import sys
+import time
+from collections.abc import Callable
+from contextvars import ContextVar
+from pathlib import Path
+from typing import Any
+
+from debug_toolbar.panels import Panel
+from django.db import connections
+from django.db.backends.base.base import BaseDatabaseWrapper
+from django.http import HttpRequest, HttpResponse
+from django.template import Context, Engine
+from django.utils.translation import gettext_lazy as _
+from django.utils.translation import ngettext
+
+from crossprefetch._origin import origin_of
+from crossprefetch._repeats import Query, find_repeats, lookup_name
+from crossprefetch.conf import conf
+from crossprefetch.lookup import Lookup, LookupStats
+from crossprefetch.signals import lookups_prefetched
+
+#: The panel instrumenting the request that runs in this context: lookups built without a
+#: ``request`` (``prefetch_cross_db(objects, specs)`` in a plain view) are attributed by it.
+_current_panel: ContextVar[CrossDBPrefetchPanel | None] = ContextVar(
+    "crossprefetch_panel", default=None
+)
+
+TEMPLATE = Path(__file__).with_name("panel.html")
+#: How many of a lookup's missing keys the panel lists.
+MISSING_KEYS_SHOWN = 5
+
+
+class _Recorded:
+    """One query the request ran: alias, SQL, time, origin and the lookups it fetched."""
+
+    __slots__ = ("alias", "lookups", "origin", "raw_sql", "sql", "time_ms")
+
+    def __init__(self, alias: str, raw_sql: str, sql: str, time_ms: float, origin: Any) -> None:
+        self.alias = alias
+        self.raw_sql = raw_sql
+        self.sql = sql
+        self.time_ms = time_ms
+        self.origin = origin
+        self.lookups: tuple[str, ...] = origin.lookups if origin is not None else ()
+
+
+class CrossDBPrefetchPanel(Panel):
+    """Each lookup built during the request (database, keys, queries, time, cache,
+    fallbacks, missing keys, SQL) and the queries repeated per row (N+1) with their origin.
+
+    ``lookups_prefetched`` is one process-wide signal, so every panel of every request in
+    flight (threads, ASGI tasks) hears every prefetch. A panel keeps a batch only when it
+    was built for its own request (the signal's ``request``, unwrapped from DRF's
+    ``Request``, is the toolbar's), or without a request in its own context.
+
+    The queries are observed through an execute wrapper on every alias's connection of the
+    request's context, installed while the toolbar instruments the request.
+
+    The ``LookupStats`` objects are kept, not copied: ``ContextLookupField`` counts
+    fallbacks on them while the response is serialized, after the signal was sent, so the
+    numbers are only final when :meth:`generate_stats` reads them.
+    """
+
+    is_async = True
+    title = _("Cross-DB prefetch")
+    template = "crossprefetch/debug_toolbar/panel.html"
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self._batches: list[list[tuple[LookupStats, list[str]]]] = []
+        self._queries: list[_Recorded] = []
+        self._wrapped: list[BaseDatabaseWrapper] = []
+        self._token: Any = None
+
+    def get_stats(self) -> dict[str, Any]:
+        """What :meth:`generate_stats` recorded, typed (the toolbar's method is not)."""
+        stats: dict[str, Any] = super().get_stats()  # type: ignore[no-untyped-call, unused-ignore]
+        return stats
+
+    @property
+    def content(self) -> str:
+        """Rendered from the template next to this module, with the project's engine."""
+        template = Engine.get_default().from_string(TEMPLATE.read_text(encoding="utf-8"))
+        return template.render(Context(self.get_stats()))
+
+    @property
+    def nav_subtitle(self) -> str:
+        stats = self.get_stats()
+        lookups = len(stats.get("lookups", ()))
+        queries = stats.get("queries", 0)
+        repeats = len(stats.get("repeats", ()))
+        subtitle = (
+            ngettext("%(lookups)d lookup", "%(lookups)d lookups", lookups) % {"lookups": lookups}
+            + ", "
+            + ngettext("%(queries)d query", "%(queries)d queries", queries) % {"queries": queries}
+        )
+        if repeats:
+            subtitle += ", " + ngettext(
+                "%(repeats)d N+1 pattern", "%(repeats)d N+1 patterns", repeats
+            ) % {"repeats": repeats}
+        return subtitle
+
+    def enable_instrumentation(self) -> None:
+        if self._token is None:
+            self._token = _current_panel.set(self)
+        lookups_prefetched.connect(self._receive)
+        self._wrapped = [connections[alias] for alias in connections]
+        for connection in self._wrapped:
+            connection.execute_wrappers.append(self._record)
+
+    def disable_instrumentation(self) -> None:
+        lookups_prefetched.disconnect(self._receive)
+        for connection in self._wrapped:
+            wrappers = connection.execute_wrappers
+            for index in range(len(wrappers) - 1, -1, -1):
+                if wrappers[index] == self._record:
+                    del wrappers[index]
+                    break
+        self._wrapped = []
+        if self._token is not None:
+            try:
+                _current_panel.reset(self._token)
+            except ValueError:  # disabled from another context than the one it was enabled in
+                _current_panel.set(None)
+            self._token = None
+
+    def _record(
+        self,
+        execute: Callable[[str, Any, bool, dict[str, Any]], Any],
+        sql: str,
+        params: Any,
+        many: bool,
+        context: dict[str, Any],
+    ) -> Any:
+        connection: BaseDatabaseWrapper = context["connection"]
+        origin = origin_of(sys._getframe(1), params)
+        started = time.perf_counter()
+        try:
+            return execute(sql, params, many, context)
+        finally:
+            elapsed = (time.perf_counter() - started) * 1000
+            executed = sql
+            if not many:
+                try:
+                    executed = connection.ops.last_executed_query(context["cursor"], sql, params)
+                except Exception:  # the raw SQL is good enough for a panel
+                    executed = sql
+            self._queries.append(
+                _Recorded(connection.alias, sql, str(executed or sql), elapsed, origin)
+            )
+
+    def _receive(
+        self,
+        sender: Any,
+        *,
+        lookups: dict[str, Lookup],
+        request: HttpRequest | None = None,
+        **kwargs: Any,
+    ) -> None:
+        if request is None:
+            if _current_panel.get() is not self:
+                return
+        elif getattr(request, "_request", request) is not self.toolbar.request:
+            return
+        self._batches.append(
+            [
+                (lookup.stats, [repr(key) for key in lookup.missing_keys(MISSING_KEYS_SHOWN)])
+                for lookup in lookups.values()
+            ]
+        )
+
+    def generate_stats(self, request: HttpRequest, response: HttpResponse) -> None:
+        by_lookup: dict[str, list[_Recorded]] = {}
+        for query in self._queries:
+            for name in query.lookups:
+                by_lookup.setdefault(name, []).append(query)
+        rows: list[dict[str, Any]] = []
+        queries = 0
+        time_ms = sql_ms = 0.0
+        for call, batch in enumerate(self._batches, start=1):
+            counted: set[frozenset[str]] = set()
+            for stats, missing in batch:
+                own = by_lookup.pop(stats.name, [])
+                lookup_sql_ms = sum(query.time_ms for query in own)
+                row = {
+                    **stats.as_dict(),
+                    "call": call,
+                    "missing_keys": missing,
+                    "sql": [{"sql": q.sql, "time_ms": q.time_ms} for q in own],
+                    "sql_ms": lookup_sql_ms,
+                    "rows_ms": max(stats.time_ms - lookup_sql_ms, 0.0),
+                }
+                rows.append(row)
+                group = frozenset((stats.name, *stats.shared_with))
+                if group not in counted:  # lookups sharing a query report it each
+                    counted.add(group)
+                    queries += stats.queries
+                    time_ms += stats.time_ms
+                    sql_ms += lookup_sql_ms
+        threshold = conf.N_PLUS_ONE_THRESHOLD
+        repeats = find_repeats(
+            (
+                Query(q.alias, q.sql, q.raw_sql, q.origin)
+                for q in self._queries
+                if not q.lookups  # a lookup's key chunks share a shape, by design
+            ),
+            threshold,
+        )
+        self._batches = []
+        self._queries = []
+        self.record_stats(  # type: ignore[no-untyped-call, unused-ignore]
+            {
+                "lookups": rows,
+                "calls": len({row["call"] for row in rows}),
+                "queries": queries,
+                "time_ms": time_ms,
+                "sql_ms": sql_ms,
+                "rows_ms": max(time_ms - sql_ms, 0.0),
+                "keys_asked": sum(row["keys_asked"] for row in rows),
+                "keys_missing": sum(row["keys_missing"] for row in rows),
+                "fallbacks": sum(row["fallbacks"] for row in rows),
+                "databases": sorted({row["alias"] for row in rows}),
+                "threshold": threshold,
+                "repeats": [
+                    {
+                        **repeat.as_dict(),
+                        "lookup": lookup_name(repeat.model) if repeat.model else None,
+                    }
+                    for repeat in repeats
+                ],
+            }
+        )
