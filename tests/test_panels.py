@@ -21,10 +21,10 @@ from django.test import AsyncClient, Client, RequestFactory
 from rest_framework.request import Request
 
 from crossprefetch import CrossDBPrefetch, prefetch_cross_db
-from tests import panel_settings
 from shop import serializers
 from shop.models import Customer as ShopCustomer
 from shop.models import OrderEvent as ShopOrderEvent
+from tests import panel_settings
 from tests.conftest import ALL_DATABASES, REQUIRE_SERVICES, T0, make_scenario
 
 if TYPE_CHECKING:
@@ -313,7 +313,7 @@ def test_panel_names_the_n_plus_one_of_the_naive_endpoint(toolbar: type[DebugToo
     assert cells[:3] == ["default", "shop_customer (shop.Customer)", "20"]
     for function, field, method in NAIVE_ORIGINS:
         line = _line_of(serializers.NaiveOrderEventSerializer, method)
-        assert f"10 × {function} (field {field}) {serializers_py}:{line}" in cells[3]
+        assert f"10 \u00d7 {function} (field {field}) {serializers_py}:{line}" in cells[3]
     assert cells[4] == f"customers: {repeat['suggestion']}"
     assert "No cross-database lookups were built during this request." in content
 
@@ -637,7 +637,7 @@ def test_panel_shows_the_n_plus_one_in_a_browser(
     ]
     assert cells[:3] == ["default", "shop_customer (shop.Customer)", "20"]
     for function, field, _ in NAIVE_ORIGINS:
-        assert f"10 × {function} (field {field})" in cells[3]
+        assert f"10 \u00d7 {function} (field {field})" in cells[3]
     assert "serializers.py:" in cells[3]
     assert cells[4] == (
         "customers: CrossDBPrefetch('shop.Customer', key='customer_id', fields=('name', 'tier'))"
