@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import difflib
 import logging
 import time
 from collections.abc import Callable, Hashable, Iterable, Mapping, Sequence
@@ -9,7 +10,7 @@ from dataclasses import dataclass, field
 from operator import itemgetter
 from typing import Any
 
-from django.core.exceptions import ImproperlyConfigured
+from django.core.exceptions import FieldError, ImproperlyConfigured
 from django.db import connections, models
 from django.db.models.query import ModelIterable
 from django.http import HttpRequest
@@ -70,7 +71,11 @@ def prefetch_cross_db(
     _collect_keys(objs, plans)
     lookups: dict[str, Lookup] = {}
     for group in _groups(plans):
-        for plan, rows in zip(group, _fetch_group(group, request), strict=True):
+        try:
+            fetched = _fetch_group(group, request)
+        except FieldError as exc:
+            raise _field_error(group, request, exc) from exc
+        for plan, rows in zip(group, fetched, strict=True):
             lookups[plan.name] = _lookup(plan, rows)
     if objs and signals.lookups_prefetched.receivers:
         signals.lookups_prefetched.send(sender=prefetch_cross_db, lookups=lookups, request=request)
@@ -106,6 +111,47 @@ def _plan(name: str, spec: Any, request: HttpRequest | None) -> _Plan:
         match_fields=match_fields,
         normalize=_keys.normalizer(match_fields, connections[alias]),
     )
+
+
+def _field_error(
+    group: list[_Plan], request: HttpRequest | None, error: FieldError
+) -> ImproperlyConfigured:
+    """Name the spec (and the view) whose ``fields=`` the database could not resolve.
+
+    The checks see the fields of model sources; a QuerySet or callable source (its
+    annotations, its model known per request) can only fail here.
+    """
+    view = _view_label(request)
+    for plan in group:
+        for name in plan.spec.fields or ():
+            try:
+                plan.queryset.values_list(name)
+            except FieldError:
+                choices = [
+                    *(f.name for f in plan.queryset.model._meta.concrete_fields),
+                    *plan.queryset.query.annotations,
+                ]
+                close = difflib.get_close_matches(name.split("__", 1)[0], choices, n=1)
+                return ImproperlyConfigured(
+                    f"{view}cross_db_fields[{plan.name!r}] = {plan.spec!r}: fields names "
+                    f"{name!r}, which {plan.queryset.model._meta.label} cannot resolve "
+                    f"({error}). "
+                    + (f"Did you mean {close[0]!r}? " if close else "")
+                    + "List fields or annotations of the remote QuerySet in fields."
+                )
+    names = ", ".join(repr(plan.name) for plan in group)
+    return ImproperlyConfigured(f"{view}cross_db_fields[{names}]: {error}")
+
+
+def _view_label(request: HttpRequest | None) -> str:
+    """``"module.View: "`` for the view serving ``request``, or ``""``."""
+    match = getattr(request, "resolver_match", None)
+    path = getattr(match, "_func_path", None)
+    if path is None:
+        view = (getattr(request, "parser_context", None) or {}).get("view")
+        if view is not None:
+            path = f"{type(view).__module__}.{type(view).__qualname__}"
+    return f"{path}: " if path else ""
 
 
 def _collect_keys(objs: Sequence[Any], plans: list[_Plan]) -> None:

@@ -5,10 +5,18 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
-from django.core.exceptions import ImproperlyConfigured
+from django.core.exceptions import FieldError, ImproperlyConfigured
+from django.db.models.functions import Upper
 from django.test import override_settings
-from rest_framework.test import APIClient
+from rest_framework import serializers, viewsets
+from rest_framework.test import APIClient, APIRequestFactory
 
+from crossprefetch import (
+    ContextLookupField,
+    CrossDBPrefetch,
+    CrossDBPrefetchMixin,
+    prefetch_cross_db,
+)
 from crossprefetch.testing import assert_num_queries
 from tests.conftest import ALL_DATABASES, Scenario, make_scenario
 from tests.testapp.models import Customer, OrderEvent
@@ -317,3 +325,56 @@ def test_browsable_api_write_makes_one_lookup_query(
             f"/api/writable-events/{event.pk}/?format=api", payload, format="json"
         )
     assert response.status_code == 200
+
+
+class _TypoSerializer(serializers.ModelSerializer[OrderEvent]):
+    customer_name = ContextLookupField("customers", "nmae")
+
+    class Meta:
+        model = OrderEvent
+        fields = ["id", "customer_name"]
+
+
+class TypoInFieldsViewSet(CrossDBPrefetchMixin, viewsets.ReadOnlyModelViewSet[OrderEvent]):
+    """``fields=`` misspelled on a callable source: no system check can see the model."""
+
+    queryset = OrderEvent.objects.all()
+    serializer_class = _TypoSerializer
+    cross_db_fields = {
+        "customers": CrossDBPrefetch(
+            lambda request: Customer.objects.annotate(label=Upper("name")),
+            key="customer_id",
+            fields=("nmae", "label"),
+        ),
+    }
+
+
+def test_fields_typo_reaching_the_database_names_the_spec_and_the_view(
+    scenario: Scenario,
+) -> None:
+    view = TypoInFieldsViewSet.as_view({"get": "list"})
+    with pytest.raises(ImproperlyConfigured) as excinfo:
+        view(APIRequestFactory().get("/typo/"))
+    message = str(excinfo.value)
+    assert message.startswith(
+        "tests.test_mixin.TypoInFieldsViewSet: cross_db_fields['customers'] = CrossDBPrefetch("
+    )
+    assert "fields names 'nmae', which testapp.Customer cannot resolve" in message
+    assert "Did you mean 'name'?" in message
+    assert isinstance(excinfo.value.__cause__, FieldError)
+
+
+def test_fields_typo_outside_a_view_names_the_spec(scenario: Scenario) -> None:
+    specs = {"customers": TypoInFieldsViewSet.cross_db_fields["customers"]}
+    with pytest.raises(ImproperlyConfigured, match=r"^cross_db_fields\['customers'\] = Cross"):
+        prefetch_cross_db(scenario.events, specs)
+    # An annotation of the source QuerySet is a valid projected field.
+    fine = CrossDBPrefetch(
+        lambda request: Customer.objects.annotate(label=Upper("name")),
+        key="customer_id",
+        fields=("name", "label"),
+    )
+    lookups = prefetch_cross_db(scenario.events, {"customers": fine})
+    assert {row["label"] for row in lookups["customers"].values()} == {
+        c.name.upper() for c in scenario.customers if c.pk in lookups["customers"]
+    }
