@@ -9,6 +9,7 @@ Shared by ``crossprefetch.testing`` and the debug-toolbar panel; imports neither
 from __future__ import annotations
 
 import os
+import re
 import sys
 import sysconfig
 from collections.abc import Iterator
@@ -18,6 +19,7 @@ from importlib.util import find_spec
 from types import FrameType
 from typing import Any
 
+_COMPREHENSION = re.compile(r"\.<(?:listcomp|setcomp|dictcomp|genexpr)>")
 _HERE = os.path.dirname(os.path.abspath(__file__))
 #: crossprefetch's own frames that are never the origin of a query.
 _OWN = tuple(os.path.join(_HERE, name) for name in ("testing", "debug_toolbar", "_origin.py"))
@@ -163,9 +165,11 @@ def origin_of(frame: FrameType, params: Any, stop: FrameType | None = None) -> O
 def _qualname(frame: FrameType) -> str:
     qualname: str | None = getattr(frame.f_code, "co_qualname", None)  # Python 3.11+
     if qualname:
-        return qualname.replace(".<locals>", "")
+        return _COMPREHENSION.sub("", qualname.replace(".<locals>", ""))
     owner = frame.f_locals.get("self")
     name = frame.f_code.co_name
+    if name.startswith("<") and frame.f_back is not None:  # a comprehension's own frame
+        return _qualname(frame.f_back)
     return f"{type(owner).__name__}.{name}" if owner is not None else name
 
 

@@ -146,7 +146,7 @@ def _suggestion(model: Any, members: list[Query], origins: list[Origin]) -> str 
         return None
     keys: frozenset[str] | None = None
     for origin in origins:
-        if origin.keys:
+        if origin.keys and origin.model != model._meta.label:  # not a remote row's own key
             keys = origin.keys if keys is None else (keys & origin.keys) or keys
     key = _pick_key(keys, model) if keys else None
     fields = _fields_read(model, origins)

@@ -410,3 +410,130 @@ class TestWithTheEngine:
         with forbid_queries("default", "legacy"):
             data = OrderEventSerializer(events, many=True, context=lookups).data
         assert {row["customer_name"] for row in data} == {"Customer 0", "Customer 1", "Customer 2"}
+
+
+# -- parity with Django's AssertNumQueries / CaptureQueriesContext and pytest-django -------
+
+
+@pytest.mark.django_db(databases=ALL)
+class TestDjangoParity:
+    """Behaviours of Django's ``assertNumQueries``/``CaptureQueriesContext`` tests and of
+    pytest-django's ``django_assert_num_queries`` tests, across every alias."""
+
+    def test_counts_zero_one_two(self) -> None:
+        with assert_num_queries(total=0):
+            pass
+        with assert_num_queries(default=1):
+            Customer.objects.count()
+        with assert_num_queries(default=2):
+            Customer.objects.count()
+            Customer.objects.count()
+
+    def test_exception_in_the_block_propagates_unasserted(self) -> None:
+        with pytest.raises(TypeError), assert_num_queries(default=2):
+            Customer.objects.count()
+            raise TypeError
+
+    def test_requests_of_the_test_client_are_counted(self, scenario: object) -> None:
+        client = APIClient()
+        with assert_num_queries(default=2, timeseries=4):
+            client.get("/api/events/")
+            client.get("/api/events/")
+
+    def test_django_style_indexing(self) -> None:
+        with capture_queries() as captured:
+            Customer.objects.count()
+            list(OrderEvent.objects.all())
+        assert len(captured) == 2
+        assert captured[0].alias == "default"
+        assert "COUNT" in captured[0]["sql"]
+        assert captured[-1].alias == "timeseries"
+        assert [query.alias for query in captured[0:2]] == ["default", "timeseries"]
+        assert float(captured[1]["time"]) >= 0
+        assert [entry["sql"] for entry in captured.captured_queries] == [
+            query.sql for query in captured
+        ]
+        assert set(captured.captured_queries[0]) == {"sql", "time"}
+
+    def test_indexing_errors_are_clear(self) -> None:
+        with capture_queries() as captured:
+            Customer.objects.count()
+        with pytest.raises(IndexError, match=r"CapturedQueries\[5\]: 1 queries were captured"):
+            captured[5]
+        with pytest.raises(TypeError, match="index by database alias"):
+            captured[1.5]  # type: ignore[call-overload]
+        with pytest.raises(KeyError, match="unknown database alias 'defualt'"):
+            captured["defualt"]
+        with pytest.raises(KeyError, match="use 'sql' or 'time'"):
+            captured[0]["duration"]
+
+    def test_nested_captures_both_see_the_inner_queries(self) -> None:
+        with capture_queries() as outer:
+            Customer.objects.count()
+            with capture_queries() as inner:
+                Customer.objects.count()
+        assert (len(outer), len(inner)) == (2, 1)
+
+    def test_rolled_back_savepoint_still_counts_its_queries(self) -> None:
+        with assert_num_queries(default=1):
+            try:
+                with transaction.atomic():
+                    Customer.objects.filter(name="x").count()
+                    raise ZeroDivisionError
+            except ZeroDivisionError:
+                pass
+
+    def test_one_query_reads_was_not_were(self) -> None:
+        with pytest.raises(AssertionError) as excinfo, assert_num_queries(default=2):
+            Customer.objects.count()
+        assert "Expected to perform 2 queries on 'default' but 1 was done" in str(excinfo.value)
+
+
+@assert_num_queries(default=1)
+def _counted_customers() -> int:
+    return Customer.objects.count()
+
+
+@assert_max_num_queries(total=1)
+def _too_many() -> None:
+    Customer.objects.count()
+    Customer.objects.count()
+
+
+@pytest.mark.django_db(databases=ALL)
+class TestAsDecorators:
+    def test_each_call_is_one_block(self) -> None:
+        assert _counted_customers() == 0
+        assert _counted_customers() == 0  # the count starts again
+        assert _counted_customers.__name__ == "_counted_customers"
+
+    def test_failure_is_raised_by_the_call(self) -> None:
+        with pytest.raises(AssertionError, match="Expected to perform 1 queries or less in total"):
+            _too_many()
+
+    def test_forbid_queries_decorates(self) -> None:
+        @forbid_queries("default")
+        def reads_default() -> int:
+            return Customer.objects.count()
+
+        with pytest.raises(ForbiddenQueryError):
+            reads_default()
+
+    def test_async_function(self) -> None:
+        @assert_num_queries(default=1)
+        async def count() -> int:
+            return await Customer.objects.acount()
+
+        assert async_to_sync(count)() == 0
+
+    @assert_num_queries(default=1, timeseries=0)
+    def test_decorated_test_method(self) -> None:
+        Customer.objects.count()
+
+
+class DecoratedTests(CrossDBQueryAssertionsMixin, TestCase):
+    databases = {"default", "timeseries", "legacy"}
+
+    @assert_num_queries(default=1)
+    def test_decorated_in_a_test_case(self) -> None:
+        Customer.objects.count()

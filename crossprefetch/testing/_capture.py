@@ -196,9 +196,19 @@ class QueryCapture:
 
             @functools.wraps(function)
             async def run_async(*args: Any, **kwargs: Any) -> Any:
+                # Entered and left on the thread where Django runs the async ORM's queries
+                # (sync_to_async's thread-sensitive thread), whose connections they use.
+                from asgiref.sync import sync_to_async
+
                 __tracebackhide__ = True
-                with self:
-                    return await function(*args, **kwargs)
+                await sync_to_async(self.__enter__)()
+                try:
+                    result = await function(*args, **kwargs)
+                except BaseException as exc:
+                    await sync_to_async(self.__exit__)(type(exc), exc, exc.__traceback__)
+                    raise
+                await sync_to_async(self.__exit__)(None, None, None)
+                return result
 
             return run_async  # type: ignore[return-value]
 
