@@ -110,9 +110,11 @@ def _events(count: int) -> list[OrderEvent]:
 def test_threshold(rows: int, threshold: int | None, fails: bool) -> None:
     events = _events(rows)
     if fails:
-        with pytest.raises(NPlusOneError, match=f"{rows} queries on 'default'"):
-            with detect_n_plus_one(threshold):
-                _per_row(events)
+        with (
+            pytest.raises(NPlusOneError, match=f"{rows} queries on 'default'"),
+            detect_n_plus_one(threshold),
+        ):
+            _per_row(events)
     else:
         with detect_n_plus_one(threshold):
             _per_row(events)
