@@ -11,8 +11,10 @@ them, some of which reference a deleted customer. See ``docs/contributing.rst``.
 
 from __future__ import annotations
 
+import code
 import datetime as dt
 import re
+import sys
 import textwrap
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -171,3 +173,52 @@ def test_every_check_id_is_documented() -> None:
     page = (DOCS / "reference" / "checks.rst").read_text()
     assert ids
     assert sorted(i for i in ids if i not in page) == []
+
+
+class _PasteConsole(code.InteractiveConsole):
+    """The console of ``manage.py shell``, fed a snippet line by line as a paste does;
+    runs nothing, records what it could not compile."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.errors: list[str] = []
+
+    def runcode(self, code: Any) -> None:
+        pass
+
+    def showsyntaxerror(self, filename: str | None = None, **kwargs: Any) -> None:
+        self.errors.append(repr(sys.exc_info()[1]))
+
+
+#: Pages that say their snippets can be pasted into ``manage.py shell``.
+PASTED = [DOCS / "tutorial.rst"]
+
+
+@pytest.mark.parametrize("path", PASTED, ids=[str(p.relative_to(ROOT)) for p in PASTED])
+def test_snippets_paste_into_the_shell(path: Path) -> None:
+    """Python's interactive console ends a block at the first blank line: a class with a
+    blank line between its methods, pasted as written, fails with an IndentationError."""
+    for snippet in snippets(path):
+        if "manage.py shell" not in _introduction(path, snippet):
+            continue
+        console = _PasteConsole()
+        for line in snippet.code.splitlines():
+            console.push(line)
+        console.push("")
+        assert console.errors == [], f"the snippet at {snippet} does not paste: {console.errors}"
+
+
+def _introduction(path: Path, snippet: Snippet) -> str:
+    """The page's text up to the snippet, or "" when the paragraph before it says to save
+    the snippet to a file."""
+    before = path.read_text().splitlines()[: snippet.line - 1]
+    paragraph: list[str] = []
+    for line in reversed(before):
+        if line.strip().startswith(".. code-block::") or (not line.strip() and not paragraph):
+            continue
+        if not line.strip():
+            break
+        paragraph.append(line)
+    if "save it" in " ".join(paragraph).lower():
+        return ""
+    return "\n".join(before)
