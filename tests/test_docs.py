@@ -163,7 +163,7 @@ def test_snippets_are_found() -> None:
     assert ROOT / "README.md" in DOCUMENTS
     assert DOCS / "tutorial.rst" in DOCUMENTS
     (readme,) = [s for s in snippets(ROOT / "README.md") if "cross_db_fields" in s.code]
-    assert readme.code.startswith("from rest_framework import")
+    assert readme.code.startswith("# views.py\nfrom rest_framework import")
 
 
 def test_every_check_id_is_documented() -> None:
@@ -222,3 +222,34 @@ def _introduction(path: Path, snippet: Snippet) -> str:
     if "save it" in " ".join(paragraph).lower():
         return ""
     return "\n".join(before)
+
+
+@pytest.mark.django_db(databases="__all__")
+def test_readme_example_serves_a_page_in_one_query_per_database() -> None:
+    """The 30-second example, as written, with its pagination settings: 100 events, one
+    query on ``default``."""
+    from django.utils.module_loading import import_string
+    from rest_framework.test import APIRequestFactory
+
+    from crossprefetch.testing import assert_num_queries
+
+    seed()
+    ns = namespace(ROOT / "README.md")
+    for snippet in snippets(ROOT / "README.md"):
+        exec(compile(snippet.code, str(snippet.path), "exec"), ns)
+    # DRF reads its pagination settings when it is imported, long before this test: apply
+    # them as a project importing DRF after its settings would.
+    pagination = ns["REST_FRAMEWORK"]
+    paginator = type(
+        "ReadmePagination",
+        (import_string(pagination["DEFAULT_PAGINATION_CLASS"]),),
+        {"page_size": pagination["PAGE_SIZE"]},
+    )
+    viewset = type("ReadmeViewSet", (ns["OrderEventViewSet"],), {"pagination_class": paginator})
+    view = viewset.as_view({"get": "list"})
+    with assert_num_queries(default=1, timeseries=2):
+        response = view(APIRequestFactory().get("/events/"))
+    assert response.data["count"] == 150
+    assert len(response.data["results"]) == 100
+    assert {row["customer_name"] for row in response.data["results"]} >= {"Unknown customer"}
+    assert [pattern.name for pattern in ns["urlpatterns"]][:1] == ["event-list"]
