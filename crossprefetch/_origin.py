@@ -112,16 +112,16 @@ def _frames(frame: FrameType | None, stop: FrameType | None) -> Iterator[FrameTy
 
 
 def lookups_fetched(frame: FrameType, stop: FrameType | None = None) -> tuple[str, ...]:
-    """The names of the lookups whose rows the query at ``frame`` fetches, if the engine's
-    fetch step issued it (its ``group`` of plans names them)."""
-    engine = sys.modules.get("crossprefetch.engine")
-    if engine is None:
+    """The names of the lookups whose rows the query at ``frame`` fetches, if the bottom of
+    the fetch chain issued it (its ``group`` of plans names them)."""
+    database = sys.modules.get("crossprefetch._fetch.database")
+    if database is None:
         return ()
-    code = engine._query_group.__code__
+    code = database.query_database.__code__
     for depth, current in enumerate(_frames(frame, stop)):
         if current.f_code is code:
-            group = current.f_locals.get("group") or ()
-            return tuple(str(getattr(plan, "name", "?")) for plan in group)
+            plans = getattr(current.f_locals.get("group"), "plans", ())
+            return tuple(str(getattr(plan, "name", "?")) for plan in plans)
         if depth > 40:
             break
     return ()

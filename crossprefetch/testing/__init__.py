@@ -30,7 +30,11 @@ except transaction control (``BEGIN``, ``COMMIT``, ``ROLLBACK``,
 ``SAVEPOINT``, ``RELEASE SAVEPOINT``). Those depend on the backend (SQLite
 sends ``BEGIN`` as SQL, PostgreSQL does not) and on whether the test runs in
 ``TestCase`` or ``TransactionTestCase``, so leaving them out makes a count the
-same everywhere. Like Django's own assertions, only the current thread's
+same everywhere. Nor are the statements a connection runs while it opens
+(the backend's own setup, such as MySQL's ``SET SQL_AUTO_IS_NULL = 0``, and
+``connection_created`` receivers): Django's ``CaptureQueriesContext`` opens the
+connection before it starts counting, and a lazily opened connection here
+counts the same. Like Django's own assertions, only the current thread's
 connections are observed.
 """
 

@@ -257,9 +257,9 @@ class QueryCapture:
         context: dict[str, Any],
     ) -> Any:
         __tracebackhide__ = True
-        if isinstance(sql, str) and _TRANSACTION_CONTROL.match(sql):
-            return execute(sql, params, many, context)
         connection: BaseDatabaseWrapper = context["connection"]
+        if (isinstance(sql, str) and _TRANSACTION_CONTROL.match(sql)) or _opening(connection):
+            return execute(sql, params, many, context)
         alias = connection.alias
         caller = cursor_caller(sys._getframe(1))
         stack = _stack(caller, self._entry_frame)
@@ -559,6 +559,17 @@ def _expectations(
 def _expectation_line(expected: int, or_less: str, where: str, performed: int) -> str:
     verb = "was" if performed == 1 else "were"
     return f"Expected to perform {expected} queries{or_less} {where} but {performed} {verb} done"
+
+
+def _opening(connection: BaseDatabaseWrapper) -> bool:
+    """Whether ``connection`` is inside its own ``connect()``: a statement sent now sets
+    up the new connection (``init_connection_state``, ``connection_created`` receivers)."""
+    frame: FrameType | None = sys._getframe(2)
+    while frame is not None:
+        if frame.f_code.co_name == "connect" and frame.f_locals.get("self") is connection:
+            return True
+        frame = frame.f_back
+    return False
 
 
 def _walk(frame: FrameType | None, stop: FrameType | None) -> Iterator[tuple[FrameType, int]]:
