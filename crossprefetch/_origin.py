@@ -22,7 +22,10 @@ from typing import Any
 _COMPREHENSION = re.compile(r"\.<(?:listcomp|setcomp|dictcomp|genexpr)>")
 _HERE = os.path.dirname(os.path.abspath(__file__))
 #: crossprefetch's own frames that are never the origin of a query.
-_OWN = tuple(os.path.join(_HERE, name) for name in ("testing", "debug_toolbar", "_origin.py"))
+_OWN = tuple(
+    os.path.join(_HERE, name)
+    for name in ("testing", "debug_toolbar", "_origin.py", "_capture.py", "_repeats.py")
+)
 
 
 @dataclass(frozen=True)

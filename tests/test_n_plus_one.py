@@ -134,10 +134,8 @@ def test_origin_outside_a_serializer_and_the_key_it_guesses() -> None:
     [repeat] = excinfo.value.repeats
     [(origin, count)] = repeat.origins
     assert (origin.function, origin.field, count) == ("_per_row", None, 3)
-    assert origin.line == (
-        "return [Customer.objects.get(pk=event.customer_id).name for event in events if "
-        "event.customer_id]"
-    )
+    assert origin.line is not None
+    assert "Customer.objects.get(pk=event.customer_id)" in origin.line
     assert repeat.suggestion == "CrossDBPrefetch('testapp.Customer', key='customer_id')"
 
 

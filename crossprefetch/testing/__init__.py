@@ -40,13 +40,15 @@ connections are observed.
 
 from __future__ import annotations
 
-from crossprefetch.testing._capture import (
-    AssertNumQueries,
+from crossprefetch._capture import (
     CapturedQueries,
     CapturedQuery,
-    CrossDBQueryAssertionsMixin,
     ForbiddenQueryError,
     QueryCapture,
+)
+from crossprefetch.testing._assertions import (
+    AssertNumQueries,
+    CrossDBQueryAssertionsMixin,
     assert_max_num_queries,
     assert_num_queries,
     capture_queries,

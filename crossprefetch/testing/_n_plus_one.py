@@ -5,9 +5,9 @@ from __future__ import annotations
 from collections.abc import Iterable
 from types import TracebackType
 
+from crossprefetch._capture import QueryCapture, _check_alias, _configured_aliases
 from crossprefetch._repeats import Query, Repeat, find_repeats, report
 from crossprefetch.conf import conf
-from crossprefetch.testing._capture import QueryCapture, _check_alias, _configured_aliases
 
 
 class NPlusOneError(AssertionError):
