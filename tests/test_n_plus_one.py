@@ -46,6 +46,14 @@ SHAPES = [
     ("SELECT a FROM t WHERE id IN (%s)", "SELECT a FROM t WHERE id IN (...)"),
     ('SELECT "t1"."c2" FROM "t1"', 'SELECT "t1"."c2" FROM "t1"'),
     ("SELECT a\n  FROM t", "SELECT a FROM t"),
+    (
+        "SELECT `t1`.`a` FROM `t1` WHERE `t1`.`id` = %s LIMIT 21",
+        ("SELECT `t1`.`a` FROM `t1` WHERE `t1`.`id` = %s LIMIT ?"),
+    ),
+    (
+        'SELECT "t"."a" FROM "t" WHERE "t"."id" = ANY(%s)',
+        'SELECT "t"."a" FROM "t" WHERE "t"."id" = ANY(%s)',
+    ),
 ]
 
 
