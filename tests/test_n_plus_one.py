@@ -52,7 +52,7 @@ SHAPES = [
     ),
     (
         'SELECT "t"."a" FROM "t" WHERE "t"."id" = ANY(%s)',
-        'SELECT "t"."a" FROM "t" WHERE "t"."id" = ANY(%s)',
+        'SELECT "t"."a" FROM "t" WHERE "t"."id" = ANY(...)',
     ),
 ]
 
