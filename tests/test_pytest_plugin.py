@@ -7,6 +7,8 @@ The subprocess runs load the plugin the way a user's project does, through the
 
 from __future__ import annotations
 
+import os
+import sys
 from pathlib import Path
 
 import pytest
@@ -396,3 +398,83 @@ def test_detect_n_plus_one_on_the_example_endpoints(shop_project: pytest.Pyteste
             "ContextLookupField('customers', 'tier').",
         ]
     )
+
+
+# -- Django's own test runner: no pytest, strict all the same ------------------------------
+
+RUNNER_SETTINGS = (
+    SHOP_CONFTEST.split("def pytest_configure(config):")[0]
+    + """
+DEBUG = False
+DATABASES = {
+    alias: {"ENGINE": "django.db.backends.sqlite3", "NAME": str(HERE / f"{alias}.db")}
+    for alias in ("default", "timeseries")
+}
+DATABASE_ROUTERS = ["shop.routers.ShopRouter", "example.routers.DefaultOnlyRouter"]
+INSTALLED_APPS = [
+    "django.contrib.contenttypes",
+    "django.contrib.auth",
+    "rest_framework",
+    "crossprefetch",
+    "shop",
+]
+ROOT_URLCONF = "project_urls"
+DEFAULT_AUTO_FIELD = "django.db.models.AutoField"
+USE_TZ = True
+SECRET_KEY = "inner"
+REST_FRAMEWORK = {
+    "DEFAULT_AUTHENTICATION_CLASSES": [],
+    "DEFAULT_PERMISSION_CLASSES": [],
+    "UNAUTHENTICATED_USER": None,
+}
+"""
+)
+
+RUNNER_TESTS = """
+import datetime as dt
+
+from django.test import TestCase
+from rest_framework.test import APIClient
+
+from shop.models import Customer, OrderEvent
+
+
+class ForgetfulViewTests(TestCase):
+    databases = {"default", "timeseries"}
+
+    def test_forgetful_view(self):
+        customer = Customer.objects.create(name="Ann", email="a@example.com", tier="gold")
+        OrderEvent.objects.create(
+            timestamp=dt.datetime(2026, 1, 1, tzinfo=dt.timezone.utc),
+            customer_id=customer.pk,
+            event_type="created",
+            amount=1,
+        )
+        response = APIClient().get("/forgetful/")
+        self.assertNotEqual(response.json()["results"][0]["customer_name"], "Unknown customer")
+"""
+
+
+def test_manage_py_test_is_strict_with_debug_off(
+    pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """``manage.py test`` (here ``django-admin test``): Django's runner sets up its test
+    environment, which turns strict mode on; the forgotten lookup fails the test."""
+    monkeypatch.setenv("DJANGO_SETTINGS_MODULE", "project_settings")
+    monkeypatch.setenv(
+        "PYTHONPATH", f"{pytester.path}{os.pathsep}{os.environ.get('PYTHONPATH', '')}"
+    )
+    pytester.makepyfile(
+        project_settings=RUNNER_SETTINGS,
+        project_urls=SHOP_URLS,
+        project_views=SHOP_VIEWS,
+        test_runner_shop=RUNNER_TESTS,
+    )
+    result = pytester.run(sys.executable, "-m", "django", "test", "test_runner_shop", "-v", "1")
+    assert result.ret == 1
+    output = result.stdout.str() + result.stderr.str()
+    assert "ERROR: test_forgetful_view" in output
+    assert (
+        "ImproperlyConfigured: OrderEventSerializer.customer_name (ContextLookupField "
+        "'customers'): the serializer context has no lookup 'customers'"
+    ) in output
