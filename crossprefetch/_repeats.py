@@ -109,7 +109,7 @@ def _repeat(alias: str, sql_shape: str, members: list[Query]) -> Repeat:
         seen, count = origins.get(ident, (origin, 0))
         origins[ident] = (seen, count + 1)
     table = table_of(members[0].raw_sql)
-    model = _model_of(table, alias)
+    model = _model_of(table)
     ordered = sorted(origins.values(), key=lambda item: -item[1])
     return Repeat(
         alias=alias,
@@ -123,7 +123,7 @@ def _repeat(alias: str, sql_shape: str, members: list[Query]) -> Repeat:
     )
 
 
-def _model_of(table: str | None, alias: str) -> Any:
+def _model_of(table: str | None) -> Any:
     if table is None:
         return None
     from django.apps import apps
