@@ -11,7 +11,7 @@ from rest_framework.test import APIClient
 
 from tests.testapp.models import Account, Customer, OrderEvent, Region
 
-pytest_plugins = ["pytester"]
+pytest_plugins = ["pytester", "tests.servers"]
 
 #: Set by CI: a database or cache server that cannot be reached fails the run instead of
 #: skipping the tests that need it.

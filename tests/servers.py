@@ -25,10 +25,12 @@ from typing import TYPE_CHECKING, Any
 import pytest
 from django.db import connections
 
-from tests.conftest import REQUIRE_SERVICES
-
 if TYPE_CHECKING:
     from pytest_django.plugin import DjangoDbBlocker
+
+
+#: Set by CI: a server that cannot be started fails the tests that need it.
+REQUIRE_SERVICES = os.environ.get("CROSSPREFETCH_REQUIRE_SERVICES") == "1"
 
 
 def unavailable(reason: str) -> None:
@@ -141,18 +143,27 @@ class PostgresServer:
         wait_for_port(self.port, open_=False)
         for process in (pid, *children):
             _wait_gone(process)
+        # a killed postmaster may linger as a zombie (nobody reaps it in a container), and
+        # a new one refuses a lock file naming a PID that exists
+        (self.data / "postmaster.pid").unlink(missing_ok=True)
+        for name in (f".s.PGSQL.{self.port}.lock", f".s.PGSQL.{self.port}"):
+            (self.directory / name).unlink(missing_ok=True)
 
     def stop(self) -> None:
         with contextlib.suppress(subprocess.CalledProcessError):
             self._run("pg_ctl", "-D", str(self.data), "-m", "immediate", "-w", "stop")
 
     def settings(self) -> dict[str, Any]:
+        return self.settings_for(self.port)
+
+    @staticmethod
+    def settings_for(port: int) -> dict[str, Any]:
         return {
             "ENGINE": "django.db.backends.postgresql",
             "NAME": "postgres",
             "USER": "postgres",
             "HOST": "127.0.0.1",
-            "PORT": str(self.port),
+            "PORT": str(port),
             # one TCP connection per attempt, so that attempts can be counted
             "OPTIONS": {"sslmode": "disable", "gssencmode": "disable", "connect_timeout": 2},
         }
@@ -246,8 +257,19 @@ class RedisServer:
     def __init__(self, binary: str, directory: Path) -> None:
         self.port = free_port()
         self.process = subprocess.Popen(
-            [binary, "--port", str(self.port), "--bind", "127.0.0.1", "--save", "",
-             "--appendonly", "no", "--dir", str(directory)],
+            [
+                binary,
+                "--port",
+                str(self.port),
+                "--bind",
+                "127.0.0.1",
+                "--save",
+                "",
+                "--appendonly",
+                "no",
+                "--dir",
+                str(directory),
+            ],
             stdout=subprocess.DEVNULL,
             stderr=subprocess.DEVNULL,
         )

@@ -187,7 +187,8 @@ def test_degraded_lookup_reads_every_key_as_missing(
     assert [lookup.get_for(e) for e in events] == [MISSING] * len(events)
     stats = lookup.stats
     assert (stats.keys_asked, stats.keys_found, stats.keys_missing) == (6, 0, 6)
-    assert stats.degraded and not stats.breaker_open
+    assert stats.degraded
+    assert not stats.breaker_open
     assert "file is not a database" in stats.error
     assert stats.as_dict()["degraded"] is True
 
@@ -371,9 +372,9 @@ def test_timeout_cancels_the_statement_in_a_test_case_and_the_transaction_goes_o
     connection = connections["default"]
     assert connection.in_atomic_block  # the test's transaction
     Customer.objects.create(id=1, name="Written before")  # the slow condition runs per row
-    lookup = prefetch_cross_db(
-        events, {"customers": slow_spec(on_error="degrade", timeout=0.2)}
-    )["customers"]
+    lookup = prefetch_cross_db(events, {"customers": slow_spec(on_error="degrade", timeout=0.2)})[
+        "customers"
+    ]
     assert lookup.degraded
     assert CANCELLED[connection.vendor] in lookup.stats.error
     Customer.objects.create(name="Written after")
@@ -391,9 +392,7 @@ def test_timeout_inside_atomic_with_raise_leaves_the_transaction_usable(
 
 
 def test_timeout_does_not_apply_to_later_statements(events: list[OrderEvent]) -> None:
-    quick = CrossDBPrefetch(
-        "testapp.Customer", key="customer_id", fields=("name",), timeout=0.2
-    )
+    quick = CrossDBPrefetch("testapp.Customer", key="customer_id", fields=("name",), timeout=0.2)
     Customer.objects.create(name="Someone")
     prefetch_cross_db(events, {"customers": quick})
     connection = connections["default"]
@@ -457,7 +456,7 @@ def test_the_checks_run_with_manage_py_check(settings: Any) -> None:
     from django.core.management.base import SystemCheckError
 
     settings.CROSSPREFETCH = {"ON_ERROR": "ignore"}
-    with pytest.raises(SystemCheckError, match="crossprefetch.E201"):
+    with pytest.raises(SystemCheckError, match=r"crossprefetch\.E201"):
         call_command("check", tags=["crossprefetch"])
 
 
