@@ -345,6 +345,8 @@ def slow_where(alias: str) -> str:
     vendor = connections[alias].vendor
     if vendor == "postgresql":
         return "pg_sleep(5) IS NOT NULL"
+    if vendor == "mysql":
+        return "SLEEP(5) = 0"
     if vendor == "sqlite":
         return (
             "(WITH RECURSIVE c(x) AS (SELECT 1 UNION ALL SELECT x + 1 FROM c "
