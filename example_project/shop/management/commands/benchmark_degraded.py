@@ -10,7 +10,7 @@ Not a test: a measurement, through the whole stack like ``benchmark``, of the
   (the circuit breaker held closed);
 * breaker open: the same dead database after the breaker opened: no attempt at all.
 
-Targets: dead ≤ timeout + 20 ms; breaker open ≤ 1.10× healthy. The slow request is
+Targets: dead ≤ timeout + 20 ms; breaker open ≤ 1.10 times healthy. The slow request is
 judged by what the slow query adds to a healthy request (≤ timeout + 20 ms): the rest of
 the request (the page, serialization) costs what it costs either way.
 """
@@ -41,6 +41,7 @@ from shop.seeding import Dataset, prepare_databases, seed
 from shop.views import DEGRADE_TIMEOUT
 
 HEADER = "Crossprefetch-Degraded"
+TIMES = "\N{MULTIPLICATION SIGN}"
 MARGIN = 0.020
 NEVER = {"BREAKER_FAILURES": 1_000_000_000}
 OPENS = {"BREAKER_FAILURES": 1, "BREAKER_RESET": 3600}
@@ -186,7 +187,7 @@ def render_markdown(report: dict[str, Any]) -> str:
         f"| dead, every request tries | {format_ms(medians['dead'])} | "
         f"≤ {format_ms(limit)} | {verdict(medians['dead'] <= limit)} |",
         f"| dead, circuit breaker open | {format_ms(medians['open'])} "
-        f"({ratio:.2f}× healthy) | ≤ 1.10× | {verdict(ratio <= 1.10)} |",
+        f"({ratio:.2f}{TIMES} healthy) | ≤ 1.10{TIMES} | {verdict(ratio <= 1.10)} |",
         "",
     ]
     return "\n".join(lines)
