@@ -22,12 +22,12 @@ def check_failure_settings(app_configs: Any = None, **kwargs: Any) -> list[check
         return []
     messages: list[checks.CheckMessage] = []
 
-    def error(name: str, problem: str, hint: str, code: str) -> None:
+    def error(name: str, problem: str, hint: str, check_id: str) -> None:
         messages.append(
             checks.Error(
                 f"CROSSPREFETCH[{name!r}] = {given[name]!r}: {problem}",
                 hint=hint,
-                id=f"crossprefetch.{code}",
+                id=check_id,
             )
         )
 
@@ -38,7 +38,7 @@ def check_failure_settings(app_configs: Any = None, **kwargs: Any) -> list[check
             "not a failure policy.",
             "Use 'raise' (a failing database fails the request) or 'degrade' (its lookups' "
             "keys read as missing).",
-            "E201",
+            "crossprefetch.E201",
         )
     timeout = given.get("TIMEOUT", _NOT_GIVEN)
     if timeout is not _NOT_GIVEN and timeout is not None and not _number(timeout, minimum=0):
@@ -46,7 +46,7 @@ def check_failure_settings(app_configs: Any = None, **kwargs: Any) -> list[check
             "TIMEOUT",
             "not a number of seconds.",
             "Use a positive number of seconds, such as 0.5, or None for no timeout.",
-            "E202",
+            "crossprefetch.E202",
         )
     failures = given.get("BREAKER_FAILURES", _NOT_GIVEN)
     if failures is not _NOT_GIVEN and not (
@@ -56,7 +56,7 @@ def check_failure_settings(app_configs: Any = None, **kwargs: Any) -> list[check
             "BREAKER_FAILURES",
             "not a positive whole number of failures.",
             "Use the number of consecutive failures that open a circuit breaker, such as 5.",
-            "E203",
+            "crossprefetch.E203",
         )
     reset = given.get("BREAKER_RESET", _NOT_GIVEN)
     if reset is not _NOT_GIVEN and not _number(reset, minimum=0):
@@ -64,7 +64,7 @@ def check_failure_settings(app_configs: Any = None, **kwargs: Any) -> list[check
             "BREAKER_RESET",
             "not a number of seconds.",
             "Use the seconds an open circuit breaker waits before its trial, such as 30.",
-            "E204",
+            "crossprefetch.E204",
         )
     return messages
 
