@@ -1,7 +1,8 @@
 """The statement time limit on MariaDB: ``SET STATEMENT max_statement_time=N FOR SELECT``.
 
-Against the MariaDB server at ``CROSSPREFETCH_MARIADB_HOST``/``_PORT`` (default
-127.0.0.1:3306, user root), in a database of the test's own; skipped when unreachable.
+Against the MariaDB server of ``settings.MYSQL`` (``CROSSPREFETCH_MYSQL_HOST``/``_PORT``,
+default 127.0.0.1:3306, user root), in a database of the test's own, whatever
+``CROSSPREFETCH_TEST_DB`` says; skipped when unreachable.
 """
 
 from __future__ import annotations
@@ -11,6 +12,7 @@ from collections.abc import Iterator
 from typing import TYPE_CHECKING, Any
 
 import pytest
+from django.conf import settings
 from django.db import connections, transaction
 
 from crossprefetch import _breaker as breaker
@@ -25,9 +27,10 @@ if TYPE_CHECKING:
 
 pytestmark = pytest.mark.django_db(databases=["default", "timeseries"])
 
-HOST = os.environ.get("CROSSPREFETCH_MARIADB_HOST", "127.0.0.1")
-PORT = int(os.environ.get("CROSSPREFETCH_MARIADB_PORT", "3306"))
-USER = os.environ.get("CROSSPREFETCH_MARIADB_USER", "root")
+HOST = settings.MYSQL["HOST"]
+PORT = int(settings.MYSQL["PORT"])
+USER = settings.MYSQL["USER"]
+PASSWORD = settings.MYSQL["PASSWORD"]
 DATABASE = f"crossprefetch_failure_{os.getpid()}"
 
 
@@ -37,7 +40,9 @@ def _server() -> Any:
     except ImportError:
         unavailable("mysqlclient is not installed")
     try:
-        return MySQLdb.connect(host=HOST, port=PORT, user=USER, connect_timeout=3)
+        return MySQLdb.connect(
+            host=HOST, port=PORT, user=USER, password=PASSWORD, connect_timeout=3
+        )
     except MySQLdb.Error as exc:
         unavailable(f"MariaDB at {HOST}:{PORT} is not reachable ({exc})")
 
@@ -50,14 +55,15 @@ def mariadb(django_db_blocker: DjangoDbBlocker) -> Iterator[None]:
         pytest.skip(f"the server at {HOST}:{PORT} is MySQL, not MariaDB")
     server.cursor().execute(f"CREATE DATABASE IF NOT EXISTS `{DATABASE}`")
     try:
-        settings = {
+        database = {
             "ENGINE": "django.db.backends.mysql",
             "NAME": DATABASE,
             "USER": USER,
+            "PASSWORD": PASSWORD,
             "HOST": HOST,
             "PORT": str(PORT),
         }
-        with database_alias(REFERENCE, settings, django_db_blocker):
+        with database_alias(REFERENCE, database, django_db_blocker):
             create_customers(REFERENCE)
             yield
     finally:
