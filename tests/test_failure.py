@@ -365,7 +365,11 @@ def slow_spec(alias: str = "default", **options: Any) -> CrossDBPrefetch:
     )
 
 
-CANCELLED = {"postgresql": "statement timeout", "sqlite": "interrupted"}
+CANCELLED = {
+    "postgresql": "statement timeout",
+    "sqlite": "interrupted",
+    "mysql": "max_statement_time exceeded",
+}
 
 
 def test_timeout_cancels_the_statement_in_a_test_case_and_the_transaction_goes_on(
