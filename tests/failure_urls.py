@@ -30,9 +30,9 @@ class ReferenceEventSerializer(serializers.ModelSerializer[OrderEvent]):
 
 
 def customers(**options: Any) -> CrossDBPrefetch:
+    options.setdefault("key", "customer_id")
     return CrossDBPrefetch(
         "testapp.Customer",
-        key="customer_id",
         fields=("name",),
         using=REFERENCE,
         on_error="degrade",
@@ -46,6 +46,23 @@ class ReferenceEventViewSet(CrossDBPrefetchMixin, viewsets.ReadOnlyModelViewSet[
     cross_db_fields = {"customers": customers()}
 
 
+class BuyerSellerSerializer(serializers.ModelSerializer[OrderEvent]):
+    buyer = ContextLookupField("buyers", "name", default=None)
+    seller = ContextLookupField("sellers", "name", default=None)
+
+    class Meta:
+        model = OrderEvent
+        fields = ["id", "buyer", "seller"]
+
+
+class BuyerSellerViewSet(CrossDBPrefetchMixin, viewsets.ReadOnlyModelViewSet[OrderEvent]):
+    """Two lookups sharing one query: both degrade together."""
+
+    queryset = OrderEvent.objects.order_by("id")
+    serializer_class = BuyerSellerSerializer
+    cross_db_fields = {"buyers": customers(), "sellers": customers(key="seller_id")}
+
+
 class CachedReferenceEventViewSet(ReferenceEventViewSet):
     cross_db_fields = {"customers": customers(cache=CachePolicy(300, invalidate=False))}
 
@@ -53,4 +70,5 @@ class CachedReferenceEventViewSet(ReferenceEventViewSet):
 urlpatterns = [
     path("reference/events/", ReferenceEventViewSet.as_view({"get": "list"})),
     path("reference/cached-events/", CachedReferenceEventViewSet.as_view({"get": "list"})),
+    path("reference/buyer-seller/", BuyerSellerViewSet.as_view({"get": "list"})),
 ]

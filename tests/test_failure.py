@@ -157,6 +157,22 @@ def test_degraded_response_has_every_primary_row_and_names_the_lookup(
     assert fresh.json() == healthy.json()
 
 
+def test_lookups_sharing_a_query_degrade_together(
+    reference: SQLiteReference, events: list[OrderEvent], api: APIClient
+) -> None:
+    OrderEvent.objects.filter(customer_id__isnull=False).update(seller_id=2)
+    assert api.get("/reference/buyer-seller/").json()[0] == {
+        "id": events[0].id,
+        "buyer": "Customer 1",
+        "seller": "Customer 2",
+    }
+    reference.break_("directory")
+    with assert_num_queries(default=0, timeseries=1):
+        response = api.get("/reference/buyer-seller/")
+    assert response["Crossprefetch-Degraded"] == "buyers, sellers"
+    assert {(row["buyer"], row["seller"]) for row in response.json()} == {(None, None)}
+
+
 def test_raise_is_the_default_and_propagates(
     reference: SQLiteReference, events: list[OrderEvent]
 ) -> None:
