@@ -26,6 +26,7 @@ from shop.models import Customer as ShopCustomer
 from shop.models import OrderEvent as ShopOrderEvent
 from tests import panel_settings
 from tests.conftest import ALL_DATABASES, REQUIRE_SERVICES, T0, make_scenario
+from tests.testapp.models import Customer
 
 if TYPE_CHECKING:
     from debug_toolbar.toolbar import DebugToolbar
@@ -205,10 +206,11 @@ def test_panel_numbers(
     assert all(row["time_ms"] >= 0 for row in stats["lookups"])
     # The rendered table, cell by cell, but for the two time columns.
     rendered = table_rows(content)
-    assert [cells[:8] + cells[10:15] for cells in rendered] == [
+    assert [cells[:8] + cells[10:15] + cells[16:] for cells in rendered] == [
         [
             *(str(row[k]) for k in _COLUMNS[:-1]),
             ", ".join(row["shared_with"]) or "—",
+            "—",  # not degraded
         ]
         for row in expected
     ]
@@ -380,6 +382,29 @@ def test_panel_stats_are_json(toolbar: type[DebugToolbar]) -> None:
     assert stats["lookups"][0]["name"] == "customers"
 
 
+@pytest.mark.django_db(databases=ALL_DATABASES)
+def test_panel_shows_degraded_lookups(toolbar: type[DebugToolbar]) -> None:
+    panel = _panel(toolbar, RequestFactory().get("/"))
+    broken = Customer.objects.extra(where=["no_such_column = 1"])
+    panel.enable_instrumentation()
+    try:
+        prefetch_cross_db(
+            [SimpleNamespace(customer_id=1)],
+            {"broken": CrossDBPrefetch(broken, key="customer_id", on_error="degrade")},
+            request=panel.toolbar.request,
+        )
+    finally:
+        panel.disable_instrumentation()
+    panel.generate_stats(panel.toolbar.request, HttpResponse())
+
+    stats = panel.get_stats()
+    assert stats["degraded"] == ["broken"]
+    assert stats["lookups"][0]["degraded"] is True
+    content = str(panel.content)
+    assert "no_such_column" in table_rows(content)[0][-1]
+    assert table_rows(content, "crossprefetch-summary")[0][-1] == "broken"
+
+
 def _panel(toolbar: type[DebugToolbar], request: HttpRequest) -> CrossDBPrefetchPanel:
     """The panel of a toolbar built for ``request``, as the toolbar's middleware builds it."""
     panel = toolbar(request, lambda request: HttpResponse()).get_panel_by_id(PANEL_ID)
@@ -540,7 +565,7 @@ def test_panel_in_a_browser(toolbar_server: LiveServer, browser: WebDriver, tmp_
         [cell.text for cell in row.find_elements(By.TAG_NAME, "td")]
         for row in table.find_elements(By.CSS_SELECTOR, "tbody tr")
     ]
-    assert [cells[:8] + cells[10:15] for cells in rows] == [
+    assert [cells[:8] + cells[10:15] + cells[16:] for cells in rows] == [
         [
             "customers",
             "testapp.Customer",
@@ -555,6 +580,7 @@ def test_panel_in_a_browser(toolbar_server: LiveServer, browser: WebDriver, tmp_
             "0",
             "20",
             "\u2014",
+            "\u2014",  # not degraded
         ],
         [
             "regions",
@@ -570,6 +596,7 @@ def test_panel_in_a_browser(toolbar_server: LiveServer, browser: WebDriver, tmp_
             "0",
             "42",
             "\u2014",
+            "\u2014",  # not degraded
         ],
     ]
     assert all(cells[8].endswith(" ms") and cells[9].endswith(" ms") for cells in rows)

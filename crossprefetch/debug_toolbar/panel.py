@@ -56,7 +56,8 @@ class _Recorded:
 
 class CrossDBPrefetchPanel(Panel):
     """Each lookup built during the request (database, keys, queries, time, cache,
-    fallbacks, missing keys, SQL) and the queries repeated per row (N+1) with their origin.
+    fallbacks, missing keys, SQL, whether a failing database degraded it, with the error)
+    and the queries repeated per row (N+1) with their origin.
 
     ``lookups_prefetched`` is one process-wide signal, so every panel of every request in
     flight (threads, ASGI tasks) hears every prefetch. A panel keeps a batch only when it
@@ -229,6 +230,7 @@ class CrossDBPrefetchPanel(Panel):
                 "keys_asked": sum(row["keys_asked"] for row in rows),
                 "keys_missing": sum(row["keys_missing"] for row in rows),
                 "fallbacks": sum(row["fallbacks"] for row in rows),
+                "degraded": [row["name"] for row in rows if row["degraded"]],
                 "databases": sorted({row["alias"] for row in rows}),
                 "threshold": threshold,
                 "repeats": [
