@@ -30,6 +30,9 @@ class LookupStats:
     keys_invalid: int = 0
     queries: int = 0
     shared_with: list[str] = field(default_factory=list)
+    #: how many other concurrent requests shared this lookup's query (``coalesce=``); its
+    #: ``queries`` are those it sent itself, ``0`` when another request's query served it
+    coalesced_with: int = 0
     time_ms: float = 0.0
     cache_hits: int = 0
     cache_misses: int = 0

@@ -11,6 +11,7 @@ from django.db import models
 from django.http import HttpRequest
 
 from crossprefetch._cache_policy import CachePolicy
+from crossprefetch.conf import seconds_or_none
 
 Source: TypeAlias = (
     "type[models.Model] | str | models.QuerySet[Any] "
@@ -46,9 +47,22 @@ class CrossDBPrefetch:
         references), in the QuerySet's order.
     :param cache: ``None`` (no caching), a timeout in seconds, or a
         :class:`~crossprefetch.CachePolicy`.
+    :param coalesce: seconds a lookup waits for concurrent requests of this process to
+        share its query (see :doc:`/howto/coalescing`); ``None`` takes
+        ``CROSSPREFETCH["COALESCE"]``, ``0`` never shares.
     """
 
-    __slots__ = ("_model", "cache", "fields", "key", "many", "source", "to_field", "using")
+    __slots__ = (
+        "_model",
+        "cache",
+        "coalesce",
+        "fields",
+        "key",
+        "many",
+        "source",
+        "to_field",
+        "using",
+    )
 
     source: Source
     key: KeyGetter
@@ -57,6 +71,7 @@ class CrossDBPrefetch:
     using: str | None
     many: bool
     cache: CachePolicy | None
+    coalesce: float | None
     _model: type[models.Model] | None
 
     def __init__(
@@ -69,6 +84,7 @@ class CrossDBPrefetch:
         using: str | None = None,
         many: bool = False,
         cache: float | CachePolicy | None = None,
+        coalesce: float | None = None,
     ) -> None:
         set_ = object.__setattr__
         set_(self, "source", _validate_source(model))
@@ -82,6 +98,7 @@ class CrossDBPrefetch:
             raise TypeError(f"CrossDBPrefetch(many={many!r}): many must be True or False.")
         set_(self, "many", many)
         set_(self, "cache", _validate_cache(cache))
+        set_(self, "coalesce", seconds_or_none(coalesce, "CrossDBPrefetch(coalesce=%r)"))
         set_(self, "_model", model if isinstance(model, type) else None)
         self._check_arity()
 
@@ -94,7 +111,8 @@ class CrossDBPrefetch:
             parts.append(f"to_field={_unwrap(self.to_field)!r}")
         if self.fields is not None:
             parts.append(f"fields={self.fields!r}")
-        for name, default in (("using", None), ("many", False), ("cache", None)):
+        defaults = (("using", None), ("many", False), ("cache", None), ("coalesce", None))
+        for name, default in defaults:
             value = getattr(self, name)
             if value != default:
                 parts.append(f"{name}={value!r}")

@@ -11,10 +11,12 @@ from collections.abc import Sequence
 
 from crossprefetch._fetch.base import Fetch, Layer
 from crossprefetch._fetch.caching import CacheLayer
+from crossprefetch._fetch.coalescing import CoalesceLayer
 from crossprefetch._fetch.database import query_database
 
-#: Outermost first: the cache answers what it holds and passes only its misses down.
-LAYERS: Sequence[Layer] = (CacheLayer,)
+#: Outermost first: the cache answers what it holds and passes only its misses down, where
+#: concurrent requests share one query for them.
+LAYERS: Sequence[Layer] = (CacheLayer, CoalesceLayer)
 
 
 def build(layers: Sequence[Layer], bottom: Fetch) -> Fetch:
