@@ -59,9 +59,13 @@ class DataLoader(Generic[KeyT, ValueT]):
     for key ``i``; an exception in that sequence fails the load of its key alone, an
     exception raised by the function fails every load of the batch.
 
-    Loads are memoised per loader: loading a key twice returns the same future, so a
-    loader is meant to live for one request (a cache across requests would serve stale
-    rows, and rows another user may not see). ``cache=False`` turns memoisation off.
+    Loads are memoised per loader: loading a key twice runs it once, so a loader is meant
+    to live for one request (a cache across requests would serve stale rows, and rows
+    another user may not see). ``cache=False`` turns memoisation off. Unlike
+    aiodataloader, each ``load`` returns a future of its own that follows the key's one
+    entry: a caller cancelling its load (a timeout, a client gone) never cancels another
+    caller waiting on the same key, and a cancelled batch leaves no entry behind, so the
+    next load of its keys runs again.
 
     :param batch_load_fn: ``async def batch_load_fn(keys: list) -> Sequence``; or define
         it as a method of a subclass.
@@ -71,7 +75,7 @@ class DataLoader(Generic[KeyT, ValueT]):
     :param get_cache_key: ``key -> hashable`` identity of a key in the cache (say, a
         normalised id); ``cache_key_fn`` is the same parameter under the name other
         DataLoader implementations use. The key itself by default.
-    :param cache_map: the mapping holding the memoised futures, if you want to share or
+    :param cache_map: the mapping holding the memoised entries, if you want to share or
         inspect it; a new ``dict`` by default.
     :param batch_window: seconds to keep collecting loads after the first one of a batch.
         ``0`` (the default) dispatches as soon as the loop has run the coroutines that were

@@ -14,6 +14,7 @@ from typing import Any, TypeVar
 
 import pytest
 from asgiref.sync import async_to_sync
+from django.core import checks
 from django.core.exceptions import ImproperlyConfigured
 from django.db import DatabaseError, connections, transaction
 from django.db.backends.signals import connection_created
@@ -275,6 +276,15 @@ def test_a_bad_window_is_refused(value: Any) -> None:
         pytest.raises(ImproperlyConfigured, match=r'CROSSPREFETCH\["COALESCE"\]'),
     ):
         _ = conf.COALESCE
+
+
+def test_a_bad_setting_is_a_system_check_error() -> None:
+    with override_settings(CROSSPREFETCH={"COALESCE": "5ms"}):
+        messages = checks.run_checks(tags=["crossprefetch"])
+    assert [m.id for m in messages] == ["crossprefetch.E301"]
+    assert "'5ms'" in messages[0].msg
+    with override_settings(CROSSPREFETCH={"COALESCE": 0.005}):
+        assert checks.run_checks(tags=["crossprefetch"]) == []
 
 
 def test_the_window_is_in_the_spec_repr() -> None:
