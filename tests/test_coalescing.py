@@ -112,7 +112,7 @@ def test_without_a_window_every_request_queries(customers: list[Customer]) -> No
 def test_tenants_never_share_a_query(customers: list[Customer]) -> None:
     factory = RequestFactory()
     spec = CrossDBPrefetch(
-        lambda request: Customer.objects.filter(tenant=request.tenant),
+        lambda request: Customer.objects.filter(tenant=getattr(request, "tenant", None)),
         key="customer_id",
         fields=("name", "tenant"),
         coalesce=WINDOW,

@@ -26,15 +26,17 @@ import time
 from argparse import ArgumentParser, ArgumentTypeError
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import httpx
 from django.conf import settings
 from django.core.management.base import BaseCommand, CommandError
 from django.db import connections
 
 from shop.management.commands._options import count
 from shop.seeding import Dataset, prepare_databases, seed
+
+if TYPE_CHECKING:
+    import httpx
 
 PROJECT_DIR = Path(__file__).resolve().parents[3]
 SERVERS = {
@@ -179,6 +181,8 @@ async def _load(
     url: str, options: dict[str, Any], rng: random.Random
 ) -> tuple[list[float], int, float]:
     """``--concurrency`` clients asking random pages until the requests or the time run out."""
+    import httpx  # the example's extra: only this command needs it
+
     total = options["requests"]
     deadline = time.perf_counter() + options["duration"]
     latencies: list[float] = []
@@ -234,8 +238,7 @@ def _counters() -> tuple[int, int]:
         time.sleep(1.5)
         connection.execute("SELECT pg_stat_clear_snapshot()")
         row = connection.execute(
-            "SELECT xact_commit + xact_rollback, sessions FROM pg_stat_database "
-            "WHERE datname = %s",
+            "SELECT xact_commit + xact_rollback, sessions FROM pg_stat_database WHERE datname = %s",
             [name],
         ).fetchone()
     return (int(row[0]), int(row[1])) if row else (0, 0)
@@ -267,6 +270,8 @@ def _free_port() -> int:
 
 
 def _wait_until_up(url: str, process: subprocess.Popen[bytes]) -> None:
+    import httpx
+
     for _ in range(300):
         if process.poll() is not None:
             raise CommandError(f"the server exited with status {process.returncode}")
