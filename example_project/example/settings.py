@@ -115,6 +115,14 @@ REST_FRAMEWORK = {
     "UNAUTHENTICATED_USER": None,
 }
 
+# Server errors on the console even with DEBUG off: a load test must see them.
+LOGGING = {
+    "version": 1,
+    "disable_existing_loggers": False,
+    "handlers": {"console": {"class": "logging.StreamHandler"}},
+    "loggers": {"django.request": {"handlers": ["console"], "level": "ERROR"}},
+}
+
 CROSSPREFETCH: dict[str, Any] = {}
 if os.environ.get("EXAMPLE_COALESCE"):
     CROSSPREFETCH["COALESCE"] = float(os.environ["EXAMPLE_COALESCE"])

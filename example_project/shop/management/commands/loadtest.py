@@ -24,6 +24,7 @@ import subprocess
 import sys
 import time
 from argparse import ArgumentParser, ArgumentTypeError
+from collections import Counter
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -187,6 +188,7 @@ async def _load(
     deadline = time.perf_counter() + options["duration"]
     latencies: list[float] = []
     errors = 0
+    kinds: Counter[str] = Counter()
     sent = 0
     limits = httpx.Limits(max_connections=options["concurrency"])
 
@@ -200,15 +202,20 @@ async def _load(
                 response = await http.get(
                     url, params={"page": page, "page_size": options["page_size"]}
                 )
-            except httpx.TransportError:
+            except httpx.TransportError as exc:
                 errors += 1
+                kinds[type(exc).__name__] += 1
                 continue
             latencies.append(time.perf_counter() - started)
-            errors += response.status_code != 200
+            if response.status_code != 200:
+                errors += 1
+                kinds[f"HTTP {response.status_code}"] += 1
 
     started = time.perf_counter()
     async with httpx.AsyncClient(limits=limits, timeout=60) as http:
         await asyncio.gather(*(client(http) for _ in range(options["concurrency"])))
+    if kinds:
+        print(f"errors: {dict(kinds)}", file=sys.stderr)
     return latencies, errors, time.perf_counter() - started
 
 
