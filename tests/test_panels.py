@@ -17,7 +17,7 @@ from django.http import HttpRequest, HttpResponse
 from django.test import AsyncClient, Client, RequestFactory
 from rest_framework.request import Request
 
-from crossprefetch import CrossDBPrefetch, prefetch_cross_db
+from crossprefetch import CrossDBPrefetch, LookupStats, prefetch_cross_db
 from tests import panel_settings
 from tests.conftest import ALL_DATABASES, REQUIRE_SERVICES, make_scenario
 
@@ -436,3 +436,20 @@ def test_panel_in_a_browser(toolbar_server: LiveServer, browser: WebDriver, tmp_
         ],
     ]
     assert all(cells[8].endswith(" ms") for cells in rows)
+
+
+@pytest.mark.django_db(databases=ALL_DATABASES)
+def test_panel_shows_requests_that_shared_a_coalesced_query(
+    toolbar: type[DebugToolbar],
+) -> None:
+    panel = _panel(toolbar, RequestFactory().get("/"))
+    led = LookupStats("customers", "testapp.Customer", "default", queries=1, coalesced_with=3)
+    joined = LookupStats("regions", "testapp.Region", "legacy", coalesced_with=1)
+    panel._batches = [[led, joined]]
+    panel.generate_stats(panel.toolbar.request, HttpResponse())
+
+    assert [row["coalesced_with"] for row in panel.get_stats()["lookups"]] == [3, 1]
+    assert [cells[-1] for cells in table_rows(panel.content)] == [
+        "+ 3 other requests",
+        "+ 1 other request",
+    ]
