@@ -1,7 +1,8 @@
 """The coalescing layer of the fetch chain: concurrent requests share one query.
 
 Under a threaded server, requests of one process that look up the same group (database,
-model, compiled filter and parameters, matched fields, to-many joins, cache scope) within
+model, compiled filter and parameters, matched fields, to-many joins, failure policy and
+timeout, cache scope) within
 a few milliseconds of each other can be answered by one query with the union of their
 keys. The first request to arrive becomes the *leader* of a batch: it waits up to the
 spec's ``coalesce`` window for others to *join*, closes the batch, runs the query on its
@@ -156,10 +157,13 @@ def _identity(group: Group) -> Hashable | None:
         sql, params = queryset.query.get_compiler(using=alias).as_sql()
     except Exception:  # empty, or does not compile alone: nothing to share
         return None
-    fields = first.spec.fields
+    spec = first.spec
+    fields = spec.fields
     policy = group.cache
     return (
         alias,
+        spec.error_policy(),  # the shared query runs under the leader's policy and timeout
+        spec.statement_timeout(),
         queryset.model._meta.label,
         first.match_names,
         sql,
