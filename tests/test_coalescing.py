@@ -166,6 +166,30 @@ def test_an_error_reaches_every_request_of_the_batch(customers: list[Customer]) 
     assert all(isinstance(r, DatabaseError) for r in results), results
 
 
+def test_each_request_of_a_failed_batch_applies_its_own_on_error(
+    customers: list[Customer],
+) -> None:
+    broken = Customer.objects.extra(where=["no_such_column = 1"])
+    degrading = CrossDBPrefetch(
+        broken, key="customer_id", fields=("name",), coalesce=WINDOW, on_error="degrade"
+    )
+    raising = CrossDBPrefetch(broken, key="customer_id", fields=("name",), coalesce=WINDOW)
+
+    def request(i: int) -> dict[str, Lookup]:
+        spec = degrading if i % 2 else raising
+        return prefetch_cross_db([Key(customers[i].pk)], {"customers": spec})
+
+    results, queries = concurrently(6, request)
+    assert queries <= 4  # one batch per failure policy, or a few more on a slow machine
+    for i, result in enumerate(results):
+        if i % 2:
+            lookup = lookup_of(result)
+            assert lookup.degraded
+            assert dict(lookup) == {}
+        else:
+            assert isinstance(result, DatabaseError)
+
+
 def test_a_request_that_wrote_in_its_transaction_queries_alone(customers: list[Customer]) -> None:
     spec = CrossDBPrefetch(Customer, key="customer_id", fields=("name",), coalesce=WINDOW)
     written: list[int] = []
