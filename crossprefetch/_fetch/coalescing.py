@@ -3,10 +3,11 @@
 Under a threaded server, requests of one process that look up the same group (database,
 model, compiled filter and parameters, matched fields, to-many joins, failure policy and
 timeout, cache scope) within a few milliseconds of each other can be answered by one
-query with the union of their keys. The first request to arrive becomes the *leader* of a batch: it waits up to the
-spec's ``coalesce`` window for others to *join*, closes the batch, runs the query on its
-own connection, and hands each member the rows of its own keys (model instances are
-copied, so no two requests share a mutable object). A member never sees another's keys.
+query with the union of their keys. The first request to arrive becomes the *leader* of a
+batch: it waits up to the spec's ``coalesce`` window for others to *join*, closes the
+batch, runs the query on its own connection, and hands each member the rows of its own
+keys (model instances are copied, so no two requests share a mutable object). A member
+never sees another's keys.
 
 The layer sits directly above the database, below the cache, so a batch asks only for
 what the members' caches missed, and below the failure policy: an error of the shared
