@@ -6,10 +6,11 @@ was read from; an entry whose tokens are not the current ones is a miss. A write
 the token, so every process sharing the cache misses the model's entries from its next
 request on, whatever their scope or filter, with no list of keys to delete.
 
-Writes are seen at the SQL level, by an execute wrapper on every database connection: an
-``INSERT``, ``UPDATE`` or ``DELETE`` naming the table of a cached model, sent through
-Django (``save()``, ``delete()``, ``QuerySet.update()``, ``bulk_create()``,
-``bulk_update()``, raw SQL on ``connection.cursor()``), replaces the token. Inside a
+Writes are seen at the SQL level, by an execute wrapper on every database connection: a
+statement other than a ``SELECT`` naming the table of a cached model (in any letter case,
+quoted or schema-qualified, see :mod:`crossprefetch._written_tables`), sent through Django
+(``save()``, ``delete()``, ``QuerySet.update()``, ``bulk_create()``, ``bulk_update()``,
+raw SQL or psycopg ``sql.Composed`` on ``connection.cursor()``), replaces the token. Inside a
 transaction the token is replaced when it commits (a rolled back write changes nothing),
 and until then the transaction's own lookups of that model bypass the cache, so they see
 the transaction's writes and never store them.
@@ -27,6 +28,7 @@ from __future__ import annotations
 
 import hashlib
 import logging
+import re
 import secrets
 import threading
 from collections.abc import Callable, Iterable, Iterator, Mapping
@@ -42,7 +44,7 @@ from django.db import connections, models, router
 from django.db.backends.base.base import BaseDatabaseWrapper
 from django.db.backends.signals import connection_created
 
-from crossprefetch import _caching
+from crossprefetch import _caching, _written_tables
 from crossprefetch.conf import conf
 
 logger = logging.getLogger("crossprefetch")
@@ -56,6 +58,10 @@ class _Tracking:
 
     tables: Mapping[str, frozenset[str]] = field(default_factory=dict)  # db_table -> labels
     aliases: Mapping[str, frozenset[str]] = field(default_factory=dict)  # label -> caches
+    #: the tables' names as a statement may spell them, compiled once per set of tables
+    pattern: re.Pattern[str] | None = None
+    #: ``db_table.casefold()`` -> labels
+    folded: Mapping[str, frozenset[str]] = field(default_factory=dict)
 
 
 _state = _Tracking()
@@ -140,7 +146,7 @@ def track(dependencies: Iterable[type[models.Model]], alias: str) -> None:
             aliases[label] = aliases.get(label, frozenset()) | {alias}
             table = model._meta.db_table
             tables[table] = tables.get(table, frozenset()) | {label}
-        _state = _Tracking(tables, aliases)
+        _state = _Tracking(tables, aliases, *_written_tables.table_pattern(tables))
     for connection in connections.all():
         install(connection)
 
@@ -259,11 +265,14 @@ class _WriteWatcher:
         context: dict[str, Any],
     ) -> Any:
         result = execute(sql, params, many, context)
-        tables = _state.tables
-        if tables and isinstance(sql, str) and sql.lstrip()[:6].upper() != "SELECT":
-            hit = [names for table, names in tables.items() if table in sql]
-            if hit:
-                schedule(context["connection"], frozenset().union(*hit))
+        state = _state
+        if state.pattern is not None and not (type(sql) is str and sql.startswith("SELECT")):
+            connection = context["connection"]
+            text = _written_tables.as_text(sql, connection)
+            if text is not None:
+                hit = _written_tables.written(text, state.pattern, state.folded, connection.vendor)
+                if hit:
+                    schedule(connection, hit)
         return result
 
 
