@@ -44,7 +44,7 @@ from django.db import connections, models, router
 from django.db.backends.base.base import BaseDatabaseWrapper
 from django.db.backends.signals import connection_created
 
-from crossprefetch import _caching, _written_tables
+from crossprefetch import _caching, _written_tables, signals
 from crossprefetch.conf import conf
 
 logger = logging.getLogger("crossprefetch")
@@ -372,12 +372,45 @@ def bump(labels: Iterable[str]) -> None:
         try:
             failed = caches[alias].set_many(data, timeout=None)
         except Exception as exc:
-            _caching.report_error(alias, "invalidation", exc)
+            _undelivered(alias, labels, exc)
             continue
         if failed:
-            _caching.report_error(
-                alias, "invalidation", RuntimeError(f"{len(failed)} generation(s) not stored")
-            )
+            _undelivered(alias, labels, RuntimeError(f"{len(failed)} generation(s) not stored"))
+
+
+_failures: dict[str, int] = {}
+_failures_lock = threading.Lock()
+
+
+def _undelivered(alias: str, labels: Iterable[str], exc: BaseException) -> None:
+    """Log, count and signal an invalidation that did not reach cache ``alias``.
+
+    Logged at ERROR every time, not rate-limited like read failures: each one names models
+    whose old rows other processes may still serve, which a read failure never causes.
+    """
+    models = sorted(label for label in labels if alias in _state.aliases.get(label, ()))
+    with _failures_lock:
+        _failures[alias] = _failures.get(alias, 0) + 1
+    logger.error(
+        "crossprefetch: the invalidation of %s could not be written to cache %r (%s: %s); "
+        "processes sharing that cache may serve rows cached before the write until they "
+        "expire. Once the cache answers again, call crossprefetch.cache.invalidate() for "
+        "these models if its entries survived.",
+        ", ".join(models),
+        alias,
+        type(exc).__name__,
+        exc,
+    )
+    try:
+        signals.invalidation_failed.send(sender=bump, alias=alias, models=models, error=exc)
+    except Exception:  # a receiver's bug must not fail the write
+        logger.exception("crossprefetch: a receiver of invalidation_failed raised")
+
+
+def failed_invalidations() -> dict[str, int]:
+    """See :func:`crossprefetch.cache.failed_invalidations`."""
+    with _failures_lock:
+        return dict(_failures)
 
 
 def invalidate(model: type[models.Model] | str, *, using: str | None = None) -> None:

@@ -40,7 +40,7 @@ from crossprefetch import (
     signals,
 )
 from crossprefetch._cache_checks import check_cache_deploy, check_spec_cache
-from crossprefetch.cache import invalidate
+from crossprefetch.cache import failed_invalidations, invalidate
 from crossprefetch.lookup import Lookup, LookupStats
 from crossprefetch.testing import assert_num_queries, capture_queries
 from tests import settings as test_settings
@@ -826,7 +826,40 @@ def test_a_write_while_the_cache_is_down_does_not_fail(
     finally:
         FlakyCache.failing = set()
     assert set(Customer.objects.values_list("name", flat=True)) == {"Saved anyway"}
-    assert any("during invalidation" in r.getMessage() for r in caplog.records)
+    assert any("could not be written to cache 'flaky'" in r.getMessage() for r in caplog.records)
+
+
+def test_every_failed_invalidation_is_logged_counted_and_signalled(
+    data: Scenario, caplog: pytest.LogCaptureFixture, settings: Any
+) -> None:
+    """Read failures are rate-limited; a lost invalidation, which leaves other processes
+    serving old rows, is an ERROR each time, even right after a read failure's warning."""
+    settings.CACHES = {**settings.CACHES, "flaky": FLAKY}
+    settings.CROSSPREFETCH = {**settings.CROSSPREFETCH, "CACHE_ERROR_LOG_INTERVAL": 3600}
+    spec = _spec("flaky", policy=CachePolicy(60, alias="flaky"))
+    prefetch_cross_db(data.events, {"c": spec})
+    received: list[dict[str, Any]] = []
+
+    def receiver(sender: Any, **kwargs: Any) -> None:
+        received.append(kwargs)
+
+    signals.invalidation_failed.connect(receiver)
+    before = failed_invalidations().get("flaky", 0)
+    FlakyCache.failing = {"get_many", "set_many"}
+    try:
+        with caplog.at_level(logging.WARNING, "crossprefetch"):
+            prefetch_cross_db(data.events, {"c": spec})  # a read failure: one WARNING
+            for name in ("First", "Second", "Third"):
+                Customer.objects.filter(pk=data.customers[0].pk).update(name=name)
+    finally:
+        FlakyCache.failing = set()
+        signals.invalidation_failed.disconnect(receiver)
+    levels = [(r.levelname, r.getMessage()[:60]) for r in caplog.records]
+    assert [level for level, _ in levels] == ["WARNING", "ERROR", "ERROR", "ERROR"], levels
+    assert all("testapp.customer" in r.getMessage() for r in caplog.records[1:])
+    assert failed_invalidations()["flaky"] == before + 3
+    assert [(r["alias"], r["models"]) for r in received] == [("flaky", ["testapp.customer"])] * 3
+    assert all(isinstance(r["error"], Exception) for r in received)
 
 
 # Keys, timeouts, policy -----------------------------------------------------------------------
