@@ -15,8 +15,8 @@ from django.http import HttpRequest, HttpResponse
 from django.utils.translation import gettext_lazy as _
 from django.utils.translation import ngettext
 
-from crossprefetch.lookup import Lookup, LookupStats
 from crossprefetch.cache import failed_invalidations
+from crossprefetch.lookup import Lookup, LookupStats
 from crossprefetch.signals import invalidation_failed, lookups_prefetched
 
 #: The panel instrumenting the request that runs in this context: lookups built without a
