@@ -44,7 +44,7 @@ from django.db import connections, models, router
 from django.db.backends.base.base import BaseDatabaseWrapper
 from django.db.backends.signals import connection_created
 
-from crossprefetch import _caching, _written_tables, signals
+from crossprefetch import _cachestore, _written_tables, signals
 from crossprefetch.conf import conf
 
 logger = logging.getLogger("crossprefetch")
@@ -120,7 +120,7 @@ def labels(dependencies: Iterable[type[models.Model]]) -> tuple[str, ...]:
 def generation_key(label: str) -> str:
     if len(label) > 100:
         label = hashlib.blake2b(label.encode(), digest_size=16).hexdigest()
-    return f"{_caching.key_prefix()}:gen:{label}"
+    return f"{_cachestore.key_prefix()}:gen:{label}"
 
 
 def new_token() -> int:
