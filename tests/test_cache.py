@@ -527,6 +527,8 @@ def test_raw_writes_are_seen_however_spelled(
     cache_alias: str, data: Scenario, spelling: str
 ) -> None:
     connection = connections["default"]
+    if connection.vendor == "mysql" and spelling in {"upper", "mixed", "with"}:
+        pytest.skip("MariaDB on Linux keeps table names' case and has no WITH ... UPDATE")
     spec = _spec(cache_alias)
     prefetch_cross_db(data.events, {"c": spec})
     customer = _linked_customer(data)
@@ -580,8 +582,9 @@ def test_statements_that_do_not_write_a_cached_table_keep_the_cache(
         if "'{table}' ||" in statement:
             first, second = "x", 1
         with connection.cursor() as cursor:
-            if connection.vendor == "mysql":
-                statement = statement.replace("||", "+")
+            if connection.vendor == "mysql":  # || is OR there
+                statement = statement.replace("%s || ' {table}'", "CONCAT(%s, ' {table}')")
+                statement = statement.replace("'{table}' || %s", "CONCAT('{table}', %s)")
             cursor.execute(statement.format(archive=archive, table=table), [first, second])
         with assert_num_queries(default=0):
             assert dict(prefetch_cross_db(data.events, {"c": spec})["c"]) == before

@@ -3,16 +3,12 @@
 A NUL character (PostgreSQL refuses it), a lone surrogate (no driver encodes it), text
 longer than the column, an integer beyond the column, a fraction or a bool for an integer
 field: each reads as missing, is never sent, and every other key of the page is found.
-The test settings' backend (SQLite or PostgreSQL) runs the table; MariaDB runs it too
-when a server answers on 127.0.0.1:3306 (``CROSSPREFETCH_MARIADB_HOST`` / ``_PORT`` /
-``_USER`` / ``_PASSWORD``).
+The tables run on the test settings' backend: SQLite, PostgreSQL, or MariaDB
+(``CROSSPREFETCH_TEST_DB=mariadb`` puts ``default`` and ``legacy`` there).
 """
 
 from __future__ import annotations
 
-import os
-import uuid
-from collections.abc import Iterator
 from decimal import Decimal
 from types import SimpleNamespace
 from typing import Any
@@ -26,7 +22,7 @@ from rest_framework import serializers
 from crossprefetch import ContextLookupField, CrossDBPrefetch, prefetch_cross_db
 from crossprefetch.lookup import MISSING
 from crossprefetch.testing import assert_max_num_queries, capture_queries
-from tests.conftest import ALL_DATABASES, REQUIRE_SERVICES
+from tests.conftest import ALL_DATABASES
 from tests.testapp.models import Customer, Region
 
 pytestmark = pytest.mark.django_db(databases=ALL_DATABASES)
@@ -189,61 +185,3 @@ def _encodes(text: str) -> bool:
     except UnicodeEncodeError:
         return False
     return True
-
-
-# MariaDB, when a server answers ------------------------------------------------------------
-
-MARIADB = {
-    "ENGINE": "django.db.backends.mysql",
-    "HOST": os.environ.get("CROSSPREFETCH_MARIADB_HOST", "127.0.0.1"),
-    "PORT": os.environ.get("CROSSPREFETCH_MARIADB_PORT", "3306"),
-    "USER": os.environ.get("CROSSPREFETCH_MARIADB_USER", "root"),
-    "PASSWORD": os.environ.get("CROSSPREFETCH_MARIADB_PASSWORD", ""),
-    "OPTIONS": {"charset": "utf8mb4"},
-}
-
-
-@pytest.fixture
-def mariadb(django_db_blocker: Any) -> Iterator[str]:
-    """An alias ``hostile_mariadb`` on a database of the test's own, dropped after it."""
-    if connections["default"].vendor == "mysql":
-        yield "legacy"
-        return
-    try:
-        import MySQLdb
-    except ImportError:
-        pytest.skip("mysqlclient is not installed")
-    name = f"crossprefetch_hostile_{uuid.uuid4().hex[:10]}"
-    server = {k: MARIADB[k] for k in ("HOST", "USER", "PASSWORD")}
-    try:
-        admin = MySQLdb.connect(
-            host=server["HOST"],
-            port=int(MARIADB["PORT"]),
-            user=server["USER"],
-            password=server["PASSWORD"],
-            connect_timeout=3,
-        )
-    except MySQLdb.OperationalError as exc:
-        if REQUIRE_SERVICES:
-            pytest.fail(f"CROSSPREFETCH_REQUIRE_SERVICES=1 but MariaDB is unreachable: {exc}")
-        pytest.skip(f"MariaDB is unreachable ({exc})")
-    admin.cursor().execute(f"CREATE DATABASE {name} CHARACTER SET utf8mb4")
-    alias = "hostile_mariadb"
-    connections.settings[alias] = connections.configure_settings(
-        {"default": {**MARIADB, "NAME": name}}
-    )["default"]
-    try:
-        with django_db_blocker.unblock():
-            with connections[alias].schema_editor() as editor:
-                editor.create_model(Region)
-            yield alias
-    finally:
-        connections[alias].close()
-        del connections[alias]
-        del connections.settings[alias]
-        admin.cursor().execute(f"DROP DATABASE {name}")
-        admin.close()
-
-
-def test_text_keys_the_database_cannot_store_are_missing_on_mariadb(mariadb: str) -> None:
-    _check_text_keys(mariadb)
