@@ -28,7 +28,6 @@ from __future__ import annotations
 
 import hashlib
 import logging
-import re
 import secrets
 import threading
 from collections.abc import Callable, Iterable, Iterator, Mapping
@@ -58,9 +57,9 @@ class _Tracking:
 
     tables: Mapping[str, frozenset[str]] = field(default_factory=dict)  # db_table -> labels
     aliases: Mapping[str, frozenset[str]] = field(default_factory=dict)  # label -> caches
-    #: the tables' names as a statement may spell them, compiled once per set of tables
-    pattern: re.Pattern[str] | None = None
-    #: ``db_table.casefold()`` -> labels
+    #: the tables' names in lower case, longest first (None: nothing watched)
+    names: tuple[str, ...] | None = None
+    #: ``db_table.lower()`` -> labels
     folded: Mapping[str, frozenset[str]] = field(default_factory=dict)
 
 
@@ -146,7 +145,7 @@ def track(dependencies: Iterable[type[models.Model]], alias: str) -> None:
             aliases[label] = aliases.get(label, frozenset()) | {alias}
             table = model._meta.db_table
             tables[table] = tables.get(table, frozenset()) | {label}
-        _state = _Tracking(tables, aliases, *_written_tables.table_pattern(tables))
+        _state = _Tracking(tables, aliases, *_written_tables.watched_names(tables))
     for connection in connections.all():
         install(connection)
 
@@ -266,11 +265,11 @@ class _WriteWatcher:
     ) -> Any:
         result = execute(sql, params, many, context)
         state = _state
-        if state.pattern is not None and not (type(sql) is str and sql.startswith("SELECT")):
+        if state.names is not None and not (type(sql) is str and sql.startswith("SELECT")):
             connection = context["connection"]
             text = _written_tables.as_text(sql, connection)
             if text is not None:
-                hit = _written_tables.written(text, state.pattern, state.folded, connection.vendor)
+                hit = _written_tables.written(text, state.names, state.folded, connection.vendor)
                 if hit:
                     schedule(connection, hit)
         return result

@@ -6,10 +6,10 @@ from typing import Any
 
 import pytest
 
-from crossprefetch._written_tables import as_text, table_pattern, written
+from crossprefetch._written_tables import as_text, watched_names, written
 
 TABLES = {"shop_customer": frozenset({"shop.customer"}), "Shop_Region": frozenset({"shop.region"})}
-PATTERN, FOLDED = table_pattern(TABLES)
+NAMES, FOLDED = watched_names(TABLES)
 CUSTOMER = {"shop.customer"}
 
 
@@ -45,16 +45,20 @@ CUSTOMER = {"shop.customer"}
         ("UPDATE other SET a = 'it''s shop_customer'", "sqlite", set()),
         ("UPDATE other SET a = 'it\\'s shop_customer'", "mysql", set()),
         ("UPDATE shop_customer SET a = 'x'", "postgresql", CUSTOMER),
+        ('INSERT INTO "shop_customer" VALUES ' + "(%s), " * 5000 + "(%s)", "sqlite", CUSTOMER),
+        ("UPDATE x SET a = 1; UPDATE shop_customer SET a = 2", "sqlite", CUSTOMER),
+        ("UPDATE shop_customer_archive SET a = 1 -- shop_customer", "sqlite", CUSTOMER),
+        ("SAVEPOINT s1", "postgresql", set()),
         ("UPDATE shop_customer SET a = 'it\\'s'", "postgresql", CUSTOMER),
     ],
 )
 def test_written_tables(sql: str, vendor: str, labels: set[str]) -> None:
-    assert PATTERN is not None
-    assert written(sql, PATTERN, FOLDED, vendor) == labels
+    assert NAMES is not None
+    assert written(sql, NAMES, FOLDED, vendor) == labels
 
 
-def test_no_tables_no_pattern() -> None:
-    assert table_pattern({}) == (None, {})
+def test_no_tables_no_names() -> None:
+    assert watched_names({}) == (None, {})
 
 
 class _Connection:
@@ -80,6 +84,6 @@ def test_statements_as_text() -> None:
     assert as_text(_Composed('UPDATE "t"'), _Connection()) == 'UPDATE "t"'
     unrendered = as_text(_Composed(None), _Connection())
     assert unrendered is not None
-    assert PATTERN is not None
-    assert written(unrendered, PATTERN, FOLDED, "postgresql") == CUSTOMER
+    assert NAMES is not None
+    assert written(unrendered, NAMES, FOLDED, "postgresql") == CUSTOMER
     assert as_text(42, _Connection()) is None
