@@ -19,12 +19,12 @@ EXAMPLE_DIR = Path(__file__).resolve().parents[2] / "example_project"
 
 
 @pytest.mark.django_db(databases=SHOP_DATABASES, transaction=True)
-def test_loadtest_reports_errors_throughput_and_latency(
+def test_loadurl_reports_errors_throughput_and_latency(
     live_server: LiveServer, shop_data: object
 ) -> None:
     out = StringIO()
     call_command(
-        "loadtest",
+        "loadurl",
         f"{live_server.url}/shop/events/",
         "--requests",
         "12",
@@ -39,10 +39,10 @@ def test_loadtest_reports_errors_throughput_and_latency(
 
 
 @pytest.mark.django_db(databases=SHOP_DATABASES, transaction=True)
-def test_loadtest_fails_on_errors(live_server: LiveServer) -> None:
+def test_loadurl_fails_on_errors(live_server: LiveServer) -> None:
     out = StringIO()
     with pytest.raises(CommandError, match="4 of 4 requests failed"):
-        call_command("loadtest", f"{live_server.url}/no-such-page/", "--requests", "4", stdout=out)
+        call_command("loadurl", f"{live_server.url}/no-such-page/", "--requests", "4", stdout=out)
     assert "errors: 4 (404: 4)" in out.getvalue()
     assert "first 404: after" in out.getvalue()
 
