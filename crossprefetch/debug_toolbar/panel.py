@@ -25,9 +25,10 @@ from django.utils.translation import ngettext
 
 from crossprefetch._origin import origin_of
 from crossprefetch._repeats import Query, find_repeats, lookup_name
+from crossprefetch.cache import failed_invalidations
 from crossprefetch.conf import conf
 from crossprefetch.lookup import Lookup, LookupStats
-from crossprefetch.signals import lookups_prefetched
+from crossprefetch.signals import invalidation_failed, lookups_prefetched
 
 #: The panel instrumenting the request that runs in this context: lookups built without a
 #: ``request`` (``prefetch_cross_db(objects, specs)`` in a plain view) are attributed by it.
@@ -80,6 +81,7 @@ class CrossDBPrefetchPanel(Panel):
         super().__init__(*args, **kwargs)
         self._batches: list[list[tuple[LookupStats, list[str]]]] = []
         self._queries: list[_Recorded] = []
+        self._failed_invalidations: list[dict[str, Any]] = []
         self._wrapped: list[BaseDatabaseWrapper] = []
         self._token: Any = None
 
@@ -115,12 +117,14 @@ class CrossDBPrefetchPanel(Panel):
         if self._token is None:
             self._token = _current_panel.set(self)
         lookups_prefetched.connect(self._receive)
+        invalidation_failed.connect(self._receive_failed_invalidation)
         self._wrapped = [connections[alias] for alias in connections]
         for connection in self._wrapped:
             connection.execute_wrappers.append(self._record)
 
     def disable_instrumentation(self) -> None:
         lookups_prefetched.disconnect(self._receive)
+        invalidation_failed.disconnect(self._receive_failed_invalidation)
         for connection in self._wrapped:
             wrappers = connection.execute_wrappers
             for index in range(len(wrappers) - 1, -1, -1):
@@ -180,6 +184,19 @@ class CrossDBPrefetchPanel(Panel):
             ]
         )
 
+    def _receive_failed_invalidation(
+        self, sender: Any, *, alias: str, models: list[str], error: BaseException, **kwargs: Any
+    ) -> None:
+        """A write of this request (in its context) whose invalidation the cache refused."""
+        if _current_panel.get() is self:
+            self._failed_invalidations.append(
+                {
+                    "alias": alias,
+                    "models": list(models),
+                    "error": f"{type(error).__name__}: {error}",
+                }
+            )
+
     def generate_stats(self, request: HttpRequest, response: HttpResponse) -> None:
         by_lookup: dict[str, list[_Recorded]] = {}
         for query in self._queries:
@@ -217,8 +234,10 @@ class CrossDBPrefetchPanel(Panel):
             ),
             threshold,
         )
+        failed = self._failed_invalidations
         self._batches = []
         self._queries = []
+        self._failed_invalidations = []
         self.record_stats(  # type: ignore[no-untyped-call, unused-ignore]
             {
                 "lookups": rows,
@@ -232,6 +251,8 @@ class CrossDBPrefetchPanel(Panel):
                 "fallbacks": sum(row["fallbacks"] for row in rows),
                 "degraded": [row["name"] for row in rows if row["degraded"]],
                 "databases": sorted({row["alias"] for row in rows}),
+                "failed_invalidations": failed,
+                "failed_invalidations_total": sum(failed_invalidations().values()),
                 "threshold": threshold,
                 "repeats": [
                     {
