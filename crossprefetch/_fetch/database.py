@@ -6,13 +6,13 @@ row is placed in the result of every plan that asked for its key.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from operator import itemgetter
 from typing import Any
 
-from django.db import models
+from django.db import connections, models
 
-from crossprefetch import _keys, _sql
+from crossprefetch import _keys, _matching, _sql
 from crossprefetch._fetch.base import Fetched
 from crossprefetch._groups import Group
 from crossprefetch._plans import Plan
@@ -28,6 +28,8 @@ def query_database(group: Group) -> Fetched:
     queryset = group.queryset
     if not any(p.spec.many for p in plans) and _keys.is_unique(first.match_fields, queryset.model):
         queryset = queryset.order_by()
+    if _matching.matched_by_database(first.match_fields, connections[group.alias]):
+        return _fetch_matched(plans, queryset, first.match_names, list(keys))
     if any(p.spec.fields is None for p in plans):
         return _fetch_instances(plans, queryset, first.match_names, list(keys))
     return _fetch_values(plans, queryset, first.match_names, list(keys))
@@ -112,6 +114,46 @@ def _fetch_instances(
                         else {n: getattr(obj, a) for n, a in zip(*projection, strict=True)}
                     )
                     _place(plan, result, key, row)
+    return Fetched(results, queries)
+
+
+def _fetch_matched(
+    plans: list[Plan],
+    queryset: models.QuerySet[Any],
+    match_names: tuple[str, ...],
+    keys: list[Any],
+) -> Fetched:
+    """Keys the database matches by its own rule (see ``_matching``): each row comes with
+    the position of the key it matched, and is placed under that key, not its own value."""
+    instances = any(p.spec.fields is None for p in plans)
+    model = queryset.model
+    columns: list[str] = []
+    for plan in plans:
+        for name in plan.spec.fields or ():
+            if name not in columns:
+                columns.append(name)
+    results = [plan.empty_rows() for plan in plans]
+    queries = 0
+    for part, positions, offset in _sql.joined_with_keys(queryset, match_names, keys):
+        queries += 1
+        rows: Iterable[tuple[Any, int]]
+        if instances:
+            rows = ((obj, obj.__dict__.pop(_sql.MATCHED_KEY)) for obj in part)
+        else:
+            rows = ((row, row[-1]) for row in part.values_list(*columns, _sql.MATCHED_KEY))
+        for row, position in rows:
+            matched = positions.keys_at(offset + position)
+            for plan, result in zip(plans, results, strict=True):
+                fields = plan.spec.fields
+                if fields is None:
+                    value: Any = row
+                elif instances:
+                    value = {n: getattr(row, model._meta.get_field(n).attname) for n in fields}
+                else:
+                    value = {n: row[columns.index(n)] for n in fields}
+                for key in matched:
+                    if key in plan.keys:
+                        _place(plan, result, key, value if fields is None else dict(value))
     return Fetched(results, queries)
 
 
