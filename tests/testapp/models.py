@@ -85,6 +85,15 @@ class Account(models.Model):
         return self.label
 
 
+class LowercaseField(models.CharField):  # type: ignore[type-arg]
+    """Stores text lowercased: the database value of ``"ABC"`` is ``"abc"``, so a per-row
+    ``filter(handle="ABC")`` finds the row holding ``"abc"``."""
+
+    def get_prep_value(self, value: Any) -> Any:
+        value = super().get_prep_value(value)
+        return value.lower() if isinstance(value, str) else value
+
+
 class Supplier(models.Model):
     """A reference table keyed by text, compared by the column's collation."""
 
@@ -92,6 +101,7 @@ class Supplier(models.Model):
 
     code = models.CharField(max_length=20, unique=True, db_collation=TEXT_KEY_COLLATION)
     name = models.CharField(max_length=100)
+    handle = LowercaseField(max_length=20, null=True)  # noqa: DJ001
 
     def __str__(self) -> str:
         return self.code
