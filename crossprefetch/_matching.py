@@ -26,6 +26,9 @@ from crossprefetch._keys import target_field
 _TEXT_TYPES: Final = frozenset(
     {"CharField", "TextField", "SlugField", "EmailField", "URLField", "FilePathField"}
 )
+#: The backends whose key-set joins ``_sql`` writes; elsewhere keys are filed by Python
+#: equality, as before.
+_JOINING_VENDORS: Final = frozenset({"sqlite", "postgresql", "mysql"})
 #: Methods by which a field subclass can make its database value differ from its key.
 _CONVERSIONS: Final = ("get_prep_value", "get_db_prep_value", "db_type", "cast_db_type")
 
@@ -48,7 +51,7 @@ def _compares_like_python(field: models.Field[Any, Any], connection: BaseDatabas
     if field.get_internal_type() not in _TEXT_TYPES:
         return True
     if connection.vendor == "mysql":
-        return False  # every MySQL collation but binary strings ignores trailing spaces
+        return False  # MySQL/MariaDB text collations ignore case or trailing spaces, or both
     return not getattr(field, "db_collation", None)
 
 
@@ -62,6 +65,8 @@ def matched_by_database(
     nondeterministic collations), and for custom fields that convert values on their way
     to the database (a lowercasing field, ``citext``).
     """
+    if connection.vendor not in _JOINING_VENDORS:
+        return False
     return not all(_compares_like_python(field, connection) for field in fields)
 
 

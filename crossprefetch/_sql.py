@@ -8,7 +8,7 @@ import sqlite3
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from typing import Any
 
-from django.db import NotSupportedError, connections, models
+from django.db import connections, models
 from django.db.backends.base.base import BaseDatabaseWrapper
 from django.db.models import Lookup
 from django.db.models.sql.compiler import SQLCompiler
@@ -308,8 +308,8 @@ class _KeySet:
             return f"json_extract({keys}.value, '$[{i}]')"
         return f"{keys}.k{i}"
 
-    def position(self, connection: BaseDatabaseWrapper) -> str:
-        keys = connection.ops.quote_name(self.table_alias)
+    def position(self, compiler: SQLCompiler, connection: BaseDatabaseWrapper) -> str:
+        keys = compiler.quote_name_unless_alias(self.table_alias)
         if connection.vendor == "sqlite":
             return f"{keys}.key"
         if connection.vendor == "postgresql":
@@ -326,18 +326,14 @@ class _KeySet:
             names = ", ".join([*(f"k{i}" for i in range(arity)), "i"])
             columns = [[key[i] for key in self.values] for i in range(arity)]
             return f"unnest({arrays}) WITH ORDINALITY AS {keys}({names})", columns
-        if connection.vendor == "mysql":
-            first = ", ".join([*(f"%s AS k{i}" for i in range(arity)), "%s AS i"])
-            row = ", ".join(["%s"] * (arity + 1))
-            constructor = "" if getattr(connection, "mysql_is_mariadb", False) else "ROW"
-            rows = ", ".join([f"{constructor}({row})"] * (len(self.values) - 1))
-            sql = f"(SELECT {first}" + (f" UNION ALL VALUES {rows}" if rows else "") + ")"
-            params = [v for i, key in enumerate(self.values) for v in (*key, i)]
-            return f"{sql} AS {keys}", params
-        raise NotSupportedError(
-            f"crossprefetch cannot match keys by the collation of {connection.display_name} "
-            "columns; match them on a column that compares as Python does."
-        )
+        # MySQL and MariaDB: ``_matching`` sends no other backend here
+        first = ", ".join([*(f"%s AS k{i}" for i in range(arity)), "%s AS i"])
+        row = ", ".join(["%s"] * (arity + 1))
+        constructor = "" if getattr(connection, "mysql_is_mariadb", False) else "ROW"
+        rows = ", ".join([f"{constructor}({row})"] * (len(self.values) - 1))
+        sql = f"(SELECT {first}" + (f" UNION ALL VALUES {rows}" if rows else "") + ")"
+        params = [v for i, key in enumerate(self.values) for v in (*key, i)]
+        return f"{sql} AS {keys}", params
 
     def relabeled_clone(self, change_map: Mapping[str, str]) -> _KeySet:
         return _KeySet(
@@ -377,7 +373,7 @@ class _MatchedPosition(models.Expression):
         self.keyset = keyset
 
     def as_sql(self, compiler: SQLCompiler, connection: BaseDatabaseWrapper) -> SQLParams:
-        return self.keyset.position(connection), ()
+        return self.keyset.position(compiler, connection), ()
 
     def get_group_by_cols(self) -> list[Any]:
         return [self]

@@ -15,8 +15,8 @@ import pytest
 from django.db import connections, models
 
 from crossprefetch import CachePolicy, CrossDBPrefetch, prefetch_cross_db
-from crossprefetch.lookup import MISSING
 from crossprefetch._matching import KeyPositions, matched_by_database
+from crossprefetch.lookup import MISSING
 from crossprefetch.testing import assert_num_queries
 from tests.test_cache import _isolated_cache  # noqa: F401 (autouse: a cache of the test's own)
 from tests.testapp.models import Customer, LowercaseField, Region, Supplier
@@ -163,3 +163,19 @@ def test_a_key_longer_than_the_column_is_not_truncated_into_a_match() -> None:
     assert lookups["c"].get_for(objects[0]) is MISSING
     expected = _naive("code", "A" * 21)
     assert lookups["s"].get_for(objects[0]) == ({"name": "Long"} if expected else MISSING)
+
+
+def test_composite_text_keys() -> None:
+    """On MariaDB both parts are compared by their collation; elsewhere, as Python does."""
+    Customer.objects.create(name="Ada", tenant="acme", region_code="R1")
+    Customer.objects.create(name="Bob", tenant="globex", region_code="r2")
+    keys = [("acme", "R1"), ("ACME", "r1 "), ("Globex", "R2"), ("globex", "r2"), ("acme", "R2")]
+    objects = [SimpleNamespace(t=t, r=r) for t, r in keys]
+    spec = CrossDBPrefetch(
+        Customer, key=("t", "r"), to_field=("tenant", "region_code"), fields=("name",)
+    )
+    with assert_num_queries(default=1, legacy=0):
+        lookup = prefetch_cross_db(objects, {"c": spec})["c"]
+    for obj in objects:
+        naive = Customer.objects.filter(tenant=obj.t, region_code=obj.r).first()
+        assert lookup.get_for(obj) == ({"name": naive.name} if naive else MISSING), (obj.t, obj.r)

@@ -126,12 +126,13 @@ def _fetch_matched(
     """Keys the database matches by its own rule (see ``_matching``): each row comes with
     the position of the key it matched, and is placed under that key, not its own value."""
     instances = any(p.spec.fields is None for p in plans)
-    model = queryset.model
     columns: list[str] = []
     for plan in plans:
         for name in plan.spec.fields or ():
             if name not in columns:
                 columns.append(name)
+    meta = queryset.model._meta
+    pickers = [_matched_picker(plan.spec.fields, instances, columns, meta) for plan in plans]
     results = [plan.empty_rows() for plan in plans]
     queries = 0
     for part, positions, offset in _sql.joined_with_keys(queryset, match_names, keys):
@@ -142,19 +143,25 @@ def _fetch_matched(
         else:
             rows = ((row, row[-1]) for row in part.values_list(*columns, _sql.MATCHED_KEY))
         for row, position in rows:
-            matched = positions.keys_at(offset + position)
-            for plan, result in zip(plans, results, strict=True):
-                fields = plan.spec.fields
-                if fields is None:
-                    value: Any = row
-                elif instances:
-                    value = {n: getattr(row, model._meta.get_field(n).attname) for n in fields}
-                else:
-                    value = {n: row[columns.index(n)] for n in fields}
-                for key in matched:
+            for key in positions.keys_at(offset + position):
+                for plan, pick, result in zip(plans, pickers, results, strict=True):
                     if key in plan.keys:
-                        _place(plan, result, key, value if fields is None else dict(value))
+                        _place(plan, result, key, pick(row))
     return Fetched(results, queries)
+
+
+def _matched_picker(
+    fields: tuple[str, ...] | None, instances: bool, columns: list[str], meta: Any
+) -> Callable[[Any], Any]:
+    """A plan's row out of the group's: the instance itself, or a dict of its fields read
+    off the instance or the values row (a new dict for each key the row matched)."""
+    if fields is None:
+        return lambda obj: obj
+    if instances:
+        attnames = [meta.get_field(name).attname for name in fields]
+        return lambda obj: {n: getattr(obj, a) for n, a in zip(fields, attnames, strict=True)}
+    positions = [columns.index(name) for name in fields]
+    return lambda row: {n: row[i] for n, i in zip(fields, positions, strict=True)}
 
 
 def _place(plan: Plan, result: dict[Any, Any], key: Any, row: Any) -> None:

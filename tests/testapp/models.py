@@ -101,7 +101,7 @@ class Supplier(models.Model):
 
     code = models.CharField(max_length=20, unique=True, db_collation=TEXT_KEY_COLLATION)
     name = models.CharField(max_length=100)
-    handle = LowercaseField(max_length=20, null=True)  # noqa: DJ001
+    handle = LowercaseField(max_length=20, null=True)
 
     def __str__(self) -> str:
         return self.code
