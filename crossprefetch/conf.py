@@ -54,6 +54,39 @@ class Settings:
         return tuple(_get("CACHE_INVALIDATE_MODELS", ()))
 
     @property
+    def ON_ERROR(self) -> str:
+        """What a lookup does when its database fails: ``"raise"`` or ``"degrade"``.
+
+        The default of every spec without ``on_error=``. ``"degrade"`` serves the response
+        with the group's keys read as missing; see :doc:`/howto/reference-down`.
+        """
+        return str(_get("ON_ERROR", "raise"))
+
+    @property
+    def TIMEOUT(self) -> float | None:
+        """Seconds after which the database cancels a lookup's query (``None``: never).
+
+        The default of every spec without ``timeout=``.
+        """
+        value = _get("TIMEOUT", None)
+        return None if value is None else float(value)
+
+    @property
+    def BREAKER_FAILURES(self) -> int:
+        """Consecutive failures of a database or cache alias that open its circuit breaker."""
+        return int(_get("BREAKER_FAILURES", 5))
+
+    @property
+    def BREAKER_RESET(self) -> float:
+        """Seconds an open circuit breaker skips its alias before one trial request."""
+        return float(_get("BREAKER_RESET", 30))
+
+    @property
+    def DEGRADED_LOG_INTERVAL(self) -> float:
+        """Seconds between two warnings about the same failing database."""
+        return float(_get("DEGRADED_LOG_INTERVAL", 60))
+
+    @property
     def SERVER_TIMING(self) -> bool:
         """Add a ``Server-Timing`` header with the time spent in lookups."""
         return bool(_get("SERVER_TIMING", False))

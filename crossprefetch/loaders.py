@@ -374,6 +374,10 @@ class ModelLoader(DataLoader[Any, Any]):
     :param fields: a projection: rows become dicts of these fields.
     :param using: the database alias; the QuerySet's own (the router's) by default.
     :param many: ``True`` loads every row holding the key (reverse references).
+    :param on_error: ``"degrade"`` loads every key of a batch whose database fails as
+        missing (``None``, or ``[]``) instead of failing its loads; see
+        :class:`~crossprefetch.CrossDBPrefetch`.
+    :param timeout: seconds after which the database cancels a batch's query.
     :param loader_kwargs: :class:`DataLoader` options: ``max_batch_size``, ``cache``,
         ``batch_window``, ...
     """
@@ -386,6 +390,8 @@ class ModelLoader(DataLoader[Any, Any]):
         fields: Sequence[str] | None = None,
         using: str | None = None,
         many: bool = False,
+        on_error: str | None = None,
+        timeout: float | None = None,
         **loader_kwargs: Any,
     ) -> None:
         if "batch_load_fn" in loader_kwargs:
@@ -400,6 +406,8 @@ class ModelLoader(DataLoader[Any, Any]):
             fields=fields,
             using=using,
             many=many,
+            on_error=on_error,
+            timeout=timeout,
         )
         self._normalize: _keys.Normalizer | None = None
         super().__init__(**loader_kwargs)
@@ -416,6 +424,10 @@ class ModelLoader(DataLoader[Any, Any]):
             parts.append(f"using={spec.using!r}")
         if spec.many:
             parts.append("many=True")
+        if spec.on_error is not None:
+            parts.append(f"on_error={spec.on_error!r}")
+        if spec.timeout is not None:
+            parts.append(f"timeout={spec.timeout!r}")
         return f"{type(self).__name__}({', '.join(parts)})"
 
     def get_cache_key(self, key: Any) -> Hashable:

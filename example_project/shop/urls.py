@@ -23,5 +23,9 @@ router.register(
 )
 router.register("joined-events", views.JoinedOrderEventViewSet, basename="joined-event")
 router.register("cached-events", views.CachedOrderEventViewSet, basename="cached-event")
+router.register("degrading-events", views.DegradingOrderEventViewSet, basename="degrading-event")
+router.register(
+    "slow-reference-events", views.SlowReferenceOrderEventViewSet, basename="slow-reference-event"
+)
 
 urlpatterns: list[URLPattern | URLResolver] = router.urls

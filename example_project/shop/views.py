@@ -11,6 +11,10 @@ All of them list the same events with the same pagination and serve the same JSO
 * ``JoinedOrderEventViewSet`` — the same data in one database, joined with
   ``select_related``: what the two-database design is compared against.
 * ``CachedOrderEventViewSet`` — crossprefetch with per-key caching of the customers.
+* ``DegradingOrderEventViewSet`` — crossprefetch with ``on_error="degrade"`` and a
+  timeout: the page is served, customers unknown, when their database fails or is slow.
+* ``SlowReferenceOrderEventViewSet`` — the same, reading customers through a query slower
+  than the timeout: what ``manage.py benchmark_degraded`` measures the timeout with.
 """
 
 from __future__ import annotations
@@ -18,7 +22,9 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any, TypeVar
 
+from django.db import connections
 from django.db.models import QuerySet
+from django.http import HttpRequest
 from rest_framework import viewsets
 
 from crossprefetch import CrossDBPrefetch, CrossDBPrefetchMixin
@@ -36,6 +42,8 @@ _Row = TypeVar("_Row")
 CUSTOMER_FIELDS = ("name", "tier")
 #: Seconds a customer stays cached in the ``cached-events`` endpoint.
 CACHE_TIMEOUT = 300
+#: Seconds the customers' database has to answer in the ``degrading-events`` endpoints.
+DEGRADE_TIMEOUT = 0.1
 
 
 class OrderEventViewSet(CrossDBPrefetchMixin, viewsets.ReadOnlyModelViewSet[OrderEvent]):
@@ -55,6 +63,48 @@ class CachedOrderEventViewSet(OrderEventViewSet):
     cross_db_fields = {
         "customers": CrossDBPrefetch(
             "shop.Customer", key="customer_id", fields=CUSTOMER_FIELDS, cache=CACHE_TIMEOUT
+        ),
+    }
+
+
+class DegradingOrderEventViewSet(OrderEventViewSet):
+    """crossprefetch that serves the page even when the customers' database fails."""
+
+    cross_db_fields = {
+        "customers": CrossDBPrefetch(
+            "shop.Customer",
+            key="customer_id",
+            fields=CUSTOMER_FIELDS,
+            on_error="degrade",
+            timeout=DEGRADE_TIMEOUT,
+        ),
+    }
+
+
+def slow_customers(request: HttpRequest | None) -> QuerySet[Customer]:
+    """Customers behind a condition the database takes seconds to evaluate."""
+    queryset = Customer.objects.all()
+    vendor = connections[queryset.db].vendor
+    if vendor == "postgresql":
+        return queryset.extra(where=["pg_sleep(2) IS NOT NULL"])
+    return queryset.extra(
+        where=[
+            "(WITH RECURSIVE c(x) AS (SELECT 1 UNION ALL SELECT x + 1 FROM c "
+            "WHERE x < 500000000) SELECT count(*) FROM c) > 0"
+        ]
+    )
+
+
+class SlowReferenceOrderEventViewSet(OrderEventViewSet):
+    """``DegradingOrderEventViewSet`` over a customers' query slower than its timeout."""
+
+    cross_db_fields = {
+        "customers": CrossDBPrefetch(
+            slow_customers,
+            key="customer_id",
+            fields=CUSTOMER_FIELDS,
+            on_error="degrade",
+            timeout=DEGRADE_TIMEOUT,
         ),
     }
 
