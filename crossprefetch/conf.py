@@ -5,10 +5,20 @@ from __future__ import annotations
 from typing import Any
 
 from django.conf import settings as django_settings
+from django.core.exceptions import ImproperlyConfigured
 
 
 def _get(name: str, default: Any) -> Any:
     return getattr(django_settings, "CROSSPREFETCH", {}).get(name, default)
+
+
+def seconds_or_none(value: Any, where: str, error: type[Exception] = ValueError) -> float | None:
+    """A window in seconds (``>= 0``, finite) or ``None``; ``where`` is ``"...%r..."``."""
+    if value is None:
+        return None
+    if isinstance(value, int | float) and not isinstance(value, bool) and 0 <= value < float("inf"):
+        return float(value)
+    raise error(f"{where % (value,)}: give a number of seconds >= 0 (such as 0.005), or None.")
 
 
 class Settings:
@@ -31,7 +41,10 @@ class Settings:
 
     @property
     def CACHE_ERROR_LOG_INTERVAL(self) -> float:
-        """Seconds between two warnings about the same failing cache."""
+        """Seconds between two warnings about the same cache failing to serve lookups.
+
+        Reads only: an invalidation the cache refuses is logged at ERROR every time.
+        """
         return float(_get("CACHE_ERROR_LOG_INTERVAL", 60))
 
     @property
@@ -85,6 +98,16 @@ class Settings:
     def DEGRADED_LOG_INTERVAL(self) -> float:
         """Seconds between two warnings about the same failing database."""
         return float(_get("DEGRADED_LOG_INTERVAL", 60))
+
+    @property
+    def COALESCE(self) -> float | None:
+        """Seconds a lookup waits for concurrent requests to share its query (``None``: never).
+
+        The default of every spec's ``coalesce=``; see :doc:`/howto/coalescing`.
+        """
+        return seconds_or_none(
+            _get("COALESCE", None), 'CROSSPREFETCH["COALESCE"] = %r', ImproperlyConfigured
+        )
 
     @property
     def SERVER_TIMING(self) -> bool:

@@ -30,6 +30,9 @@ class LookupStats:
     keys_invalid: int = 0
     queries: int = 0
     shared_with: list[str] = field(default_factory=list)
+    #: how many other concurrent requests shared this lookup's query (``coalesce=``); its
+    #: ``queries`` are those it sent itself, ``0`` when another request's query served it
+    coalesced_with: int = 0
     time_ms: float = 0.0
     cache_hits: int = 0
     cache_misses: int = 0
@@ -65,6 +68,7 @@ class Lookup(Mapping[Any, Any]):
         "_asked",
         "_normalize",
         "_read_key",
+        "_refuses_bools",
         "_rows",
         "name",
         "spec",
@@ -90,11 +94,16 @@ class Lookup(Mapping[Any, Any]):
         self._aliases = aliases
         self._read_key = read_key
         self._normalize = normalize
+        # True == 1 in a dict: a bool key, which the remote field refuses, would find the row
+        # of 1 or 0 fetched for other objects. Checked per object only when one of those was.
+        self._refuses_bools = (0 in asked or 1 in asked) and normalize(True) is INVALID
 
     def __repr__(self) -> str:
         return f"<Lookup {self.name!r}: {len(self._rows)} key(s) of {self.spec.source_label}>"
 
     def __getitem__(self, key: Any) -> Any:
+        if self._refuses_bools and (key is True or key is False):
+            raise KeyError(key)
         try:
             return self._rows[key]
         except (KeyError, TypeError):
@@ -128,6 +137,8 @@ class Lookup(Mapping[Any, Any]):
         if read_key is None:  # built for no object at all
             return NOT_PREFETCHED
         raw = read_key(obj)
+        if self._refuses_bools and (raw is True or raw is False):
+            return MISSING
         try:
             return self._rows[raw]  # the common case: the raw key is the normalised key
         except KeyError:

@@ -11,7 +11,7 @@ from django.db import models
 from django.http import HttpRequest
 
 from crossprefetch._cache_policy import CachePolicy
-from crossprefetch.conf import conf
+from crossprefetch.conf import conf, seconds_or_none
 
 #: The values of ``on_error`` and ``CROSSPREFETCH["ON_ERROR"]``.
 ON_ERROR_CHOICES = ("raise", "degrade")
@@ -55,11 +55,15 @@ class CrossDBPrefetch:
         as missing and the response goes on. ``None`` takes ``CROSSPREFETCH["ON_ERROR"]``.
     :param timeout: seconds after which the database cancels the lookup's query, handled
         by ``on_error``; ``0`` for none. ``None`` takes ``CROSSPREFETCH["TIMEOUT"]``.
+    :param coalesce: seconds a lookup waits for concurrent requests of this process to
+        share its query (see :doc:`/howto/coalescing`); ``None`` takes
+        ``CROSSPREFETCH["COALESCE"]``, ``0`` never shares.
     """
 
     __slots__ = (
         "_model",
         "cache",
+        "coalesce",
         "fields",
         "key",
         "many",
@@ -79,6 +83,7 @@ class CrossDBPrefetch:
     cache: CachePolicy | None
     on_error: str | None
     timeout: float | None
+    coalesce: float | None
     _model: type[models.Model] | None
 
     def __init__(
@@ -93,6 +98,7 @@ class CrossDBPrefetch:
         cache: float | CachePolicy | None = None,
         on_error: str | None = None,
         timeout: float | None = None,
+        coalesce: float | None = None,
     ) -> None:
         set_ = object.__setattr__
         set_(self, "source", _validate_source(model))
@@ -108,6 +114,7 @@ class CrossDBPrefetch:
         set_(self, "cache", _validate_cache(cache))
         set_(self, "on_error", _validate_on_error(on_error))
         set_(self, "timeout", _validate_timeout(timeout))
+        set_(self, "coalesce", seconds_or_none(coalesce, "CrossDBPrefetch(coalesce=%r)"))
         set_(self, "_model", model if isinstance(model, type) else None)
         self._check_arity()
 
@@ -126,6 +133,7 @@ class CrossDBPrefetch:
             ("cache", None),
             ("on_error", None),
             ("timeout", None),
+            ("coalesce", None),
         ):
             value = getattr(self, name)
             if value != default:

@@ -3,7 +3,7 @@ the benchmark's baselines, browsable all the same."""
 
 from __future__ import annotations
 
-from django.urls import URLPattern, URLResolver
+from django.urls import URLPattern, URLResolver, path
 from rest_framework.routers import DefaultRouter
 
 from shop import views
@@ -28,4 +28,7 @@ router.register(
     "slow-reference-events", views.SlowReferenceOrderEventViewSet, basename="slow-reference-event"
 )
 
-urlpatterns: list[URLPattern | URLResolver] = router.urls
+urlpatterns: list[URLPattern | URLResolver] = [
+    path("async-events/", views.async_events, name="async-events"),
+    *router.urls,
+]
