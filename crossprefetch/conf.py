@@ -54,6 +54,15 @@ class Settings:
         return tuple(_get("CACHE_INVALIDATE_MODELS", ()))
 
     @property
+    def MAX_FILTER_KEYS(self) -> int:
+        """Remote rows a filter or a remote ordering may match before the request fails (400).
+
+        The matched keys travel to the listed objects' database as one parameter; above
+        this many, the request is refused rather than answered with a truncated result.
+        """
+        return int(_get("MAX_FILTER_KEYS", 100_000))
+
+    @property
     def SERVER_TIMING(self) -> bool:
         """Add a ``Server-Timing`` header with the time spent in lookups."""
         return bool(_get("SERVER_TIMING", False))

@@ -11,6 +11,10 @@ All of them list the same events with the same pagination and serve the same JSO
 * ``JoinedOrderEventViewSet`` — the same data in one database, joined with
   ``select_related``: what the two-database design is compared against.
 * ``CachedOrderEventViewSet`` — crossprefetch with per-key caching of the customers.
+
+``events/`` and ``joined-events/`` also filter and order by the customer
+(``?customer_tier=gold``, ``?customer_name=ada``, ``?ordering=-customer_name``): the first
+across the two databases, the second through the join, with the same results and counts.
 """
 
 from __future__ import annotations
@@ -20,8 +24,11 @@ from typing import Any, TypeVar
 
 from django.db.models import QuerySet
 from rest_framework import viewsets
+from rest_framework.request import Request
 
 from crossprefetch import CrossDBPrefetch, CrossDBPrefetchMixin
+from crossprefetch.filters import CrossDBFilter, CrossDBFilterBackend, CrossDBOrderingFilter
+from shop.joined import joined_filter
 from shop.models import Customer, JoinedOrderEvent, OrderEvent
 from shop.pagination import EventPagination
 from shop.serializers import (
@@ -46,6 +53,20 @@ class OrderEventViewSet(CrossDBPrefetchMixin, viewsets.ReadOnlyModelViewSet[Orde
     pagination_class = EventPagination
     cross_db_fields = {
         "customers": CrossDBPrefetch("shop.Customer", key="customer_id", fields=CUSTOMER_FIELDS),
+    }
+    filter_backends = [CrossDBFilterBackend, CrossDBOrderingFilter]
+    cross_db_filters = {
+        "customer_tier": CrossDBFilter("customers", "tier"),
+        "customer_tier__in": CrossDBFilter("customers", "tier", lookup="in"),
+        "customer_name": CrossDBFilter("customers", "name", lookup="icontains"),
+        "customer_active": CrossDBFilter("customers", "is_active"),
+        "customer_id__gte": CrossDBFilter("customers", "id", lookup="gte"),
+        "customer_missing": CrossDBFilter("customers", lookup="isnull"),
+    }
+    ordering_fields = ["timestamp", "amount"]
+    cross_db_ordering_fields = {
+        "customer_name": ("customers", "name"),
+        "customer_tier": ("customers", "tier"),
     }
 
 
@@ -113,3 +134,8 @@ class JoinedOrderEventViewSet(viewsets.ReadOnlyModelViewSet[JoinedOrderEvent]):
     queryset = JoinedOrderEvent.objects.select_related("customer")
     serializer_class = JoinedOrderEventSerializer
     pagination_class = EventPagination
+    request: Request
+
+    def get_queryset(self) -> QuerySet[JoinedOrderEvent]:
+        """The filters and orderings of ``events/``, written as joins (see :mod:`shop.joined`)."""
+        return joined_filter(super().get_queryset(), self.request.query_params)

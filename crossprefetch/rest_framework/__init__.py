@@ -1,0 +1,1 @@
+"""Django REST framework integration: view mixin, fields, filter backends, schema support."""
