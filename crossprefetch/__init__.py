@@ -13,18 +13,18 @@ from typing import TYPE_CHECKING, Any
 if TYPE_CHECKING:
     from crossprefetch.cache import CachePolicy
     from crossprefetch.engine import prefetch_cross_db
-    from crossprefetch.fields import ContextLookupField
     from crossprefetch.lookup import Lookup, LookupStats
-    from crossprefetch.mixins import CrossDBPrefetchMixin
+    from crossprefetch.rest_framework.fields import ContextLookupField
+    from crossprefetch.rest_framework.mixins import CrossDBPrefetchMixin
     from crossprefetch.spec import CrossDBPrefetch
 
 __version__ = "0.1.0"
 
 _EXPORTS = {
     "CachePolicy": "crossprefetch.cache",
-    "ContextLookupField": "crossprefetch.fields",
+    "ContextLookupField": "crossprefetch.rest_framework.fields",
     "CrossDBPrefetch": "crossprefetch.spec",
-    "CrossDBPrefetchMixin": "crossprefetch.mixins",
+    "CrossDBPrefetchMixin": "crossprefetch.rest_framework.mixins",
     "Lookup": "crossprefetch.lookup",
     "LookupStats": "crossprefetch.lookup",
     "prefetch_cross_db": "crossprefetch.engine",

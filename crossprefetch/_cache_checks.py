@@ -13,7 +13,7 @@ from django.conf import settings
 from django.core import checks
 from django.db import models
 
-from crossprefetch._caching import loads_related
+from crossprefetch._fetch.caching import loads_related
 from crossprefetch.spec import CrossDBPrefetch
 
 _PER_PROCESS = "django.core.cache.backends.locmem.LocMemCache"

@@ -42,7 +42,7 @@ from django.db import connections, models, router
 from django.db.backends.base.base import BaseDatabaseWrapper
 from django.db.backends.signals import connection_created
 
-from crossprefetch import _caching
+from crossprefetch import _cachestore
 from crossprefetch.conf import conf
 
 logger = logging.getLogger("crossprefetch")
@@ -114,7 +114,7 @@ def labels(dependencies: Iterable[type[models.Model]]) -> tuple[str, ...]:
 def generation_key(label: str) -> str:
     if len(label) > 100:
         label = hashlib.blake2b(label.encode(), digest_size=16).hexdigest()
-    return f"{_caching.key_prefix()}:gen:{label}"
+    return f"{_cachestore.key_prefix()}:gen:{label}"
 
 
 def new_token() -> int:
@@ -363,10 +363,10 @@ def bump(labels: Iterable[str]) -> None:
         try:
             failed = caches[alias].set_many(data, timeout=None)
         except Exception as exc:
-            _caching.report_error(alias, "invalidation", exc)
+            _cachestore.report_error(alias, "invalidation", exc)
             continue
         if failed:
-            _caching.report_error(
+            _cachestore.report_error(
                 alias, "invalidation", RuntimeError(f"{len(failed)} generation(s) not stored")
             )
 

@@ -197,3 +197,17 @@ def _field_normalizer(field: models.Field[Any, Any], connection: BaseDatabaseWra
         return value
 
     return normalize
+
+
+def is_unique(fields: tuple[models.Field[Any, Any], ...], model: type[models.Model]) -> bool:
+    """Whether at most one row of ``model`` holds each value of ``fields``."""
+    if len(fields) == 1:
+        return bool(fields[0].unique)
+    names = {f.name for f in fields}
+    meta = model._meta
+    together = [set(t) for t in meta.unique_together]
+    together += [set(c.fields) for c in meta.total_unique_constraints if not c.condition]
+    pk = meta.pk
+    if pk is not None and getattr(pk, "fields", None):
+        together.append({f.name for f in pk.fields})
+    return names in together

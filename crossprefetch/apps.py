@@ -20,4 +20,4 @@ class CrossPrefetchConfig(AppConfig):
         _invalidation.connect()
 
         if find_spec("drf_spectacular") is not None:
-            from crossprefetch import openapi  # noqa: F401  (registers the schema extension)
+            from crossprefetch.rest_framework import openapi  # noqa: F401  (registers it)

@@ -35,7 +35,7 @@ def check_views(
 
 def check_view(view: type) -> list[checks.CheckMessage]:
     """All checks for one view class (usable from tests and for views outside the URLconf)."""
-    from crossprefetch.mixins import CrossDBPrefetchMixin
+    from crossprefetch.rest_framework.mixins import CrossDBPrefetchMixin
 
     label = f"{view.__module__}.{view.__qualname__}"
     specs = getattr(view, "cross_db_fields", None)
@@ -193,9 +193,9 @@ def _check_key(view: type, where: str, spec: CrossDBPrefetch) -> list[checks.Che
 
 
 def _unique(fields: tuple[models.Field[Any, Any], ...], model: type[models.Model]) -> bool:
-    from crossprefetch.engine import _is_unique
+    from crossprefetch._keys import is_unique
 
-    return _is_unique(fields, model)
+    return is_unique(fields, model)
 
 
 def _check_serializer(
@@ -251,7 +251,7 @@ def _check_serializer(
 def _lookup_fields(serializer_class: type, prefix: str = "") -> Iterator[tuple[str, Any]]:
     from rest_framework import serializers
 
-    from crossprefetch.fields import ContextLookupField
+    from crossprefetch.rest_framework.fields import ContextLookupField
 
     name = prefix or serializer_class.__name__
     for field_name, field in getattr(serializer_class, "_declared_fields", {}).items():

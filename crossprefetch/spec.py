@@ -10,7 +10,7 @@ from django.core.exceptions import FieldDoesNotExist, ImproperlyConfigured
 from django.db import models
 from django.http import HttpRequest
 
-from crossprefetch.cache import CachePolicy
+from crossprefetch._cache_policy import CachePolicy
 
 Source: TypeAlias = (
     "type[models.Model] | str | models.QuerySet[Any] "

@@ -34,12 +34,13 @@ from rest_framework.test import APIClient
 from crossprefetch import (
     CachePolicy,
     CrossDBPrefetch,
-    _caching,
+    _cachestore,
     _invalidation,
     prefetch_cross_db,
     signals,
 )
 from crossprefetch._cache_checks import check_cache_deploy, check_spec_cache
+from crossprefetch._fetch import caching as cache_layer
 from crossprefetch.cache import invalidate
 from crossprefetch.lookup import Lookup, LookupStats
 from crossprefetch.testing import assert_num_queries, capture_queries
@@ -87,9 +88,9 @@ def _isolated_cache(settings: Any) -> Iterator[str]:
     watched = (_invalidation._state, _invalidation._discovered)
     _invalidation.reset()
     _invalidation._discovered = True  # models are watched from their first use in the test
-    _caching._last_warning.clear()
-    _caching._unreported.clear()
-    _caching.clear_local()
+    _cachestore._last_warning.clear()
+    _cachestore._unreported.clear()
+    cache_layer.clear_local()
     yield prefix
     _invalidation.reset()
     _invalidation._state, _invalidation._discovered = watched
@@ -245,8 +246,8 @@ def test_dangling_references_are_cached_briefly(
     with assert_num_queries(default=0):
         _get(api, url)
 
-    later = _caching._now() + settings.CROSSPREFETCH.get("CACHE_NEGATIVE_TIMEOUT", 30) + 1
-    monkeypatch.setattr(_caching, "_now", lambda: later)
+    later = cache_layer._now() + settings.CROSSPREFETCH.get("CACHE_NEGATIVE_TIMEOUT", 30) + 1
+    monkeypatch.setattr(cache_layer, "_now", lambda: later)
     with capture_queries() as captured:
         _get(api, url)
     assert captured.count("default") == 1
@@ -307,7 +308,7 @@ def test_warm_requests_read_only_the_generations_from_the_shared_cache(
     assert reads[-1][0].endswith(":gen:testapp.customer")
 
     settings.CROSSPREFETCH = {**settings.CROSSPREFETCH, "CACHE_LOCAL_MAX_ENTRIES": 0}
-    _caching.clear_local()
+    cache_layer.clear_local()
     with assert_num_queries(default=0):
         prefetch_cross_db(data.events, {"c": spec})
     assert len(reads[-1]) == 1 + len({e.customer_id for e in data.events} - {None})
@@ -316,7 +317,7 @@ def test_warm_requests_read_only_the_generations_from_the_shared_cache(
 def test_the_local_layer_is_bounded(data: Scenario, settings: Any) -> None:
     settings.CROSSPREFETCH = {**settings.CROSSPREFETCH, "CACHE_LOCAL_MAX_ENTRIES": 5}
     prefetch_cross_db(data.events, {"c": _spec("default")})
-    assert len(_caching._local) == 5
+    assert len(cache_layer._local) == 5
 
 
 def test_rows_handed_out_are_copies(data: Scenario) -> None:
@@ -655,7 +656,7 @@ def test_redis_down_serves_from_the_database(
             "LOCATION": f"redis://127.0.0.1:{_closed_port()}/0",
         },
     }
-    _caching._last_warning.clear()
+    _cachestore._last_warning.clear()
     with override_settings(CACHES=down), caplog.at_level(logging.WARNING, "crossprefetch"):
         for _ in range(3):
             with assert_num_queries(default=1):
@@ -739,25 +740,25 @@ SAFE_KEY = re.compile(r"[!-~]{1,250}")
     "key", [1, -(2**63), "x" * 10_000, "naïve key with spaces\n", ("a", 1), uuid.uuid4()]
 )
 def test_keys_are_short_and_memcached_safe(key: Any) -> None:
-    head = _caching.key_head("p" * 64, "v" * 32, ("testapp.Customer", "default", "SQL"))
-    cache_key = head + _caching.key_suffix(key)
+    head = _cachestore.key_head("p" * 64, "v" * 32, ("testapp.Customer", "default", "SQL"))
+    cache_key = head + _cachestore.key_suffix(key)
     assert SAFE_KEY.fullmatch(cache_key)
     assert len(cache_key) <= 180  # room for the cache's own KEY_PREFIX and version
-    assert cache_key == head + _caching.key_suffix(key)
+    assert cache_key == head + _cachestore.key_suffix(key)
     long_label = "app." + "m" * 300
     assert SAFE_KEY.fullmatch(_invalidation.generation_key(long_label))
 
 
 def test_key_suffixes_never_collide_across_types() -> None:
-    suffixes = [_caching.key_suffix(k) for k in (42, "42", "i42", (42,), uuid.UUID(int=42))]
+    suffixes = [_cachestore.key_suffix(k) for k in (42, "42", "i42", (42,), uuid.UUID(int=42))]
     assert len(set(suffixes)) == len(suffixes)
-    assert _caching.key_suffix(42) == "i42"
-    assert _caching.key_suffix("R1") == "sR1"
+    assert _cachestore.key_suffix(42) == "i42"
+    assert _cachestore.key_suffix("R1") == "sR1"
 
 
 def test_keys_carry_the_spec_identity_and_scope() -> None:
     def key(*identity: Any, version: int | str = 1) -> str:
-        return _caching.key_head("p", version, identity) + _caching.key_suffix(42)
+        return _cachestore.key_head("p", version, identity) + _cachestore.key_suffix(42)
 
     base = ("testapp.Customer", "default", "SQL", ("id",), ("unscoped",), ("name",), False)
     variants = [
@@ -793,7 +794,7 @@ def test_timeouts_jitter_and_negative_expiry(data: Scenario, settings: Any) -> N
     timeouts = {t for t, _ in entry_writes}
     assert all(500 <= t <= 1500 for t in timeouts)
     assert len(timeouts) > 1
-    now = _caching._now()
+    now = cache_layer._now()
     negatives = [v for _, d in entry_writes for v in d.values() if v[1] is None]
     assert negatives
     assert all(now < v[2] <= now + 7 for v in negatives)

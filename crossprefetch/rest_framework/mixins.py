@@ -12,8 +12,8 @@ from rest_framework.serializers import BaseSerializer, ListSerializer
 
 from crossprefetch.conf import conf
 from crossprefetch.engine import prefetch_cross_db
-from crossprefetch.fields import DEFERRED_CONTEXT_KEY
 from crossprefetch.lookup import Lookup
+from crossprefetch.rest_framework.fields import DEFERRED_CONTEXT_KEY
 from crossprefetch.spec import CrossDBPrefetch
 
 if TYPE_CHECKING:

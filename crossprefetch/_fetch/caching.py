@@ -1,4 +1,4 @@
-"""The engine's cache path: serve a group's keys from the cache, query the misses only.
+"""The cache layer of the fetch chain: serve a group's keys from the cache, pass the misses down.
 
 For a group of specs sharing one :class:`~crossprefetch.CachePolicy`, a request costs one
 ``get_many`` (the generations of the models the specs read, plus the entries this process
@@ -26,152 +26,29 @@ once per ``CACHE_ERROR_LOG_INTERVAL`` per cache alias.
 
 from __future__ import annotations
 
-import base64
-import hashlib
-import logging
 import random
-import re
 import threading
 import time
-import uuid
-from collections.abc import Callable, Iterable
-from dataclasses import dataclass, field, replace
-from typing import TYPE_CHECKING, Any, Final
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
 
-from django.core.cache import BaseCache, InvalidCacheBackendError, caches
-from django.core.exceptions import EmptyResultSet, ImproperlyConfigured
+from django.core.cache import BaseCache
+from django.core.exceptions import ImproperlyConfigured
 from django.db import models
-from django.http import HttpRequest
 
-from crossprefetch import _invalidation
-from crossprefetch import engine as _engine
+from crossprefetch import _cachestore, _invalidation
+from crossprefetch._cachestore import get_cache, key_head, key_prefix, key_suffix, report_error
+from crossprefetch._fetch.base import Fetch, Fetched
+from crossprefetch._groups import Group
+from crossprefetch._plans import Plan
 from crossprefetch.conf import conf
 
 if TYPE_CHECKING:
     from crossprefetch.cache import CachePolicy
-    from crossprefetch.engine import _Plan
-
-    QueryFunc = Callable[[list[_Plan], set[Any]], tuple[list[dict[Any, Any]], int]]
-
-logger = logging.getLogger("crossprefetch")
-
-#: Bumped when the shape of an entry changes, so that no release reads another's entries.
-_FORMAT: Final = 1
-_PREFIX = re.compile(r"[!-~]{1,64}")
-_PLAIN_KEY = re.compile(r"[A-Za-z0-9_.@+\-]{0,40}")
-_SCOPE_TYPES: Final = (str, int, uuid.UUID, type(None))
 
 #: Wall-clock time, shared by all processes: entries expire at a date.
 _now = time.time
-
-
-# Keys ---------------------------------------------------------------------------------------
-
-
-def key_prefix() -> str:
-    """``CROSSPREFETCH["CACHE_PREFIX"]``, refused if a memcached key could not carry it."""
-    prefix = conf.CACHE_PREFIX
-    if not _PREFIX.fullmatch(prefix):
-        raise ImproperlyConfigured(
-            f"CROSSPREFETCH['CACHE_PREFIX'] = {prefix!r}: use 1 to 64 printable ASCII "
-            "characters without spaces, so every cache backend accepts the keys."
-        )
-    return prefix
-
-
-def scope_value(policy: CachePolicy, request: HttpRequest | None) -> tuple[Any, ...]:
-    """What the scope contributes to the keys: ``("scope", value)`` or ``("unscoped",)``."""
-    if policy.scope is None:
-        return ("unscoped",)
-    value = policy.scope(request)
-    if not _plain_scope(value):
-        raise TypeError(
-            f"CachePolicy(scope={policy.scope!r}) returned {value!r}; a scope must be a str, "
-            "an int, a UUID or a tuple of them (a tenant id, say), the same in every process."
-        )
-    return ("scope", value)
-
-
-def _plain_scope(value: object) -> bool:
-    if isinstance(value, tuple):
-        return all(_plain_scope(v) for v in value)
-    return isinstance(value, _SCOPE_TYPES) and not isinstance(value, bool)
-
-
-def query_identity(queryset: models.QuerySet[Any]) -> str | None:
-    """The compiled SQL and parameters of the spec's QuerySet, or ``None`` if it has none.
-
-    Part of every key, so two QuerySets that filter differently (per tenant, say) never
-    share entries. Compiled on each request rather than remembered: a manager may filter
-    by request state, and the SQL is what says so.
-    """
-    try:
-        sql, params = queryset.query.get_compiler(using=queryset.db).as_sql()
-    except EmptyResultSet:
-        return None
-    except Exception:  # a QuerySet that cannot compile alone is not cached
-        logger.debug("not caching %r: it does not compile on its own", queryset, exc_info=True)
-        return None
-    return f"{sql}\x00{params!r}"
-
-
-def key_head(prefix: str, version: int | str, identity: Iterable[Any]) -> str:
-    """``<prefix>:<version>:<digest>:``, the digest hashing a spec's identity.
-
-    The identity (model, database, compiled filter, matched fields, scope, projection) is
-    hashed once per request; each key then only appends its own value.
-    """
-    digest = hashlib.blake2b(repr((_FORMAT, *identity)).encode(), digest_size=16).digest()
-    return f"{prefix}:{version}:{base64.urlsafe_b64encode(digest).decode().rstrip('=')}:"
-
-
-def key_suffix(key: Any) -> str:
-    """A remote key in a cache key: readable when it is an int or a short plain string."""
-    if type(key) is int:
-        return f"i{key}"
-    if type(key) is str and _PLAIN_KEY.fullmatch(key):
-        return f"s{key}"
-    return "h" + hashlib.blake2b(repr(key).encode(), digest_size=16).hexdigest()
-
-
-# Errors -------------------------------------------------------------------------------------
-
-_error_lock = threading.Lock()
-_last_warning: dict[str, float] = {}
-_unreported: dict[str, int] = {}
-
-
-def report_error(alias: str, operation: str, exc: BaseException) -> None:
-    """Log a failing cache at most once per ``CACHE_ERROR_LOG_INTERVAL`` per alias."""
-    now = time.monotonic()
-    interval = conf.CACHE_ERROR_LOG_INTERVAL
-    with _error_lock:
-        last = _last_warning.get(alias)
-        if last is not None and now - last < interval:
-            _unreported[alias] = _unreported.get(alias, 0) + 1
-            logger.debug("cache %r failed again during %s: %r", alias, operation, exc)
-            return
-        _last_warning[alias] = now
-        unreported = _unreported.pop(alias, 0)
-    logger.warning(
-        "crossprefetch: cache %r failed during %s (%s: %s); lookups read the database "
-        "instead%s. Next warning about this cache in %g s at the earliest.",
-        alias,
-        operation,
-        type(exc).__name__,
-        exc,
-        f" ({unreported} more failure(s) since the last warning)" if unreported else "",
-        interval,
-    )
-
-
-def get_cache(alias: str) -> BaseCache:
-    try:
-        return caches[alias]
-    except InvalidCacheBackendError as exc:
-        raise ImproperlyConfigured(
-            f"CachePolicy(alias={alias!r}): no such cache in settings.CACHES ({exc})."
-        ) from exc
 
 
 # The local layer ----------------------------------------------------------------------------
@@ -214,7 +91,7 @@ def _copy(payload: Any) -> Any:
 class _Entries:
     """One plan's keys, and what the local layer and the shared cache held for them."""
 
-    plan: _Plan
+    plan: Plan
     head: str
     result: dict[Any, Any]
     local: dict[Any, tuple[Any, Any, float]] = field(default_factory=dict)
@@ -223,37 +100,46 @@ class _Entries:
     missing: set[Any] = field(default_factory=set)
 
 
-def fetch_group(
-    group: list[_Plan], keys: set[Any], request: HttpRequest | None, query: QueryFunc
-) -> list[dict[Any, Any]]:
-    """Rows per plan, from the cache where it has them, from one query for the rest."""
-    first = group[0]
-    policy = first.spec.cache
-    assert policy is not None
-    for plan in group:
-        _refuse_unsafe(plan, policy)
-    if not keys:
-        return [_engine.empty_result(p) for p in group]
-    started = time.perf_counter()
-    scope = scope_value(policy, request)
-    identity = query_identity(first.queryset)
+class CacheLayer:
+    """Serve what the cache holds; pass only the misses down the chain, then store them."""
+
+    def __init__(self, inner: Fetch) -> None:
+        self.inner = inner
+
+    def __call__(self, group: Group) -> Fetched:
+        policy = group.cache
+        if policy is None:
+            return self.inner(group)
+        for plan in group.plans:
+            _refuse_unsafe(plan, policy)
+        if not group.keys:
+            return Fetched(group.empty_rows())
+        return _fetch_cached(group, policy, self.inner)
+
+
+def _fetch_cached(group: Group, policy: CachePolicy, inner: Fetch) -> Fetched:
+    """Rows per plan, from the cache where it has them, from the next layer for the rest."""
+    plans = group.plans
+    first = group.first
+    scope = _cachestore.scope_value(policy, group.request)
+    identity = _cachestore.query_identity(first.queryset)
     labels: tuple[str, ...] = ()
     if policy.invalidate and identity is not None:
-        dependencies = _invalidation.dependencies(first.queryset, _projection_paths(group))
+        dependencies = _invalidation.dependencies(first.queryset, _projection_paths(plans))
         _invalidation.track(dependencies, policy.alias)
         labels = _invalidation.labels(dependencies)
         if _invalidation.pending(labels):
             identity = None  # this transaction wrote such rows: the cache cannot know them
     if identity is None:
-        rows, queries = query(group, keys)
-        _set_stats(group, rows, queries, started, [0] * len(group), errors=0)
-        return rows
+        fetched = inner(group)
+        _set_stats(plans, [0] * len(plans), errors=0)
+        return fetched
 
     cache = get_cache(policy.alias)
     prefix = key_prefix()
     common = (first.queryset.model._meta.label, first.alias, identity, first.match_names, scope)
     now = _now()
-    entries = [_entries(plan, prefix, policy.version, common, now) for plan in group]
+    entries = [_entries(plan, prefix, policy.version, common, now) for plan in plans]
     generation_keys = [_invalidation.generation_key(label) for label in labels]
     wanted = generation_keys + [k for e in entries for k in e.remote]
     errors = 0
@@ -281,23 +167,22 @@ def fetch_group(
     missed = [e for e in entries if e.missing]
     queries = 0
     if missed:
-        plans = [replace(e.plan, keys=e.missing) for e in missed]
-        rows_per_plan, queries = query(plans, set().union(*(p.keys for p in plans)))
+        fetched = inner(group.narrowed({e.plan: e.missing for e in missed}))
+        queries = fetched.queries
         to_write: dict[str, Any] = {}
         ttl = _timeout(policy)
-        for e, fetched in zip(missed, rows_per_plan, strict=True):
-            e.result.update(fetched)
+        for e, rows in zip(missed, fetched.rows, strict=True):
+            e.result.update(rows)
             if usable:
-                _collect(e, fetched, generations, policy, now, ttl, to_write, remembered)
+                _collect(e, rows, generations, policy, now, ttl, to_write, remembered)
         if to_write:
             errors += _write(cache, policy, to_write, ttl)
     _remember(remembered)
-    results = [e.result for e in entries]
-    _set_stats(group, results, queries, started, [e.hits for e in entries], errors=errors)
-    return results
+    _set_stats(plans, [e.hits for e in entries], errors=errors)
+    return Fetched([e.result for e in entries], queries)
 
 
-def _refuse_unsafe(plan: _Plan, policy: CachePolicy) -> None:
+def _refuse_unsafe(plan: Plan, policy: CachePolicy) -> None:
     spec = plan.spec
     source = spec.source
     if policy.scope is None and callable(source) and not isinstance(source, type | models.QuerySet):
@@ -324,16 +209,16 @@ def loads_related(queryset: models.QuerySet[Any]) -> bool:
     return bool(queryset.query.select_related) or bool(prefetches)
 
 
-def _projection_paths(group: list[_Plan]) -> list[str]:
-    return [name for plan in group for name in plan.spec.fields or () if "__" in name]
+def _projection_paths(plans: list[Plan]) -> list[str]:
+    return [name for plan in plans for name in plan.spec.fields or () if "__" in name]
 
 
 def _entries(
-    plan: _Plan, prefix: str, version: int | str, common: tuple[Any, ...], now: float
+    plan: Plan, prefix: str, version: int | str, common: tuple[Any, ...], now: float
 ) -> _Entries:
     """Split the plan's keys between the local layer and the shared cache."""
     head = key_head(prefix, version, (*common, plan.spec.fields, plan.spec.many))
-    e = _Entries(plan, head, _engine.empty_result(plan))
+    e = _Entries(plan, head, plan.empty_rows())
     local = _local
     for key in plan.keys:
         entry = local.get((head, key))
@@ -403,7 +288,7 @@ def _read(
             remembered[(head, key)] = entry
 
 
-def _rebuilder(plan: _Plan) -> Callable[[Any], Any]:
+def _rebuilder(plan: Plan) -> Callable[[Any], Any]:
     model = plan.queryset.model
     alias = plan.alias
     attnames = [f.attname for f in model._meta.concrete_fields]
@@ -422,7 +307,7 @@ def _rebuilder(plan: _Plan) -> Callable[[Any], Any]:
     return instance
 
 
-def _payload(plan: _Plan, rows: Any) -> Any:
+def _payload(plan: Plan, rows: Any) -> Any:
     """What is stored for one key: plain values, never a pickled model instance."""
     if plan.spec.fields is not None:
         return _copy(rows)
@@ -495,23 +380,11 @@ def _write(cache: BaseCache, policy: CachePolicy, data: dict[str, Any], ttl: int
     return 0
 
 
-def _set_stats(
-    group: list[_Plan],
-    rows_per_plan: list[dict[Any, Any]],
-    queries: int,
-    started: float,
-    hits: list[int],
-    *,
-    errors: int,
-) -> None:
-    elapsed = (time.perf_counter() - started) * 1000
-    for plan, rows, plan_hits in zip(group, rows_per_plan, hits, strict=True):
+def _set_stats(plans: list[Plan], hits: list[int], *, errors: int) -> None:
+    for plan, plan_hits in zip(plans, hits, strict=True):
         stats = plan.stats
         if stats is None:
             continue
-        stats.queries = queries
-        stats.time_ms = elapsed
         stats.cache_hits = plan_hits
         stats.cache_misses = len(plan.keys) - plan_hits
         stats.cache_errors = errors
-        stats.keys_found = _engine.count_found(plan, rows)

@@ -1,0 +1,144 @@
+"""Talking to Django's cache: key names, scopes, and failures reported without failing.
+
+Shared by the cache layer of the fetch chain and by invalidation, which writes the
+generations next to the entries.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import logging
+import re
+import threading
+import time
+import uuid
+from collections.abc import Iterable
+from typing import TYPE_CHECKING, Any, Final
+
+from django.core.cache import BaseCache, InvalidCacheBackendError, caches
+from django.core.exceptions import EmptyResultSet, ImproperlyConfigured
+from django.db import models
+from django.http import HttpRequest
+
+from crossprefetch.conf import conf
+
+if TYPE_CHECKING:
+    from crossprefetch.cache import CachePolicy
+
+logger = logging.getLogger("crossprefetch")
+
+#: Bumped when the shape of an entry changes, so that no release reads another's entries.
+_FORMAT: Final = 1
+_PREFIX = re.compile(r"[!-~]{1,64}")
+_PLAIN_KEY = re.compile(r"[A-Za-z0-9_.@+\-]{0,40}")
+_SCOPE_TYPES: Final = (str, int, uuid.UUID, type(None))
+
+
+# Keys ---------------------------------------------------------------------------------------
+
+
+def key_prefix() -> str:
+    """``CROSSPREFETCH["CACHE_PREFIX"]``, refused if a memcached key could not carry it."""
+    prefix = conf.CACHE_PREFIX
+    if not _PREFIX.fullmatch(prefix):
+        raise ImproperlyConfigured(
+            f"CROSSPREFETCH['CACHE_PREFIX'] = {prefix!r}: use 1 to 64 printable ASCII "
+            "characters without spaces, so every cache backend accepts the keys."
+        )
+    return prefix
+
+
+def scope_value(policy: CachePolicy, request: HttpRequest | None) -> tuple[Any, ...]:
+    """What the scope contributes to the keys: ``("scope", value)`` or ``("unscoped",)``."""
+    if policy.scope is None:
+        return ("unscoped",)
+    value = policy.scope(request)
+    if not _plain_scope(value):
+        raise TypeError(
+            f"CachePolicy(scope={policy.scope!r}) returned {value!r}; a scope must be a str, "
+            "an int, a UUID or a tuple of them (a tenant id, say), the same in every process."
+        )
+    return ("scope", value)
+
+
+def _plain_scope(value: object) -> bool:
+    if isinstance(value, tuple):
+        return all(_plain_scope(v) for v in value)
+    return isinstance(value, _SCOPE_TYPES) and not isinstance(value, bool)
+
+
+def query_identity(queryset: models.QuerySet[Any]) -> str | None:
+    """The compiled SQL and parameters of the spec's QuerySet, or ``None`` if it has none.
+
+    Part of every key, so two QuerySets that filter differently (per tenant, say) never
+    share entries. Compiled on each request rather than remembered: a manager may filter
+    by request state, and the SQL is what says so.
+    """
+    try:
+        sql, params = queryset.query.get_compiler(using=queryset.db).as_sql()
+    except EmptyResultSet:
+        return None
+    except Exception:  # a QuerySet that cannot compile alone is not cached
+        logger.debug("not caching %r: it does not compile on its own", queryset, exc_info=True)
+        return None
+    return f"{sql}\x00{params!r}"
+
+
+def key_head(prefix: str, version: int | str, identity: Iterable[Any]) -> str:
+    """``<prefix>:<version>:<digest>:``, the digest hashing a spec's identity.
+
+    The identity (model, database, compiled filter, matched fields, scope, projection) is
+    hashed once per request; each key then only appends its own value.
+    """
+    digest = hashlib.blake2b(repr((_FORMAT, *identity)).encode(), digest_size=16).digest()
+    return f"{prefix}:{version}:{base64.urlsafe_b64encode(digest).decode().rstrip('=')}:"
+
+
+def key_suffix(key: Any) -> str:
+    """A remote key in a cache key: readable when it is an int or a short plain string."""
+    if type(key) is int:
+        return f"i{key}"
+    if type(key) is str and _PLAIN_KEY.fullmatch(key):
+        return f"s{key}"
+    return "h" + hashlib.blake2b(repr(key).encode(), digest_size=16).hexdigest()
+
+
+# Errors -------------------------------------------------------------------------------------
+
+_error_lock = threading.Lock()
+_last_warning: dict[str, float] = {}
+_unreported: dict[str, int] = {}
+
+
+def report_error(alias: str, operation: str, exc: BaseException) -> None:
+    """Log a failing cache at most once per ``CACHE_ERROR_LOG_INTERVAL`` per alias."""
+    now = time.monotonic()
+    interval = conf.CACHE_ERROR_LOG_INTERVAL
+    with _error_lock:
+        last = _last_warning.get(alias)
+        if last is not None and now - last < interval:
+            _unreported[alias] = _unreported.get(alias, 0) + 1
+            logger.debug("cache %r failed again during %s: %r", alias, operation, exc)
+            return
+        _last_warning[alias] = now
+        unreported = _unreported.pop(alias, 0)
+    logger.warning(
+        "crossprefetch: cache %r failed during %s (%s: %s); lookups read the database "
+        "instead%s. Next warning about this cache in %g s at the earliest.",
+        alias,
+        operation,
+        type(exc).__name__,
+        exc,
+        f" ({unreported} more failure(s) since the last warning)" if unreported else "",
+        interval,
+    )
+
+
+def get_cache(alias: str) -> BaseCache:
+    try:
+        return caches[alias]
+    except InvalidCacheBackendError as exc:
+        raise ImproperlyConfigured(
+            f"CachePolicy(alias={alias!r}): no such cache in settings.CACHES ({exc})."
+        ) from exc

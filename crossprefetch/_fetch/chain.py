@@ -1,0 +1,28 @@
+"""The fetch chain, assembled: the layers a group passes through, outermost first.
+
+A new layer (a failure policy, coalescing across requests) is a callable taking the next
+:class:`~crossprefetch._fetch.base.Fetch` and returning one; it goes in :data:`LAYERS` at
+the place it must wrap, and the engine does not change.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from crossprefetch._fetch.base import Fetch, Layer
+from crossprefetch._fetch.caching import CacheLayer
+from crossprefetch._fetch.database import query_database
+
+#: Outermost first: the cache answers what it holds and passes only its misses down.
+LAYERS: Sequence[Layer] = (CacheLayer,)
+
+
+def build(layers: Sequence[Layer], bottom: Fetch) -> Fetch:
+    """Wrap ``bottom`` in ``layers``, the first of them outermost."""
+    fetch = bottom
+    for layer in reversed(layers):
+        fetch = layer(fetch)
+    return fetch
+
+
+fetch: Fetch = build(LAYERS, query_database)

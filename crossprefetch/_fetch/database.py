@@ -1,0 +1,134 @@
+"""The bottom of the fetch chain: one query (or as few as the backend allows) per group.
+
+Only the union of the projected fields plus the matched field leaves the database; each
+row is placed in the result of every plan that asked for its key.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from operator import itemgetter
+from typing import Any
+
+from django.db import models
+
+from crossprefetch import _keys, _sql
+from crossprefetch._fetch.base import Fetched
+from crossprefetch._groups import Group
+from crossprefetch._plans import Plan
+
+
+def query_database(group: Group) -> Fetched:
+    """The rows of the group's keys for each of its plans; no query without keys."""
+    keys = group.keys
+    if not keys:
+        return Fetched(group.empty_rows())
+    plans = group.plans
+    first = group.first
+    queryset = group.queryset
+    if not any(p.spec.many for p in plans) and _keys.is_unique(first.match_fields, queryset.model):
+        queryset = queryset.order_by()
+    if any(p.spec.fields is None for p in plans):
+        return _fetch_instances(plans, queryset, first.match_names, list(keys))
+    return _fetch_values(plans, queryset, first.match_names, list(keys))
+
+
+def _fetch_values(
+    plans: list[Plan],
+    queryset: models.QuerySet[Any],
+    match_names: tuple[str, ...],
+    keys: list[Any],
+) -> Fetched:
+    """Projected specs: select only the union of their fields plus the matched field."""
+    columns: list[str] = []
+    for plan in plans:
+        for name in plan.spec.fields or ():
+            if name not in columns:
+                columns.append(name)
+    columns += [name for name in match_names if name not in columns]
+    read_match = itemgetter(*(columns.index(name) for name in match_names))
+    pickers = [_picker([columns.index(name) for name in p.spec.fields or ()]) for p in plans]
+    results = [plan.empty_rows() for plan in plans]
+    queries = 0
+    lone = plans[0]
+    single = len(plans) == 1 and not lone.spec.many and pickers[0] is _whole_row
+    for part in _sql.filtered_by_keys(queryset, match_names, keys):
+        queries += 1
+        if single:
+            # one projected spec: a comprehension, and the first row of a key wins
+            names = lone.spec.fields or ()
+            found = {
+                read_match(row): dict(zip(names, row, strict=False))
+                for row in reversed(part.values_list(*columns))
+            }
+            found.update(results[0])
+            results[0] = found
+            continue
+        for row in part.values_list(*columns):
+            key = read_match(row)
+            for plan, pick, result in zip(plans, pickers, results, strict=True):
+                if key in plan.keys:
+                    _place(
+                        plan,
+                        result,
+                        key,
+                        dict(zip(plan.spec.fields or (), pick(row), strict=False)),
+                    )
+    return Fetched(results, queries)
+
+
+def _fetch_instances(
+    plans: list[Plan],
+    queryset: models.QuerySet[Any],
+    match_names: tuple[str, ...],
+    keys: list[Any],
+) -> Fetched:
+    """At least one spec wants model instances; projected specs read their fields off them."""
+    match_fields = plans[0].match_fields
+    read_match = (
+        (lambda obj, a=match_fields[0].attname: getattr(obj, a))
+        if len(match_fields) == 1
+        else (lambda obj: tuple(getattr(obj, f.attname) for f in match_fields))
+    )
+    model = queryset.model
+    projections: list[tuple[tuple[str, ...], list[str]] | None] = []
+    for plan in plans:
+        if plan.spec.fields is None:
+            projections.append(None)
+        else:
+            attnames = [model._meta.get_field(n).attname for n in plan.spec.fields]
+            projections.append((plan.spec.fields, attnames))
+    results = [plan.empty_rows() for plan in plans]
+    queries = 0
+    for part in _sql.filtered_by_keys(queryset, match_names, keys):
+        queries += 1
+        for obj in part:
+            key = read_match(obj)
+            for plan, projection, result in zip(plans, projections, results, strict=True):
+                if key in plan.keys:
+                    row = (
+                        obj
+                        if projection is None
+                        else {n: getattr(obj, a) for n, a in zip(*projection, strict=True)}
+                    )
+                    _place(plan, result, key, row)
+    return Fetched(results, queries)
+
+
+def _place(plan: Plan, result: dict[Any, Any], key: Any, row: Any) -> None:
+    """Add a row to a plan's result: appended for to-many, else the first row of a key."""
+    if plan.spec.many:
+        result[key].append(row)
+    elif key not in result:
+        result[key] = row
+
+
+def _whole_row(row: tuple[Any, ...]) -> Sequence[Any]:
+    return row  # zip() stops at the spec's last field
+
+
+def _picker(positions: list[int]) -> Callable[[tuple[Any, ...]], Sequence[Any]]:
+    """Pick a spec's columns out of the group's row; the row itself when they lead it."""
+    if positions == list(range(len(positions))):
+        return _whole_row
+    return lambda row: [row[i] for i in positions]
