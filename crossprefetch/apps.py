@@ -19,5 +19,9 @@ class CrossPrefetchConfig(AppConfig):
         django_checks.register(_cache_checks.check_cache_deploy, "crossprefetch", deploy=True)
         _invalidation.connect()
 
+        from crossprefetch.rest_framework import _filter_checks
+
+        django_checks.register(_filter_checks.check_filters, "crossprefetch")
+
         if find_spec("drf_spectacular") is not None:
             from crossprefetch.rest_framework import openapi  # noqa: F401  (registers it)

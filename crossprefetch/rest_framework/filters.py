@@ -132,12 +132,7 @@ class CrossDBFilter:
         if "\x00" in raw:
             raise _invalid(name, "contains a NUL character")
         if self.lookup == "isnull":
-            lowered = raw.strip().lower()
-            if lowered in _TRUE:
-                return True
-            if lowered in _FALSE:
-                return False
-            raise _invalid(name, f"{raw!r} is not a boolean; use true or false")
+            return _boolean(name, raw)
         field = self.remote_field(model)
         assert field is not None
         if self.lookup == "in":
@@ -169,8 +164,19 @@ def _invalid(name: str, message: str) -> exceptions.ValidationError:
     return exceptions.ValidationError({name: [f"Filter {name!r}: {message}."]})
 
 
+def _boolean(name: str, raw: str) -> bool:
+    lowered = raw.strip().lower()
+    if lowered in _TRUE:
+        return True
+    if lowered in _FALSE:
+        return False
+    raise _invalid(name, f"{raw!r} is not a boolean; use true or false")
+
+
 def _to_field(name: str, field: models.Field[Any, Any], raw: str, alias: str) -> Any:
     target = _keys.target_field(field)
+    if isinstance(target, models.BooleanField):
+        return _boolean(name, raw)
     try:
         value = target.to_python(raw)
     except ValidationError as exc:
