@@ -117,6 +117,26 @@ class CrossDBFilter:
     def __setattr__(self, name: str, value: Any) -> None:
         raise AttributeError(f"CrossDBFilter is immutable; cannot set {name!r}.")
 
+    def __copy__(self) -> CrossDBFilter:
+        return self
+
+    def __deepcopy__(self, memo: dict[int, Any]) -> CrossDBFilter:
+        return self  # immutable: FilterSets deep-copy their filters on every instance
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        return (_rebuild, (self.spec, self.field, self.lookup, self.help_text))
+
+    def __eq__(self, other: object) -> bool:
+        if not isinstance(other, CrossDBFilter):
+            return NotImplemented
+        return self._identity() == other._identity()
+
+    def __hash__(self) -> int:
+        return hash(self._identity())
+
+    def _identity(self) -> tuple[Any, ...]:
+        return (self.spec, self.field, self.lookup, self.help_text)
+
     def __repr__(self) -> str:
         field = "" if self.field is None else f", {self.field!r}"
         return f"CrossDBFilter({self.spec!r}{field}, lookup={self.lookup!r})"
@@ -142,6 +162,10 @@ class CrossDBFilter:
         if self.lookup in _TEXT_LOOKUPS:
             return raw
         return _to_field(name, field, raw, alias)
+
+
+def _rebuild(spec: str, field: str | None, lookup: str, help_text: str | None) -> CrossDBFilter:
+    return CrossDBFilter(spec, field, lookup=lookup, help_text=help_text)
 
 
 def remote_field(model: type[models.Model], path: str) -> models.Field[Any, Any]:

@@ -5,6 +5,7 @@ Needs django-filter (``pip install django-filter``); nothing else in crossprefet
 
 from __future__ import annotations
 
+import copy
 from typing import Any
 
 import django_filters
@@ -48,6 +49,15 @@ class CrossDBFilterSetFilter(django_filters.Filter):  # type: ignore[misc]
         self.cross_db_filter = CrossDBFilter(name, remote_field, lookup=lookup_expr)
         self.spec = spec
         super().__init__(lookup_expr=lookup_expr, **kwargs)
+
+    def __deepcopy__(self, memo: dict[int, Any]) -> CrossDBFilterSetFilter:
+        """FilterSets deep-copy their filters; the immutable spec is shared, not copied."""
+        memo[id(self.spec)] = self.spec
+        clone = type(self).__new__(type(self))
+        memo[id(self)] = clone
+        for name, value in self.__dict__.items():
+            clone.__dict__[name] = copy.deepcopy(value, memo)
+        return clone
 
     def filter(self, qs: models.QuerySet[Any], value: Any) -> models.QuerySet[Any]:
         if value in django_filters.constants.EMPTY_VALUES:
