@@ -112,50 +112,53 @@ class KeyIn(Lookup):
 
 
 class PositionJoin:
-    """``LEFT OUTER JOIN <[key, position] pairs> ON pairs.key = parent.column``.
+    """``LEFT OUTER JOIN <[key, position, ...] rows> ON rows.k = parent.column``.
 
     Lives in ``Query.alias_map`` like Django's ``Join`` (same attributes and methods), so
-    the compiler writes it into the FROM clause of the count and of the page alike. Rows
-    whose key has no pair get a ``NULL`` position.
+    the compiler writes it into the FROM clause of the page. Each row holds a key and
+    ``width`` positions (one per remote field ordered by); rows whose key has none get
+    ``NULL`` positions. A query that does not order by them (the paginator's count) gets
+    no join at all.
     """
 
     filtered_relation = None
     nullable = True
     join_field = None
 
-    def __init__(self, parent_alias: str, column: str, field: Any, pairs: Sequence[Any]) -> None:
+    def __init__(
+        self, parent_alias: str, column: str, field: Any, rows: Sequence[Sequence[Any]], width: int
+    ) -> None:
         self.table_name = "crossprefetch_positions"
         self.table_alias: str | None = None
         self.parent_alias = parent_alias
         self.join_type: str | None = LOUTER
         self.column = column
         self.field = field
-        self.pairs = pairs
+        self.rows = rows
+        self.width = width
 
     def as_sql(self, compiler: SQLCompiler, connection: BaseDatabaseWrapper) -> SQLParams:
         if not self._used_by(compiler.query):
-            return "", ()  # the paginator's count: no ordering, so no join to pay for
+            return "", ()
         quote = compiler.quote_name_unless_alias
         alias = quote(self.table_alias or self.table_name)
         on = f"{alias}.{quote('k')} = {quote(self.parent_alias)}.{quote(self.column)}"
-        keys = db_values(self.field, (k for k, _ in self.pairs), connection)
-        payload = _json([k, p] for k, (_, p) in zip(keys, self.pairs, strict=True))
+        keys = db_values(self.field, (row[0] for row in self.rows), connection)
+        payload = _json([key, *row[1:]] for key, row in zip(keys, self.rows, strict=True))
+        positions = range(1, self.width + 1)
         vendor = connection.vendor
         if vendor == "postgresql":
             cast = target_field(self.field).cast_db_type(connection)
-            source = (
-                f"(SELECT (e->>0)::{cast} AS k, (e->>1)::integer AS p "
-                "FROM jsonb_array_elements(%s::jsonb) AS e)"
-            )
+            columns = "".join(f", (e->>{i})::integer AS p{i}" for i in positions)
+            source = f"(SELECT (e->>0)::{cast} AS k{columns} FROM jsonb_array_elements(%s::jsonb) AS e)"
         elif vendor == "sqlite":
-            source = (
-                "(SELECT json_extract(value, '$[0]') AS k, json_extract(value, '$[1]') AS p "
-                "FROM json_each(%s))"
-            )
+            columns = "".join(f", json_extract(value, '$[{i}]') AS p{i}" for i in positions)
+            source = f"(SELECT json_extract(value, '$[0]') AS k{columns} FROM json_each(%s))"
         elif vendor == "mysql":
+            columns = "".join(f", p{i} INTEGER PATH '$[{i}]'" for i in positions)
             source = (
                 f"JSON_TABLE(%s, '$[*]' COLUMNS (k {_mysql_type(self.field, connection)} "
-                "PATH '$[0]', p INTEGER PATH '$[1]'))"
+                f"PATH '$[0]'{columns}))"
             )
         else:
             raise NotImplementedError(
@@ -165,7 +168,7 @@ class PositionJoin:
         return f"{self.join_type} {source} {alias} ON ({on})", (payload,)
 
     def _used_by(self, query: Any) -> bool:
-        """Whether the query orders by this join's position (the join adds no row)."""
+        """Whether the query orders by this join's positions (the join adds no row)."""
         alias = self.table_alias or self.table_name
         return any(
             isinstance(term, models.OrderBy)
@@ -175,12 +178,10 @@ class PositionJoin:
         )
 
     def relabeled_clone(self, change_map: dict[str, str]) -> PositionJoin:
-        clone = PositionJoin(
-            change_map.get(self.parent_alias, self.parent_alias), self.column, self.field, self.pairs
-        )
-        clone.table_alias = (
-            None if self.table_alias is None else change_map.get(self.table_alias, self.table_alias)
-        )
+        parent = change_map.get(self.parent_alias, self.parent_alias)
+        clone = PositionJoin(parent, self.column, self.field, self.rows, self.width)
+        if self.table_alias is not None:
+            clone.table_alias = change_map.get(self.table_alias, self.table_alias)
         clone.join_type = self.join_type
         return clone
 
@@ -198,47 +199,44 @@ class PositionJoin:
 
 
 class Position(models.Expression):
-    """The position column of a :class:`PositionJoin`, followed when the query is relabeled."""
+    """Position ``index`` (from 1) of a :class:`PositionJoin`, relabeled with the query."""
 
-    def __init__(self, alias: str) -> None:
+    def __init__(self, alias: str, index: int = 1) -> None:
         super().__init__(output_field=models.IntegerField())
         self.alias = alias
+        self.index = index
 
     def __repr__(self) -> str:
-        return f"{type(self).__name__}({self.alias!r})"
+        return f"{type(self).__name__}({self.alias!r}, {self.index})"
 
     def as_sql(self, compiler: SQLCompiler, connection: BaseDatabaseWrapper) -> SQLParams:
         quote = compiler.quote_name_unless_alias
-        return f"{quote(self.alias)}.{quote('p')}", ()
+        return f"{quote(self.alias)}.{quote(f'p{self.index}')}", ()
 
     def relabeled_clone(self, change_map: dict[str, str]) -> Position:
-        return Position(change_map.get(self.alias, self.alias))
+        return Position(change_map.get(self.alias, self.alias), self.index)
 
     def get_group_by_cols(self) -> list[Any]:
         return [self]
 
     @property
     def identity(self) -> tuple[Any, ...]:
-        return (type(self), self.alias)
+        return (type(self), self.alias, self.index)
 
 
-def order_by_position(
-    queryset: models.QuerySet[Any],
-    column: str,
-    pairs: Sequence[tuple[Any, int]],
-    *,
-    descending: bool,
-) -> tuple[models.QuerySet[Any], models.OrderBy]:
-    """Join ``pairs`` (key, position) to ``queryset`` on ``column``; the ordering term.
+def join_positions(
+    queryset: models.QuerySet[Any], column: str, rows: Sequence[Sequence[Any]], width: int
+) -> tuple[models.QuerySet[Any], str]:
+    """Join ``rows`` (``[key, position 1, ..., position width]``) to ``queryset`` on
+    ``column``; the join's alias, for :class:`Position`.
 
-    Rows without a position come last in both directions.
+    Order by ``Position(alias, i).asc(nulls_last=True)`` (or ``desc``): rows without a
+    position come last in both directions.
     """
     queryset = queryset.all()
     query = queryset.query
     parent = query.get_initial_alias()
     assert parent is not None
     field = queryset.model._meta.get_field(column)
-    join = PositionJoin(parent, getattr(field, "column", column), field, pairs)
-    alias = query.join(join)  # type: ignore[arg-type]
-    position = Position(alias)
-    return queryset, models.OrderBy(position, descending=descending, nulls_last=True)
+    join = PositionJoin(parent, getattr(field, "column", column), field, rows, width)
+    return queryset, query.join(join)  # type: ignore[arg-type]

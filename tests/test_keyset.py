@@ -15,7 +15,7 @@ from typing import Any
 import pytest
 from django.db import connections
 
-from crossprefetch._keyset import KeyIn, order_by_position
+from crossprefetch._keyset import KeyIn, Position, join_positions
 from crossprefetch.testing import assert_num_queries
 from tests.conftest import REQUIRE_SERVICES, T0
 from tests.testapp.models import OrderEvent
@@ -105,18 +105,30 @@ def _check_text_keys(alias: str) -> None:
 def _check_positions(alias: str) -> None:
     OrderEvent.objects.using(alias).all().delete()
     OrderEvent.objects.using(alias).bulk_create(_events(12))
-    # keys 3 and 5 tie at position 1; key 2 at 2; the rest have none (last, both ways)
-    pairs = [(3, 1), (5, 1), (2, 2)]
-    for descending, expected in ((False, [5, 3, 2]), (True, [2, 5, 3])):
-        queryset, term = order_by_position(
-            OrderEvent.objects.using(alias), "customer_id", pairs, descending=descending
-        )
-        ordered = queryset.order_by(term, "-timestamp")
-        with assert_num_queries(**{alias: 2}):
+    # first position: keys 3 and 5 tie at 1, key 2 at 2, key 4 has none (null);
+    # second position: 2 before 3 before 5; keys absent from the rows have none (last)
+    rows = [(3, 1, 2), (5, 1, 3), (2, 2, 1), (4, None, 4)]
+    queryset, alias_ = join_positions(OrderEvent.objects.using(alias), "customer_id", rows, 2)
+    rest = sorted(set(range(1, 13)) - {2, 3, 4, 5}, reverse=True)
+    cases = [
+        ([Position(alias_, 1).asc(nulls_last=True)], [5, 3, 2, *rest_with(4, rest)]),
+        ([Position(alias_, 1).desc(nulls_last=True)], [2, 5, 3, *rest_with(4, rest)]),
+        ([Position(alias_, 1).asc(nulls_last=True), Position(alias_, 2).desc(nulls_last=True)],
+         [5, 3, 2, 4, *rest]),
+        ([Position(alias_, 2).asc(nulls_last=True)], [2, 3, 5, 4, *rest]),
+    ]
+    for terms, expected in cases:
+        ordered = queryset.order_by(*terms, "-timestamp")
+        with assert_num_queries(**{alias: 2}) as captured:
             assert ordered.count() == 12
             ids = [e.pk for e in ordered]
-        assert ids[:3] == expected
-        assert ids[3:] == sorted(set(range(1, 13)) - {2, 3, 5}, reverse=True)
+        assert ids == expected, terms
+        assert "crossprefetch_positions" not in captured[alias][0].sql  # no join to count
+
+
+def rest_with(pk: int, rest: list[int]) -> list[int]:
+    """The events without a position, in the tie-breaking order (-timestamp)."""
+    return sorted([pk, *rest], reverse=True)
 
 
 @pytest.mark.django_db(databases=["default", "timeseries"])

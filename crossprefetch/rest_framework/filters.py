@@ -29,7 +29,7 @@ from rest_framework import exceptions
 from rest_framework.filters import BaseFilterBackend, OrderingFilter
 
 from crossprefetch import _keys
-from crossprefetch._keyset import KeyIn, order_by_position
+from crossprefetch._keyset import KeyIn, Position, join_positions
 from crossprefetch.conf import conf
 from crossprefetch.spec import CrossDBPrefetch
 
@@ -414,27 +414,38 @@ def filter_by_remote(
 
 
 def ranks(
-    match: _Match, field: str, conditions: Sequence[models.Q], name: str
-) -> list[tuple[Any, int]]:
-    """``(key, dense rank by field)`` for the remote rows, in the remote database's order.
+    match: _Match, fields: Sequence[str], conditions: Sequence[models.Q], names: Sequence[str]
+) -> list[tuple[Any, ...]]:
+    """``(key, rank by fields[0], rank by fields[1], ...)`` for the remote rows: ONE query.
 
-    Rows whose field is null get no rank (they sort with the objects without a row), as
-    in a join; equal values share a rank so that the view's own ordering breaks the tie.
-    A key matched by several rows keeps its first rank.
+    Ranks are dense, in the remote database's order (its collation), so equal values share
+    a rank and the view's own ordering breaks the tie. A null value gets no rank: the row
+    sorts with the objects that have no remote row, as in a join. A key matched by several
+    rows keeps its first rank per field.
     """
+    annotations = {
+        f"crossprefetch_rank_{i}": models.Window(DenseRank(), order_by=models.F(field).asc())
+        for i, field in enumerate(fields)
+    }
     rows = (
         match.remote_rows(conditions)
-        .filter(**{f"{field}__isnull": False})
-        .annotate(
-            crossprefetch_rank=models.Window(DenseRank(), order_by=models.F(field).asc())
-        )
-        .values_list(match.match.name, "crossprefetch_rank")
+        .annotate(**annotations)
+        .values_list(match.match.name, *fields, *annotations)
     )
-    pairs: dict[Any, int] = {}
-    for key, rank in _bounded(rows, [name], "orders"):
-        if key not in pairs or rank < pairs[key]:
-            pairs[key] = rank
-    return list(pairs.items())
+    width = len(fields)
+    table: dict[Any, list[Any]] = {}
+    for row in _bounded(rows, names, "orders"):
+        key, values, found = row[0], row[1 : 1 + width], row[1 + width :]
+        rank = [None if v is None else r for v, r in zip(values, found, strict=True)]
+        if key not in table:
+            table[key] = rank
+        else:
+            kept = table[key]
+            table[key] = [
+                r if k is None or (r is not None and r < k) else k
+                for k, r in zip(kept, rank, strict=True)
+            ]
+    return [(key, *rank) for key, rank in table.items()]
 
 
 # --- DRF filter backends -------------------------------------------------------------
@@ -508,25 +519,37 @@ class CrossDBOrderingFilter(OrderingFilter):
             return queryset
         remote = view_ordering_fields(view)
         own = _own_ordering(queryset)
-        terms: list[Any] = []
         remembered = getattr(view, "_crossprefetch_remote_filters", None) or {}
-        pairs_of: dict[tuple[str, str], list[tuple[Any, int]]] = {}
+        fields_of: dict[str, list[str]] = {}
+        names_of: dict[str, list[str]] = {}
+        for term in ordering:
+            name = term.lstrip("-")
+            if name in remote:
+                spec_name, field = remote[name]
+                if field not in fields_of.setdefault(spec_name, []):
+                    fields_of[spec_name].append(field)
+                names_of.setdefault(spec_name, []).append(name)
+        positions: dict[tuple[str, str], Position] = {}
+        for spec_name, fields in fields_of.items():
+            where = f"ordering {', '.join(map(repr, names_of[spec_name]))}"
+            spec = _spec(view, spec_name, where)
+            match = _Match.of(spec, queryset, request, where)
+            table = ranks(match, fields, remembered.get(spec, ()), names_of[spec_name])
+            local = match.local_pairs([(row[0], row[1:]) for row in table], queryset.db)
+            queryset, alias = join_positions(
+                queryset, match.column, [(key, *rank) for key, rank in local], len(fields)
+            )
+            for index, field in enumerate(fields, start=1):
+                positions[(spec_name, field)] = Position(alias, index)
+        terms: list[Any] = []
         for term in ordering:
             name = term.lstrip("-")
             if name not in remote:
                 terms.append(term)
-                continue
-            spec_name, field = remote[name]
-            spec = _spec(view, spec_name, f"cross_db_ordering_fields[{name!r}]")
-            match = _Match.of(spec, queryset, request, f"ordering {name!r}")
-            if (spec_name, field) not in pairs_of:
-                pairs = ranks(match, field, remembered.get(spec, ()), name)
-                pairs = match.local_pairs(pairs, queryset.db)
-                pairs_of[(spec_name, field)] = pairs
-            queryset, order = order_by_position(
-                queryset, match.column, pairs_of[(spec_name, field)], descending=term != name
-            )
-            terms.append(order)
+            elif term == name:
+                terms.append(positions[remote[name]].asc(nulls_last=True))
+            else:
+                terms.append(positions[remote[name]].desc(nulls_last=True))
         terms += [t for t in own if t not in terms]
         return queryset.order_by(*terms)
 
