@@ -71,6 +71,16 @@ def _mysql_type(field: Any, connection: BaseDatabaseWrapper) -> str:
     return str(db_type).replace(" AUTO_INCREMENT", "")
 
 
+def _sqlite_type(field: Any) -> str:
+    """The affinity of ``field``'s values in SQLite."""
+    internal = target_field(field).get_internal_type()
+    if internal in _INTEGER_TYPES or internal == "BooleanField":
+        return "INTEGER"
+    if internal in {"FloatField", "DecimalField"}:
+        return "REAL"
+    return "TEXT"
+
+
 class KeyIn(Lookup):
     """``column IN <keys>`` with the whole key set as one parameter, whatever its size.
 
@@ -152,8 +162,14 @@ class PositionJoin:
             columns = "".join(f", (e->>{i})::integer AS p{i}" for i in positions)
             source = f"(SELECT (e->>0)::{cast} AS k{columns} FROM jsonb_array_elements(%s::jsonb) AS e)"
         elif vendor == "sqlite":
+            # the CAST gives the key column an affinity, without which SQLite builds no
+            # automatic index on the pairs and searches them once per listed row
             columns = "".join(f", json_extract(value, '$[{i}]') AS p{i}" for i in positions)
-            source = f"(SELECT json_extract(value, '$[0]') AS k{columns} FROM json_each(%s))"
+            cast = _sqlite_type(self.field)
+            source = (
+                f"(SELECT CAST(json_extract(value, '$[0]') AS {cast}) AS k{columns} "
+                "FROM json_each(%s))"
+            )
         elif vendor == "mysql":
             columns = "".join(f", p{i} INTEGER PATH '$[{i}]'" for i in positions)
             source = (

@@ -427,16 +427,20 @@ def ranks(
         f"crossprefetch_rank_{i}": models.Window(DenseRank(), order_by=models.F(field).asc())
         for i, field in enumerate(fields)
     }
-    rows = (
-        match.remote_rows(conditions)
-        .annotate(**annotations)
-        .values_list(match.match.name, *fields, *annotations)
-    )
+    rows = match.remote_rows(conditions)
     width = len(fields)
+    if width == 1:  # the common case: leave the null values out, fetch no value
+        rows = rows.filter(**{f"{fields[0]}__isnull": False})
+        values: tuple[str, ...] = ()
+    else:
+        values = tuple(fields)
+    rows = rows.annotate(**annotations).values_list(match.match.name, *values, *annotations)
     table: dict[Any, list[Any]] = {}
     for row in _bounded(rows, names, "orders"):
-        key, values, found = row[0], row[1 : 1 + width], row[1 + width :]
-        rank = [None if v is None else r for v, r in zip(values, found, strict=True)]
+        key, found = row[0], row[1 + len(values) :]
+        rank = list(found)
+        if values:
+            rank = [None if v is None else r for v, r in zip(row[1 : 1 + width], found, strict=True)]
         if key not in table:
             table[key] = rank
         else:
