@@ -136,7 +136,12 @@ class PositionJoin:
     join_field = None
 
     def __init__(
-        self, parent_alias: str, column: str, field: Any, rows: Sequence[Sequence[Any]], width: int
+        self,
+        parent_alias: str,
+        column: str,
+        field: Any,
+        rows: Sequence[tuple[Any, Sequence[Any]]],
+        width: int,
     ) -> None:
         self.table_name = "crossprefetch_positions"
         self.table_alias: str | None = None
@@ -153,22 +158,33 @@ class PositionJoin:
         quote = compiler.quote_name_unless_alias
         alias = quote(self.table_alias or self.table_name)
         on = f"{alias}.{quote('k')} = {quote(self.parent_alias)}.{quote(self.column)}"
-        keys = db_values(self.field, (row[0] for row in self.rows), connection)
-        payload = _json([key, *row[1:]] for key, row in zip(keys, self.rows, strict=True))
+        if target_field(self.field).get_internal_type() in _INTEGER_TYPES:
+            keys: Sequence[Any] = [key for key, _ in self.rows]
+        else:
+            keys = db_values(self.field, (key for key, _ in self.rows), connection)
         positions = range(1, self.width + 1)
         vendor = connection.vendor
+        if vendor == "sqlite":
+            # {key: position} (or {key: [positions]}): json_each reads the pairs without
+            # parsing each again; the CAST gives the key column an affinity, without which
+            # SQLite builds no automatic index on the pairs and searches them once per row
+            if self.width == 1:
+                mapping = {key: rank[0] for key, (_, rank) in zip(keys, self.rows, strict=True)}
+                columns = ", value AS p1"
+            else:
+                mapping = {key: rank for key, (_, rank) in zip(keys, self.rows, strict=True)}
+                columns = "".join(f", json_extract(value, '$[{i - 1}]') AS p{i}" for i in positions)
+            payload = json.dumps(mapping, default=str, separators=(",", ":"))
+            cast = _sqlite_type(self.field)
+            source = f"(SELECT CAST(key AS {cast}) AS k{columns} FROM json_each(%s))"
+            return f"{self.join_type} {source} {alias} ON ({on})", (payload,)
+        payload = _json((k, *rank) for k, (_, rank) in zip(keys, self.rows, strict=True))
         if vendor == "postgresql":
             cast = target_field(self.field).cast_db_type(connection)
             columns = "".join(f", (e->>{i})::integer AS p{i}" for i in positions)
-            source = f"(SELECT (e->>0)::{cast} AS k{columns} FROM jsonb_array_elements(%s::jsonb) AS e)"
-        elif vendor == "sqlite":
-            # the CAST gives the key column an affinity, without which SQLite builds no
-            # automatic index on the pairs and searches them once per listed row
-            columns = "".join(f", json_extract(value, '$[{i}]') AS p{i}" for i in positions)
-            cast = _sqlite_type(self.field)
             source = (
-                f"(SELECT CAST(json_extract(value, '$[0]') AS {cast}) AS k{columns} "
-                "FROM json_each(%s))"
+                f"(SELECT (e->>0)::{cast} AS k{columns} "
+                "FROM jsonb_array_elements(%s::jsonb) AS e)"
             )
         elif vendor == "mysql":
             columns = "".join(f", p{i} INTEGER PATH '$[{i}]'" for i in positions)
@@ -241,9 +257,12 @@ class Position(models.Expression):
 
 
 def join_positions(
-    queryset: models.QuerySet[Any], column: str, rows: Sequence[Sequence[Any]], width: int
+    queryset: models.QuerySet[Any],
+    column: str,
+    rows: Sequence[tuple[Any, Sequence[Any]]],
+    width: int,
 ) -> tuple[models.QuerySet[Any], str]:
-    """Join ``rows`` (``[key, position 1, ..., position width]``) to ``queryset`` on
+    """Join ``rows`` (``(key, (position 1, ..., position width))``) to ``queryset`` on
     ``column``; the join's alias, for :class:`Position`.
 
     Order by ``Position(alias, i).asc(nulls_last=True)`` (or ``desc``): rows without a

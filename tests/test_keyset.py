@@ -107,7 +107,7 @@ def _check_positions(alias: str) -> None:
     OrderEvent.objects.using(alias).bulk_create(_events(12))
     # first position: keys 3 and 5 tie at 1, key 2 at 2, key 4 has none (null);
     # second position: 2 before 3 before 5; keys absent from the rows have none (last)
-    rows = [(3, 1, 2), (5, 1, 3), (2, 2, 1), (4, None, 4)]
+    rows = [(3, (1, 2)), (5, (1, 3)), (2, (2, 1)), (4, (None, 4))]
     queryset, alias_ = join_positions(OrderEvent.objects.using(alias), "customer_id", rows, 2)
     rest = sorted(set(range(1, 13)) - {2, 3, 4, 5}, reverse=True)
     cases = [

@@ -334,8 +334,16 @@ class _Match:
 
     def local_pairs(self, pairs: Sequence[tuple[Any, Any]], alias: str) -> list[tuple[Any, Any]]:
         """``(remote key, x)`` as ``(local key, x)``; keys the local column cannot hold are
-        dropped (they match no object)."""
+        dropped (they match no object). Keys already of the column's type, within its
+        range, are taken as they are."""
         normalize = _keys.normalizer((self.local_field,), connections[alias])
+        exact, low, high = _keys._exact_type(self.local_field, connections[alias])
+        if exact is not None and all(type(key) is exact for key, _ in pairs):
+            if low is None or not pairs:
+                return list(pairs)
+            keys = [key for key, _ in pairs]
+            if low <= min(keys) and max(keys) <= high:
+                return list(pairs)
         local = []
         for key, extra in pairs:
             value = normalize(key)
@@ -415,41 +423,78 @@ def filter_by_remote(
 
 def ranks(
     match: _Match, fields: Sequence[str], conditions: Sequence[models.Q], names: Sequence[str]
-) -> list[tuple[Any, ...]]:
-    """``(key, rank by fields[0], rank by fields[1], ...)`` for the remote rows: ONE query.
+) -> list[tuple[Any, tuple[Any, ...]]]:
+    """``(key, (rank by fields[0], rank by fields[1], ...))`` for the remote rows: ONE query.
 
     Ranks are dense, in the remote database's order (its collation), so equal values share
     a rank and the view's own ordering breaks the tie. A null value gets no rank: the row
     sorts with the objects that have no remote row, as in a join. A key matched by several
     rows keeps its first rank per field.
     """
+    rows = match.remote_rows(conditions)
+    width = len(fields)
+    if width == 1 and _compares_by_value(rows, fields[0]):
+        return _ranked_in_python(rows, match.match.name, fields[0], names)
     annotations = {
         f"crossprefetch_rank_{i}": models.Window(DenseRank(), order_by=models.F(field).asc())
         for i, field in enumerate(fields)
     }
-    rows = match.remote_rows(conditions)
-    width = len(fields)
-    if width == 1:  # the common case: leave the null values out, fetch no value
+    if width == 1:  # leave the null values out, fetch no value
         rows = rows.filter(**{f"{fields[0]}__isnull": False})
         values: tuple[str, ...] = ()
     else:
         values = tuple(fields)
     rows = rows.annotate(**annotations).values_list(match.match.name, *values, *annotations)
-    table: dict[Any, list[Any]] = {}
+    table: dict[Any, tuple[Any, ...]] = {}
     for row in _bounded(rows, names, "orders"):
-        key, found = row[0], row[1 + len(values) :]
-        rank = list(found)
+        key, rank = row[0], row[1 + len(values) :]
         if values:
-            rank = [None if v is None else r for v, r in zip(row[1 : 1 + width], found, strict=True)]
-        if key not in table:
-            table[key] = rank
-        else:
-            kept = table[key]
-            table[key] = [
+            rank = tuple(
+                None if v is None else r for v, r in zip(row[1 : 1 + width], rank, strict=True)
+            )
+        kept = table.get(key)
+        if kept is not None:
+            rank = tuple(
                 r if k is None or (r is not None and r < k) else k
                 for k, r in zip(kept, rank, strict=True)
-            ]
-    return [(key, *rank) for key, rank in table.items()]
+            )
+        table[key] = rank
+    return list(table.items())
+
+
+def _compares_by_value(rows: models.QuerySet[Any], field: str) -> bool:
+    """Whether the remote database says two values of ``field`` are equal exactly when
+    Python does: then the ranks come from the ordered values, without a window function.
+
+    True on SQLite and PostgreSQL for a field without a ``db_collation`` (their default
+    collations tell apart any two different strings); never on MariaDB/MySQL, whose
+    default collations ignore case and trailing spaces.
+    """
+    if "__" in field or connections[rows.db].vendor not in {"sqlite", "postgresql"}:
+        return False
+    try:
+        model_field = rows.model._meta.get_field(field)
+    except FieldDoesNotExist:
+        return False  # an annotation: let the database rank it
+    return getattr(model_field, "db_collation", None) is None
+
+
+def _ranked_in_python(
+    rows: models.QuerySet[Any], key: str, field: str, names: Sequence[str]
+) -> list[tuple[Any, tuple[Any, ...]]]:
+    ordered = (
+        rows.filter(**{f"{field}__isnull": False}).order_by(field).values_list(key, field)
+    )
+    table: dict[Any, tuple[Any, ...]] = {}
+    rank = 0
+    previous: Any = object()
+    for remote_key, value in _bounded(ordered, names, "orders"):
+        if value != previous:
+            rank += 1
+            previous = value
+        if remote_key not in table:
+            table[remote_key] = (rank,)
+    return list(table.items())
 
 
 # --- DRF filter backends -------------------------------------------------------------
@@ -539,10 +584,8 @@ class CrossDBOrderingFilter(OrderingFilter):
             spec = _spec(view, spec_name, where)
             match = _Match.of(spec, queryset, request, where)
             table = ranks(match, fields, remembered.get(spec, ()), names_of[spec_name])
-            local = match.local_pairs([(row[0], row[1:]) for row in table], queryset.db)
-            queryset, alias = join_positions(
-                queryset, match.column, [(key, *rank) for key, rank in local], len(fields)
-            )
+            rows = match.local_pairs(table, queryset.db)
+            queryset, alias = join_positions(queryset, match.column, rows, len(fields))
             for index, field in enumerate(fields, start=1):
                 positions[(spec_name, field)] = Position(alias, index)
         terms: list[Any] = []
