@@ -16,7 +16,7 @@ instead of searching the mapping row by row.
 from __future__ import annotations
 
 import json
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
 from django.db import models
@@ -29,7 +29,7 @@ from crossprefetch._keys import target_field
 
 SQLParams = tuple[str, tuple[Any, ...]]
 
-_INTEGER_TYPES = frozenset(
+INTEGER_TYPES = frozenset(
     {
         "AutoField",
         "BigAutoField",
@@ -47,7 +47,7 @@ _INTEGER_TYPES = frozenset(
 def db_values(field: Any, keys: Iterable[Any], connection: BaseDatabaseWrapper) -> list[Any]:
     """The keys as the database stores them in ``field`` (UUIDs as hex on SQLite, say)."""
     field = target_field(field)
-    if field.get_internal_type() in _INTEGER_TYPES:
+    if field.get_internal_type() in INTEGER_TYPES:
         return list(keys)
     return [field.get_db_prep_value(k, connection, prepared=False) for k in keys]
 
@@ -60,7 +60,7 @@ def _mysql_type(field: Any, connection: BaseDatabaseWrapper) -> str:
     """The type of a ``JSON_TABLE`` column holding values of ``field``."""
     field = target_field(field)
     internal = field.get_internal_type()
-    if internal in _INTEGER_TYPES:
+    if internal in INTEGER_TYPES:
         return "BIGINT"
     if internal == "UUIDField":
         return "CHAR(32)"
@@ -74,7 +74,7 @@ def _mysql_type(field: Any, connection: BaseDatabaseWrapper) -> str:
 def _sqlite_type(field: Any) -> str:
     """The affinity of ``field``'s values in SQLite."""
     internal = target_field(field).get_internal_type()
-    if internal in _INTEGER_TYPES or internal == "BooleanField":
+    if internal in INTEGER_TYPES or internal == "BooleanField":
         return "INTEGER"
     if internal in {"FloatField", "DecimalField"}:
         return "REAL"
@@ -158,7 +158,7 @@ class PositionJoin:
         quote = compiler.quote_name_unless_alias
         alias = quote(self.table_alias or self.table_name)
         on = f"{alias}.{quote('k')} = {quote(self.parent_alias)}.{quote(self.column)}"
-        if target_field(self.field).get_internal_type() in _INTEGER_TYPES:
+        if target_field(self.field).get_internal_type() in INTEGER_TYPES:
             keys: Sequence[Any] = [key for key, _ in self.rows]
         else:
             keys = db_values(self.field, (key for key, _ in self.rows), connection)
@@ -183,8 +183,7 @@ class PositionJoin:
             cast = target_field(self.field).cast_db_type(connection)
             columns = "".join(f", (e->>{i})::integer AS p{i}" for i in positions)
             source = (
-                f"(SELECT (e->>0)::{cast} AS k{columns} "
-                "FROM jsonb_array_elements(%s::jsonb) AS e)"
+                f"(SELECT (e->>0)::{cast} AS k{columns} FROM jsonb_array_elements(%s::jsonb) AS e)"
             )
         elif vendor == "mysql":
             columns = "".join(f", p{i} INTEGER PATH '$[{i}]'" for i in positions)
@@ -245,7 +244,7 @@ class Position(models.Expression):
         quote = compiler.quote_name_unless_alias
         return f"{quote(self.alias)}.{quote(f'p{self.index}')}", ()
 
-    def relabeled_clone(self, change_map: dict[str, str]) -> Position:
+    def relabeled_clone(self, change_map: Mapping[str, str]) -> Position:
         return Position(change_map.get(self.alias, self.alias), self.index)
 
     def get_group_by_cols(self) -> list[Any]:

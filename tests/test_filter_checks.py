@@ -127,7 +127,9 @@ CASES: list[tuple[str, type, str, str]] = [
     ),
     (
         "remote ordering also a local one",
-        view(cross_db_ordering_fields={"amount": ("customers", "name")}, ordering_fields=["amount"]),
+        view(
+            cross_db_ordering_fields={"amount": ("customers", "name")}, ordering_fields=["amount"]
+        ),
         "E206",
         "Rename",
     ),

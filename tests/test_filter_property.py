@@ -100,10 +100,11 @@ def _load(customers: list[dict[str, Any]], events: list[dict[str, Any]]) -> None
         for i, e in enumerate(events, start=1)
     ]
     OrderEvent.objects.bulk_create(
-        OrderEvent(customer_id=e["customer_id"], **row) for e, row in zip(events, rows)
+        OrderEvent(customer_id=e["customer_id"], **row) for e, row in zip(events, rows, strict=True)
     )
     JoinedOrderEvent.objects.bulk_create(
-        JoinedOrderEvent(customer_id=e["customer_id"], **row) for e, row in zip(events, rows)
+        JoinedOrderEvent(customer_id=e["customer_id"], **row)
+        for e, row in zip(events, rows, strict=True)
     )
 
 

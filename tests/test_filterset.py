@@ -45,7 +45,9 @@ def test_isnull_on_the_spec_and_local_filters_combine(scenario: Scenario, api: A
 
 def test_a_spec_given_directly(scenario: Scenario, api: APIClient) -> None:
     Region.objects.filter(code="R1").update(name="North")
-    north = [e.id for e in OrderEvent.objects.order_by("-timestamp", "-id") if e.region_code == "R1"]
+    north = [
+        e.id for e in OrderEvent.objects.order_by("-timestamp", "-id") if e.region_code == "R1"
+    ]
     assert ids(api, "region=North") == (north, len(north))
 
 

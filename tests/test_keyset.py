@@ -113,8 +113,10 @@ def _check_positions(alias: str) -> None:
     cases = [
         ([Position(alias_, 1).asc(nulls_last=True)], [5, 3, 2, *rest_with(4, rest)]),
         ([Position(alias_, 1).desc(nulls_last=True)], [2, 5, 3, *rest_with(4, rest)]),
-        ([Position(alias_, 1).asc(nulls_last=True), Position(alias_, 2).desc(nulls_last=True)],
-         [5, 3, 2, 4, *rest]),
+        (
+            [Position(alias_, 1).asc(nulls_last=True), Position(alias_, 2).desc(nulls_last=True)],
+            [5, 3, 2, 4, *rest],
+        ),
         ([Position(alias_, 2).asc(nulls_last=True)], [2, 3, 5, 4, *rest]),
     ]
     for terms, expected in cases:

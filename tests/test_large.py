@@ -85,6 +85,9 @@ def test_forty_thousand_matching_keys_filter_a_page() -> None:
         response = APIClient().get("/api/filtered-events/?customer_tier=gold&page_size=100")
     assert response.status_code == 200
     assert response.json()["count"] == matching
-    assert [row["customer_id"] for row in response.json()["results"]][:2] == [matching, matching - 1]
+    assert [row["customer_id"] for row in response.json()["results"]][:2] == [
+        matching,
+        matching - 1,
+    ]
     for query in captured["timeseries"]:
         assert len(query.params or ()) <= 3, query.sql[:200]  # the key set, LIMIT/OFFSET

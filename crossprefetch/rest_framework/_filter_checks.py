@@ -24,7 +24,9 @@ from crossprefetch.rest_framework.filters import (
 from crossprefetch.spec import CrossDBPrefetch
 
 
-def check_filters(app_configs: Iterable[Any] | None = None, **kwargs: Any) -> list[checks.CheckMessage]:
+def check_filters(
+    app_configs: Iterable[Any] | None = None, **kwargs: Any
+) -> list[checks.CheckMessage]:
     """Check the filters and remote orderings of the views routed by ``ROOT_URLCONF``."""
     errors: list[checks.CheckMessage] = []
     try:
@@ -64,7 +66,8 @@ def check_view_filters(view: type) -> list[checks.CheckMessage]:
                 _error(
                     view,
                     "E201",
-                    f"{label}.cross_db_ordering_fields is a {type(orderings).__name__}, not a dict.",
+                    f"{label}.cross_db_ordering_fields is a {type(orderings).__name__}, "
+                    "not a dict.",
                     "Declare cross_db_ordering_fields = {'param': ('lookup', 'field')}.",
                 )
             )
@@ -92,7 +95,9 @@ def _missing_backend(view: type, label: str, attribute: str, code: str) -> check
     )
 
 
-def _check_filter(view: type, label: str, name: Any, cross_filter: Any) -> list[checks.CheckMessage]:
+def _check_filter(
+    view: type, label: str, name: Any, cross_filter: Any
+) -> list[checks.CheckMessage]:
     where = f"{label}.cross_db_filters[{name!r}]"
     if not isinstance(cross_filter, CrossDBFilter):
         return [

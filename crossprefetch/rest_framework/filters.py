@@ -29,7 +29,7 @@ from rest_framework import exceptions
 from rest_framework.filters import BaseFilterBackend, OrderingFilter
 
 from crossprefetch import _keys
-from crossprefetch._keyset import KeyIn, Position, join_positions
+from crossprefetch._keyset import INTEGER_TYPES, KeyIn, Position, join_positions
 from crossprefetch.conf import conf
 from crossprefetch.spec import CrossDBPrefetch
 
@@ -327,7 +327,7 @@ class _Match:
         return cls(spec, remote, match_fields[0], column, local_field)
 
     def remote_rows(self, conditions: Sequence[models.Q]) -> models.QuerySet[Any]:
-        rows = self.remote.filter(*conditions).order_by()
+        rows: models.QuerySet[Any] = self.remote.filter(*conditions).order_by()
         if self.match.null:
             rows = rows.filter(**{f"{self.match.name}__isnull": False})
         return rows
@@ -402,11 +402,11 @@ def filter_by_remote(
     if view is not None:
         remembered = getattr(view, "_crossprefetch_remote_filters", None) or {}
         view._crossprefetch_remote_filters = {**remembered, spec: conditions}
+    narrowed: models.QuerySet[Any]
     if missing and conditions:
-        return queryset.none()  # no remote row, yet a remote row with these values
-    rows = match.remote_rows([] if missing else conditions).values_list(
-        match.match.name, flat=True
-    )
+        narrowed = queryset.none()  # no remote row, yet a remote row with these values
+        return narrowed
+    rows = match.remote_rows([] if missing else conditions).values_list(match.match.name, flat=True)
     if not match.match.unique:
         rows = rows.distinct()
     keys = match.local_keys(_bounded(rows, names, "matches"), queryset.db)
@@ -415,10 +415,12 @@ def filter_by_remote(
         if not keys:
             return queryset
         without = models.Q(**{f"{column}__isnull": True}) | ~models.Q(KeyIn(column, keys))
-        return queryset.filter(without)
-    if not keys:
-        return queryset.none()
-    return queryset.filter(KeyIn(column, keys))
+        narrowed = queryset.filter(without)
+    elif not keys:
+        narrowed = queryset.none()
+    else:
+        narrowed = queryset.filter(KeyIn(column, keys))
+    return narrowed
 
 
 def ranks(
@@ -482,9 +484,7 @@ def _compares_by_value(rows: models.QuerySet[Any], field: str) -> bool:
 def _ranked_in_python(
     rows: models.QuerySet[Any], key: str, field: str, names: Sequence[str]
 ) -> list[tuple[Any, tuple[Any, ...]]]:
-    ordered = (
-        rows.filter(**{f"{field}__isnull": False}).order_by(field).values_list(key, field)
-    )
+    ordered = rows.filter(**{f"{field}__isnull": False}).order_by(field).values_list(key, field)
     table: dict[Any, tuple[Any, ...]] = {}
     rank = 0
     previous: Any = object()
@@ -517,9 +517,7 @@ class CrossDBFilterBackend(BaseFilterBackend):
         by_spec: dict[str, list[tuple[str, CrossDBFilter, str]]] = {}
         for name, cross_filter in filters.items():
             if name in params:
-                by_spec.setdefault(cross_filter.spec, []).append(
-                    (name, cross_filter, params[name])
-                )
+                by_spec.setdefault(cross_filter.spec, []).append((name, cross_filter, params[name]))
         for spec_name, active in by_spec.items():
             spec = _spec(view, spec_name, f"cross_db_filters[{active[0][0]!r}]")
             queryset = filter_by_remote(queryset, spec, active, request=request, view=view)
@@ -554,7 +552,10 @@ class CrossDBOrderingFilter(OrderingFilter):
     """
 
     def get_valid_fields(
-        self, queryset: models.QuerySet[Any], view: Any, context: dict[str, Any] | None = None
+        self,
+        queryset: models.QuerySet[Any],
+        view: Any,
+        context: Mapping[str, Any] | None = None,
     ) -> list[tuple[str, str]]:
         valid: list[tuple[str, str]] = super().get_valid_fields(queryset, view, context or {})
         remote = view_ordering_fields(view)
@@ -598,7 +599,8 @@ class CrossDBOrderingFilter(OrderingFilter):
             else:
                 terms.append(positions[remote[name]].desc(nulls_last=True))
         terms += [t for t in own if t not in terms]
-        return queryset.order_by(*terms)
+        ordered: models.QuerySet[Any] = queryset.order_by(*terms)
+        return ordered
 
     def get_schema_operation_parameters(self, view: Any) -> list[dict[str, Any]]:
         parameters: list[dict[str, Any]] = super().get_schema_operation_parameters(view)
@@ -639,20 +641,7 @@ def _own_ordering(queryset: models.QuerySet[Any]) -> list[Any]:
 # --- OpenAPI -------------------------------------------------------------------------
 
 _OPENAPI_TYPES: dict[str, dict[str, str]] = {
-    **dict.fromkeys(
-        (
-            "AutoField",
-            "BigAutoField",
-            "SmallAutoField",
-            "IntegerField",
-            "BigIntegerField",
-            "SmallIntegerField",
-            "PositiveIntegerField",
-            "PositiveBigIntegerField",
-            "PositiveSmallIntegerField",
-        ),
-        {"type": "integer"},
-    ),
+    **{name: {"type": "integer"} for name in INTEGER_TYPES},
     "FloatField": {"type": "number", "format": "double"},
     "DecimalField": {"type": "number", "format": "decimal"},
     "BooleanField": {"type": "boolean"},

@@ -173,10 +173,7 @@ def compare(
 def identical(measurements: Sequence[Measurement]) -> bool:
     """Tell whether the variants of each family served the same JSON."""
     first: dict[str, Any] = {}
-    for m in measurements:
-        if first.setdefault(m.variant.family, m.payload) != m.payload:
-            return False
-    return True
+    return all(first.setdefault(m.variant.family, m.payload) == m.payload for m in measurements)
 
 
 def warm_cache_works(client: Client | None = None) -> bool:

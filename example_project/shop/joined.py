@@ -13,7 +13,6 @@ from collections.abc import Mapping
 from typing import Any
 
 from django.db.models import F, Q, QuerySet
-from rest_framework.exceptions import ValidationError
 
 from shop.models import JoinedOrderEvent
 

@@ -25,9 +25,7 @@ router.register(
     filter_views.TenantFilteredEventViewSet,
     basename="tenant-filtered-events",
 )
-router.register(
-    "filterset-events", filter_views.FilterSetEventViewSet, basename="filterset-events"
-)
+router.register("filterset-events", filter_views.FilterSetEventViewSet, basename="filterset-events")
 
 urlpatterns = [
     path("", include(router.urls)),
