@@ -27,7 +27,11 @@ except transaction control (``BEGIN``, ``COMMIT``, ``ROLLBACK``,
 ``SAVEPOINT``, ``RELEASE SAVEPOINT``). Those depend on the backend (SQLite
 sends ``BEGIN`` as SQL, PostgreSQL does not) and on whether the test runs in
 ``TestCase`` or ``TransactionTestCase``, so leaving them out makes a count the
-same everywhere. Like Django's own assertions, only the current thread's
+same everywhere. Nor are the statements a connection runs while it opens
+(the backend's own setup, such as MySQL's ``SET SQL_AUTO_IS_NULL = 0``, and
+``connection_created`` receivers): Django's ``CaptureQueriesContext`` opens the
+connection before it starts counting, and a lazily opened connection here
+counts the same. Like Django's own assertions, only the current thread's
 connections are observed.
 """
 
@@ -203,9 +207,9 @@ class QueryCapture:
         context: dict[str, Any],
     ) -> Any:
         __tracebackhide__ = True
-        if isinstance(sql, str) and _TRANSACTION_CONTROL.match(sql):
-            return execute(sql, params, many, context)
         connection: BaseDatabaseWrapper = context["connection"]
+        if (isinstance(sql, str) and _TRANSACTION_CONTROL.match(sql)) or _opening(connection):
+            return execute(sql, params, many, context)
         alias = connection.alias
         stack = _stack(_cursor_caller(sys._getframe(1)), self._entry_frame)
         if alias in self._forbidden:
@@ -499,6 +503,17 @@ def _expectations(
 def _expectation_line(expected: int, or_less: str, where: str, performed: int) -> str:
     verb = "was" if performed == 1 else "were"
     return f"Expected to perform {expected} queries{or_less} {where} but {performed} {verb} done"
+
+
+def _opening(connection: BaseDatabaseWrapper) -> bool:
+    """Whether ``connection`` is inside its own ``connect()``: a statement sent now sets
+    up the new connection (``init_connection_state``, ``connection_created`` receivers)."""
+    frame: FrameType | None = sys._getframe(2)
+    while frame is not None:
+        if frame.f_code.co_name == "connect" and frame.f_locals.get("self") is connection:
+            return True
+        frame = frame.f_back
+    return False
 
 
 def _walk(frame: FrameType | None, stop: FrameType | None) -> Iterator[tuple[FrameType, int]]:

@@ -54,8 +54,36 @@ def _postgres_unreachable() -> str | None:
     return None
 
 
+def _mysql_unreachable() -> str | None:
+    """Why the configured MariaDB/MySQL server cannot be used, or None if it can."""
+    if settings.TEST_DB != "mariadb":
+        return None
+    try:
+        import MySQLdb
+    except ImportError as exc:
+        return (
+            f"CROSSPREFETCH_TEST_DB=mariadb but mysqlclient is not installed ({exc}); "
+            "install crossprefetch[mysql] or run with CROSSPREFETCH_TEST_DB=sqlite"
+        )
+    params = settings.MYSQL
+    try:
+        MySQLdb.connect(
+            host=params["HOST"],
+            port=int(params["PORT"]),
+            user=params["USER"],
+            password=params["PASSWORD"],
+            connect_timeout=3,
+        ).close()
+    except MySQLdb.Error as exc:
+        return (
+            f"CROSSPREFETCH_TEST_DB=mariadb but MariaDB at {params['HOST']}:{params['PORT']} "
+            f"is not reachable ({exc}); start it or run with CROSSPREFETCH_TEST_DB=sqlite"
+        )
+    return None
+
+
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
-    reason = _postgres_unreachable()
+    reason = _postgres_unreachable() or _mysql_unreachable()
     if reason is None:
         return
     if REQUIRE_SERVICES:

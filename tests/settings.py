@@ -4,11 +4,19 @@ Three database aliases, each backend chosen by ``CROSSPREFETCH_TEST_DB``:
 
 * ``sqlite`` (default): every alias is its own SQLite file;
 * ``postgres``: every alias is its own PostgreSQL database;
-* ``mixed``: ``timeseries`` on PostgreSQL, ``default`` and ``legacy`` on SQLite.
+* ``mixed``: ``timeseries`` on PostgreSQL, ``default`` and ``legacy`` on SQLite;
+* ``mariadb``: ``timeseries`` on PostgreSQL, ``default`` and ``legacy`` on MariaDB
+  (or MySQL): the legacy-MySQL-beside-PostgreSQL setup.
 
 PostgreSQL is reached through ``CROSSPREFETCH_PG_HOST`` / ``_PORT`` / ``_USER`` /
-``_PASSWORD`` (default ``127.0.0.1:5432``, user ``postgres``, no password) and
-Redis through ``CROSSPREFETCH_REDIS_URL`` (default ``redis://127.0.0.1:6379/15``).
+``_PASSWORD`` (default ``127.0.0.1:5432``, user ``postgres``, no password), MariaDB
+through ``CROSSPREFETCH_MYSQL_HOST`` / ``_PORT`` / ``_USER`` / ``_PASSWORD`` (default
+``127.0.0.1:3306``, user ``root``, no password) and Redis through
+``CROSSPREFETCH_REDIS_URL`` (default ``redis://127.0.0.1:6379/15``).
+
+MariaDB test databases are ``utf8mb4`` with the server's default collation for it
+(case-insensitive and PAD SPACE), so text keys compare as they do in a real legacy
+database.
 """
 
 from __future__ import annotations
@@ -31,9 +39,9 @@ DEFAULT_AUTO_FIELD = "django.db.models.AutoField"
 ALLOWED_HOSTS = ["*"]
 
 TEST_DB = os.environ.get("CROSSPREFETCH_TEST_DB", "sqlite")
-if TEST_DB not in {"sqlite", "postgres", "mixed"}:
+if TEST_DB not in {"sqlite", "postgres", "mixed", "mariadb"}:
     raise RuntimeError(
-        f"CROSSPREFETCH_TEST_DB={TEST_DB!r} is not one of 'sqlite', 'postgres', 'mixed'."
+        f"CROSSPREFETCH_TEST_DB={TEST_DB!r}: use 'sqlite', 'postgres', 'mixed' or 'mariadb'."
     )
 
 # Unique per test process, so that concurrent runs never share a test database.
@@ -46,6 +54,13 @@ POSTGRES = {
     "PORT": os.environ.get("CROSSPREFETCH_PG_PORT", "5432"),
     "USER": os.environ.get("CROSSPREFETCH_PG_USER", "postgres"),
     "PASSWORD": os.environ.get("CROSSPREFETCH_PG_PASSWORD", ""),
+}
+
+MYSQL = {
+    "HOST": os.environ.get("CROSSPREFETCH_MYSQL_HOST", "127.0.0.1"),
+    "PORT": os.environ.get("CROSSPREFETCH_MYSQL_PORT", "3306"),
+    "USER": os.environ.get("CROSSPREFETCH_MYSQL_USER", "root"),
+    "PASSWORD": os.environ.get("CROSSPREFETCH_MYSQL_PASSWORD", ""),
 }
 
 
@@ -66,9 +81,22 @@ def _postgres(alias: str) -> dict[str, Any]:
     }
 
 
+def _mysql(alias: str) -> dict[str, Any]:
+    return {
+        "ENGINE": "django.db.backends.mysql",
+        "NAME": "mysql",
+        **MYSQL,
+        "OPTIONS": {"charset": "utf8mb4"},
+        # No COLLATION: the server's default for utf8mb4, as a legacy database has.
+        "TEST": {"NAME": f"test_crossprefetch_{alias}_{_SUFFIX}", "CHARSET": "utf8mb4"},
+    }
+
+
 def _backend(alias: str) -> dict[str, Any]:
-    if TEST_DB == "postgres" or (TEST_DB == "mixed" and alias == "timeseries"):
+    if TEST_DB == "postgres" or (TEST_DB in {"mixed", "mariadb"} and alias == "timeseries"):
         return _postgres(alias)
+    if TEST_DB == "mariadb":
+        return _mysql(alias)
     return _sqlite(alias)
 
 

@@ -8,7 +8,8 @@ from types import SimpleNamespace
 import pytest
 from django.db import connections
 
-from crossprefetch import CrossDBPrefetch, prefetch_cross_db
+from crossprefetch import CrossDBPrefetch, _packet, prefetch_cross_db
+from crossprefetch._packet import max_allowed_packet
 from crossprefetch._sql import max_params
 from crossprefetch.testing import assert_num_queries
 from tests.testapp.models import Account, Customer
@@ -25,7 +26,8 @@ def test_fifty_thousand_keys() -> None:
     )
     objects = [SimpleNamespace(customer_id=pk) for pk in range(1, KEYS + 1)]
     connection = connections["default"]
-    if connection.vendor == "postgresql":
+    if connection.vendor in {"postgresql", "mysql"}:
+        # one array parameter; for MySQL, ~300 KB of SQL, far below max_allowed_packet
         expected = 1
     else:
         limit = max_params(connection)
@@ -51,13 +53,35 @@ def test_fifty_thousand_composite_keys() -> None:
         Account, key=("t", "n"), to_field=("tenant_id", "number"), fields=("label",)
     )
     connection = connections["legacy"]
-    limit = max_params(connection)
-    assert limit is not None
-    expected = 1 if connection.vendor == "postgresql" else math.ceil(2 * KEYS / limit)
+    if connection.vendor in {"postgresql", "mysql"}:
+        expected = 1
+    else:
+        limit = max_params(connection)
+        assert limit is not None
+        expected = math.ceil(2 * KEYS / limit)
     with assert_num_queries(legacy=expected, default=0):
         lookup = prefetch_cross_db(objects, {"a": spec})["a"]
     assert len(lookup) == KEYS
     assert lookup[(4, 9_999)] == {"label": "4/9999"}
+
+
+def test_mysql_splits_only_where_max_allowed_packet_forces_it() -> None:
+    """mysqlclient interpolates parameters on the client, so no placeholder limit applies:
+    only the statement's size in bytes, against the server's ``max_allowed_packet``."""
+    connection = connections["default"]
+    if connection.vendor != "mysql":
+        pytest.skip("needs 'default' on MySQL/MariaDB (CROSSPREFETCH_TEST_DB=mariadb)")
+    packet = max_allowed_packet(connection)  # asked once per connection, before counting
+    length = 90
+    per_query = (packet - _packet._HEADROOM) // (length + 4)  # 'key', then ", "
+    keys = [f"{i:0{length}d}" for i in range(per_query + per_query // 2)]
+    Customer.objects.bulk_create([Customer(name=keys[0]), Customer(name=keys[-1])])
+    objects = [SimpleNamespace(name=key) for key in keys]
+    spec = CrossDBPrefetch(Customer, key="name", to_field="name", fields=("tier",))
+    with assert_num_queries(default=2, timeseries=0, legacy=0) as captured:
+        lookup = prefetch_cross_db(objects, {"c": spec})["c"]
+    assert set(lookup) == {keys[0], keys[-1]}
+    assert all(len(query.sql) < packet for query in captured["default"])
 
 
 def test_forty_thousand_matching_keys_filter_a_page() -> None:

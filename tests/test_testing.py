@@ -5,11 +5,15 @@ from __future__ import annotations
 import pickle
 import re
 import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import datetime, timezone
 
 import pytest
 from asgiref.sync import async_to_sync
 from django.db import connections, transaction
+from django.db.backends.base.base import BaseDatabaseWrapper
+from django.db.backends.signals import connection_created
 from django.test import TestCase
 from rest_framework.test import APIClient
 
@@ -65,6 +69,24 @@ def _lookup_customer_names(events: list[OrderEvent]) -> list[str]:
     return names
 
 
+@contextmanager
+def _setup_query_on_connect() -> Iterator[list[str]]:
+    """Close ``default`` and run a query from ``connection_created`` when it opens again."""
+    opened: list[str] = []
+
+    def set_up(sender: object, connection: BaseDatabaseWrapper, **kwargs: object) -> None:
+        with connection.cursor() as cursor:
+            cursor.execute("SELECT 1")
+        opened.append(connection.alias)
+
+    connections["default"].close()
+    connection_created.connect(set_up)
+    try:
+        yield opened
+    finally:
+        connection_created.disconnect(set_up)
+
+
 @pytest.mark.django_db(databases=ALL)
 class TestAssertNumQueries:
     def test_passes_on_exact_counts(self) -> None:
@@ -87,8 +109,8 @@ class TestAssertNumQueries:
         assert "Queries on 'timeseries' (1, expected 0):" in lines
         assert "Queries on 'legacy' (0, not asserted): none" in lines
         default_sql = lines[lines.index("Queries on 'default' (2, expected 1):") + 2 :]
-        assert re.match(r'1\. SELECT COUNT\(\*\) .*"testapp_customer".*\'a\'', default_sql[0])
-        assert re.match(r"2\. SELECT 1 AS \"a\" .*'b'", default_sql[1])
+        assert re.match(r"1\. SELECT COUNT\(\*\) .*.testapp_customer.*'a'", default_sql[0])
+        assert re.match(r"2\. SELECT 1 AS .a. .*'b'", default_sql[1])
         assert "testapp_orderevent" in message
         assert "'paid'" in message
 
@@ -216,6 +238,27 @@ class TestOutsideTestTransaction:
             OrderEvent.objects.count()
         assert connections["legacy"].connection is None
         assert connections["default"].connection is not None
+
+    def test_connection_setup_is_not_counted(self) -> None:
+        """Statements run while a connection opens (the backend's own, such as MySQL's
+        ``SET SQL_AUTO_IS_NULL``, and ``connection_created`` receivers) are not the code's."""
+        with (
+            _setup_query_on_connect() as setup,
+            assert_num_queries(default=1, legacy=0, timeseries=0) as captured,
+        ):
+            Customer.objects.count()
+        assert setup == ["default"]
+        assert "COUNT" in captured["default"][0].sql.upper()
+
+    def test_connection_setup_is_not_forbidden(self) -> None:
+        with (
+            _setup_query_on_connect() as setup,
+            pytest.raises(ForbiddenQueryError) as error,
+            forbid_queries("default"),
+        ):
+            Customer.objects.count()
+        assert setup == ["default"]
+        assert "COUNT" in error.value.query.sql.upper()
 
 
 @pytest.mark.django_db(databases=ALL)

@@ -199,6 +199,16 @@ def _reset_sequences(model: type[models.Model]) -> None:
                 cursor.execute(sql)
 
 
+def _restart_auto_increment(model: type[models.Model]) -> None:
+    """Let MySQL's next id follow the seeded rows (InnoDB raises ``AUTO_INCREMENT = 1`` to
+    the largest id plus one). ``ALTER TABLE`` commits, so never inside a transaction."""
+    connection = connections[_db(model)]
+    if connection.vendor == "mysql" and not connection.in_atomic_block:
+        table = connection.ops.quote_name(model._meta.db_table)
+        with connection.cursor() as cursor:
+            cursor.execute(f"ALTER TABLE {table} AUTO_INCREMENT = 1")
+
+
 def _analyze(model: type[models.Model]) -> None:
     """Refresh PostgreSQL's statistics now rather than whenever autovacuum gets to it, so the
     first measurements after seeding already use the right plans."""
@@ -239,12 +249,14 @@ def seed(
         for model in (Customer, OrderEvent, JoinedOrderEvent):
             _reset_sequences(model)
     for model in (Customer, OrderEvent, JoinedOrderEvent):
+        _restart_auto_increment(model)
         _analyze(model)
     return True
 
 
 def describe_backend(alias: str) -> str:
-    """``"SQLite 3.45.1"`` or ``"PostgreSQL 15.4"``, for the demo's and benchmark's headers."""
+    """``"SQLite 3.45.1"``, ``"PostgreSQL 15.4"`` or ``"MariaDB 10.11.9"``, for the demo's
+    and benchmark's headers."""
     connection: BaseDatabaseWrapper = connections[alias]
     connection.ensure_connection()
     if connection.vendor == "sqlite":
@@ -254,4 +266,7 @@ def describe_backend(alias: str) -> str:
     if connection.vendor == "postgresql":
         version = connection.pg_version  # type: ignore[attr-defined]
         return f"PostgreSQL {version // 10000}.{version % 10000}"
+    if connection.vendor == "mysql":
+        name = "MariaDB" if getattr(connection, "mysql_is_mariadb", False) else "MySQL"
+        return f"{name} {getattr(connection, 'mysql_server_info', '').split('-')[0]}"
     return connection.display_name

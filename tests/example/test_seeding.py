@@ -30,7 +30,8 @@ def test_events_reference_customers_and_some_deleted_ones() -> None:
     assert timestamps == sorted(set(timestamps)), "timestamps are unique and increasing"
 
 
-@pytest.mark.django_db(databases=SHOP_DATABASES)
+# Transactional: MySQL restarts AUTO_INCREMENT only with ALTER TABLE, which commits.
+@pytest.mark.django_db(databases=SHOP_DATABASES, transaction=True)
 def test_seed_is_idempotent_and_copies_the_events() -> None:
     dataset = Dataset(customers=40, events=90)
     assert seed(dataset) is True
