@@ -401,7 +401,7 @@ def filter_by_remote(
         conditions.append(models.Q(**{f"{cross_filter.field}__{cross_filter.lookup}": value}))
     if view is not None:
         remembered = getattr(view, "_crossprefetch_remote_filters", None) or {}
-        view._crossprefetch_remote_filters = {**remembered, spec: conditions}
+        view._crossprefetch_remote_filters = {**remembered, active[0][1].spec: conditions}
     narrowed: models.QuerySet[Any]
     if missing and conditions:
         narrowed = queryset.none()  # no remote row, yet a remote row with these values
@@ -584,7 +584,7 @@ class CrossDBOrderingFilter(OrderingFilter):
             where = f"ordering {', '.join(map(repr, names_of[spec_name]))}"
             spec = _spec(view, spec_name, where)
             match = _Match.of(spec, queryset, request, where)
-            table = ranks(match, fields, remembered.get(spec, ()), names_of[spec_name])
+            table = ranks(match, fields, remembered.get(spec_name, ()), names_of[spec_name])
             rows = match.local_pairs(table, queryset.db)
             queryset, alias = join_positions(queryset, match.column, rows, len(fields))
             for index, field in enumerate(fields, start=1):

@@ -138,6 +138,12 @@ class Command(BaseCommand):
             "--no-memory", action="store_true", help="skip the tracemalloc pass (faster)"
         )
         parser.add_argument(
+            "--filters-only",
+            action="store_true",
+            help="measure only the filtered and ordered pages and their counterparts through "
+            "the join",
+        )
+        parser.add_argument(
             "--breakdown",
             action="store_true",
             help="also time each phase (count, page, lookups, serialization, rendering) for "
@@ -189,8 +195,15 @@ class Command(BaseCommand):
             variants = [NAIVE, WHOLE_TABLE, PER_PAGE, CROSSPREFETCH, JOINED]
             if cache_available:
                 variants.append(WARM_CACHE)
+            if options["filters_only"]:
+                variants = []
             if reference_rows <= conf.MAX_FILTER_KEYS:
                 variants += [FILTERED, JOINED_FILTERED, ORDERED, JOINED_ORDERED]
+            if not variants:
+                raise CommandError(
+                    f"--filters-only: {reference_rows:,} customers is more than "
+                    'CROSSPREFETCH["MAX_FILTER_KEYS"]; filters would be refused.'
+                )
             for page_size in sorted(options["page_sizes"]):
                 self._progress(f"  page {page_size:,} ")
                 measurements = compare(
@@ -200,7 +213,10 @@ class Command(BaseCommand):
                 self._progress("\n")
                 if options["breakdown"] and page_size in BREAKDOWN_PAGE_SIZES:
                     self._progress(f"  page {page_size:,}, phase by phase\n")
-                    breakdowns.append(_breakdown_json(cells[-1], plan.repeat))
+                    if cells[-1].get(PER_PAGE.key) is not None:
+                        breakdowns.append(_breakdown_json(cells[-1], plan.repeat))
+                    if cells[-1].get(FILTERED.key) is not None:
+                        breakdowns.append(_breakdown_json(cells[-1], plan.repeat, filtered=True))
         if not all(cell.identical for cell in cells):
             self.stderr.write("Some variants served different JSON: see 'identical output'.")
         return {
@@ -297,13 +313,15 @@ def _cell_json(cell: Cell) -> dict[str, Any]:
     }
 
 
-def _breakdown_json(cell: Cell, repeat: int) -> dict[str, Any]:
-    from shop.breakdown import breakdown
+def _breakdown_json(cell: Cell, repeat: int, *, filtered: bool = False) -> dict[str, Any]:
+    from shop.breakdown import FILTER_VARIANTS, VARIANTS, breakdown
 
-    phases = breakdown(cell.page_size, repeat)
+    variants = FILTER_VARIANTS if filtered else VARIANTS
+    phases = breakdown(cell.page_size, repeat, variants)
     return {
         "reference_rows": cell.reference_rows,
         "page_size": cell.page_size,
+        "variants": [variant.key for variant in variants],
         "phases_ms": {
             key: {phase: round(seconds * 1000, 4) for phase, seconds in times.items()}
             for key, times in phases.items()
@@ -474,7 +492,9 @@ def render_markdown(report: dict[str, Any]) -> str:
 
 
 def _render_breakdowns(breakdowns: list[dict[str, Any]]) -> list[str]:
-    from shop.breakdown import PHASES, VARIANTS
+    from shop.breakdown import FILTER_VARIANTS, PHASES, VARIANTS
+
+    known = {variant.key: variant for variant in (*VARIANTS, *FILTER_VARIANTS)}
 
     lines = [
         "",
@@ -484,26 +504,27 @@ def _render_breakdowns(breakdowns: list[dict[str, Any]]) -> list[str]:
         "(medians, no simulated round trip). The rest of the request is the whole request's "
         "median minus the phases: URL routing, the view, the paginator, the response.",
     ]
-    labels = " | ".join(variant.label for variant in VARIANTS)
     for item in breakdowns:
         phases, request = item["phases_ms"], item["request_ms"]
+        variants = [known[key] for key in item.get("variants", [v.key for v in VARIANTS])]
+        labels = " | ".join(variant.label for variant in variants)
         lines += [
             "",
             f"**{item['reference_rows']:,} customers, page of {item['page_size']:,}**",
             "",
             f"| phase | {labels} |",
-            "|---|" + "--:|" * len(VARIANTS),
+            "|---|" + "--:|" * len(variants),
         ]
         for phase, label in PHASES.items():
-            cells = " | ".join(format_ms(phases[v.key][phase] / 1000) for v in VARIANTS)
+            cells = " | ".join(format_ms(phases[v.key].get(phase, 0.0) / 1000) for v in variants)
             lines.append(f"| {label} | {cells} |")
-        totals = {v.key: sum(phases[v.key].values()) for v in VARIANTS}
+        totals = {v.key: sum(phases[v.key].values()) for v in variants}
         rest = " | ".join(
             format_ms((request[v.key] - totals[v.key]) / 1000) if v.key in request else "—"
-            for v in VARIANTS
+            for v in variants
         )
         whole = " | ".join(
-            f"**{format_ms(request[v.key] / 1000)}**" if v.key in request else "—" for v in VARIANTS
+            f"**{format_ms(request[v.key] / 1000)}**" if v.key in request else "—" for v in variants
         )
         lines.append(f"| rest of the request | {rest} |")
         lines.append(f"| **whole request** | {whole} |")
