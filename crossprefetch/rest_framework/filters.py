@@ -392,19 +392,20 @@ def filter_by_remote(
     match = _Match.of(spec, queryset, request, where)
     alias = match.remote.db
     conditions: list[models.Q] = []
-    missing: bool | None = None
+    existence: set[bool] = set()  # the answers of the filters on the row's existence
     for name, cross_filter, raw in active:
         value = cross_filter.parse(name, raw, match.remote.model, alias)
         if cross_filter.field is None:
-            missing = value if missing is None else (missing and value)
+            existence.add(value)
             continue
         conditions.append(models.Q(**{f"{cross_filter.field}__{cross_filter.lookup}": value}))
     if view is not None:
         remembered = getattr(view, "_crossprefetch_remote_filters", None) or {}
         view._crossprefetch_remote_filters = {**remembered, active[0][1].spec: conditions}
+    missing = existence == {True}
     narrowed: models.QuerySet[Any]
-    if missing and conditions:
-        narrowed = queryset.none()  # no remote row, yet a remote row with these values
+    if len(existence) > 1 or (missing and conditions):
+        narrowed = queryset.none()  # without a remote row, yet with one
         return narrowed
     rows = match.remote_rows([] if missing else conditions).values_list(match.match.name, flat=True)
     if not match.match.unique:

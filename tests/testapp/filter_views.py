@@ -45,6 +45,7 @@ class FilteredEventViewSet(CrossDBPrefetchMixin, viewsets.ReadOnlyModelViewSet):
         "customer_uuid": CrossDBFilter("customers", "external_id"),
         "customer_email__isnull": CrossDBFilter("customers", "email", lookup="isnull"),
         "no_customer": CrossDBFilter("customers", lookup="isnull"),
+        "no_customer__again": CrossDBFilter("customers", lookup="isnull"),
         "region_name": CrossDBFilter("regions", "name"),
     }
     ordering_fields = ["timestamp", "amount"]
