@@ -77,6 +77,7 @@ def group_plans(plans: list[Plan], request: HttpRequest | None = None) -> list[G
 
     Specs naming a model share its default manager; QuerySet and callable sources are
     compared by their compiled SQL, which is only computed when a candidate shares the rest.
+    A shared query has one failure policy and one timeout, so the specs must agree on them.
     """
     coarse: dict[tuple[Any, ...], list[Plan]] = {}
     for plan in plans:
@@ -88,6 +89,8 @@ def group_plans(plans: list[Plan], request: HttpRequest | None = None) -> list[G
             # projections that follow relations (to-many joins) share only when identical
             fields if fields is not None and any("__" in name for name in fields) else None,
             plan.spec.cache,
+            plan.spec.error_policy(),
+            plan.spec.statement_timeout(),
         )
         coarse.setdefault(identity, []).append(plan)
     groups: list[Group] = []

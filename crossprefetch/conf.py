@@ -5,10 +5,20 @@ from __future__ import annotations
 from typing import Any
 
 from django.conf import settings as django_settings
+from django.core.exceptions import ImproperlyConfigured
 
 
 def _get(name: str, default: Any) -> Any:
     return getattr(django_settings, "CROSSPREFETCH", {}).get(name, default)
+
+
+def seconds_or_none(value: Any, where: str, error: type[Exception] = ValueError) -> float | None:
+    """A window in seconds (``>= 0``, finite) or ``None``; ``where`` is ``"...%r..."``."""
+    if value is None:
+        return None
+    if isinstance(value, int | float) and not isinstance(value, bool) and 0 <= value < float("inf"):
+        return float(value)
+    raise error(f"{where % (value,)}: give a number of seconds >= 0 (such as 0.005), or None.")
 
 
 class Settings:
@@ -61,6 +71,49 @@ class Settings:
         this many, the request is refused rather than answered with a truncated result.
         """
         return int(_get("MAX_FILTER_KEYS", 100_000))
+
+    @property
+    def ON_ERROR(self) -> str:
+        """What a lookup does when its database fails: ``"raise"`` or ``"degrade"``.
+
+        The default of every spec without ``on_error=``. ``"degrade"`` serves the response
+        with the group's keys read as missing; see :doc:`/howto/reference-down`.
+        """
+        return str(_get("ON_ERROR", "raise"))
+
+    @property
+    def TIMEOUT(self) -> float | None:
+        """Seconds after which the database cancels a lookup's query (``None``: never).
+
+        The default of every spec without ``timeout=``.
+        """
+        value = _get("TIMEOUT", None)
+        return None if value is None else float(value)
+
+    @property
+    def BREAKER_FAILURES(self) -> int:
+        """Consecutive failures of a database or cache alias that open its circuit breaker."""
+        return int(_get("BREAKER_FAILURES", 5))
+
+    @property
+    def BREAKER_RESET(self) -> float:
+        """Seconds an open circuit breaker skips its alias before one trial request."""
+        return float(_get("BREAKER_RESET", 30))
+
+    @property
+    def DEGRADED_LOG_INTERVAL(self) -> float:
+        """Seconds between two warnings about the same failing database."""
+        return float(_get("DEGRADED_LOG_INTERVAL", 60))
+
+    @property
+    def COALESCE(self) -> float | None:
+        """Seconds a lookup waits for concurrent requests to share its query (``None``: never).
+
+        The default of every spec's ``coalesce=``; see :doc:`/howto/coalescing`.
+        """
+        return seconds_or_none(
+            _get("COALESCE", None), 'CROSSPREFETCH["COALESCE"] = %r', ImproperlyConfigured
+        )
 
     @property
     def SERVER_TIMING(self) -> bool:

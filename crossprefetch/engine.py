@@ -72,11 +72,13 @@ def _fetch(group: Group) -> list[dict[Any, Any]]:
     started = time.perf_counter()
     fetched = chain.fetch(group)
     elapsed = (time.perf_counter() - started) * 1000
+    degraded = fetched.degraded
     for plan, rows in zip(group.plans, fetched.rows, strict=True):
         assert plan.stats is not None
         plan.stats.queries = fetched.queries
         plan.stats.time_ms = elapsed
         plan.stats.keys_found = plan.count_found(rows)
+        plan.stats.degraded = plan.name in degraded
     return fetched.rows
 
 

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import asyncio
 import inspect
+import threading
 from collections.abc import (
     AsyncIterable,
     Awaitable,
@@ -27,13 +28,15 @@ from collections.abc import (
     MutableMapping,
     Sequence,
 )
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any, Generic, TypeVar
 
 from asgiref.sync import sync_to_async
-from django.db import connections
+from django.db import close_old_connections, connections
 from django.http import HttpRequest
 
 from crossprefetch import _keys
+from crossprefetch.conf import conf
 from crossprefetch.engine import prefetch_cross_db
 from crossprefetch.lookup import MISSING, Lookup
 from crossprefetch.spec import CrossDBPrefetch
@@ -56,9 +59,13 @@ class DataLoader(Generic[KeyT, ValueT]):
     for key ``i``; an exception in that sequence fails the load of its key alone, an
     exception raised by the function fails every load of the batch.
 
-    Loads are memoised per loader: loading a key twice returns the same future, so a
-    loader is meant to live for one request (a cache across requests would serve stale
-    rows, and rows another user may not see). ``cache=False`` turns memoisation off.
+    Loads are memoised per loader: loading a key twice runs it once, so a loader is meant
+    to live for one request (a cache across requests would serve stale rows, and rows
+    another user may not see). ``cache=False`` turns memoisation off. Unlike
+    aiodataloader, each ``load`` returns a future of its own that follows the key's one
+    entry: a caller cancelling its load (a timeout, a client gone) never cancels another
+    caller waiting on the same key, and a cancelled batch leaves no entry behind, so the
+    next load of its keys runs again.
 
     :param batch_load_fn: ``async def batch_load_fn(keys: list) -> Sequence``; or define
         it as a method of a subclass.
@@ -68,7 +75,7 @@ class DataLoader(Generic[KeyT, ValueT]):
     :param get_cache_key: ``key -> hashable`` identity of a key in the cache (say, a
         normalised id); ``cache_key_fn`` is the same parameter under the name other
         DataLoader implementations use. The key itself by default.
-    :param cache_map: the mapping holding the memoised futures, if you want to share or
+    :param cache_map: the mapping holding the memoised entries, if you want to share or
         inspect it; a new ``dict`` by default.
     :param batch_window: seconds to keep collecting loads after the first one of a batch.
         ``0`` (the default) dispatches as soon as the loop has run the coroutines that were
@@ -175,23 +182,28 @@ class DataLoader(Generic[KeyT, ValueT]):
         return key
 
     def load(self, key: KeyT) -> asyncio.Future[ValueT]:
-        """A future for the value of ``key``, resolved when its batch has run."""
+        """A future for the value of ``key``, resolved when its batch has run.
+
+        Each call gets a future of its own, following the key's one entry: cancelling it
+        (a timeout, a client gone) never cancels another caller waiting on the same key,
+        and the entry stays usable for later loads.
+        """
         if key is None:
             raise TypeError(
                 f"{self!r}.load(None): a key cannot be None; test for a null reference "
                 "before loading it."
             )
         loop = self._running_loop("load")
-        cache_key = self._cache_key(key) if self.cache else None
         if self.cache:
-            cached = self._cache.get(cache_key)
-            if cached is not None:
-                return cached
-        future: asyncio.Future[ValueT] = loop.create_future()
-        if self.cache:
-            self._cache[cache_key] = future
-        self._enqueue(loop, key, future)
-        return future
+            cache_key = self._cache_key(key)
+            entry = self._cache.get(cache_key)
+            if entry is None or entry.cancelled():
+                entry = self._cache[cache_key] = loop.create_future()
+                self._enqueue(loop, key, entry)
+        else:
+            entry = loop.create_future()
+            self._enqueue(loop, key, entry)
+        return _follow(loop, entry)
 
     def load_many(self, keys: Iterable[KeyT]) -> asyncio.Future[list[ValueT]]:
         """A future for the values of ``keys``, in order; the loads are batched together.
@@ -300,7 +312,8 @@ class DataLoader(Generic[KeyT, ValueT]):
         try:
             values = await self._call_batch_load_fn(keys)
         except asyncio.CancelledError:
-            for _, future in entries:
+            for key, future in entries:
+                self._uncache(key, future)
                 future.cancel()
             raise
         except Exception as exc:
@@ -345,12 +358,37 @@ class DataLoader(Generic[KeyT, ValueT]):
     def _fail(self, entries: list[_Entry], error: Exception) -> None:
         """Reject every load of a failed batch, and uncache them so a later load retries."""
         for key, future in entries:
-            if self.cache:
-                cache_key = self._cache_key(key)
-                if self._cache.get(cache_key) is future:
-                    del self._cache[cache_key]
+            self._uncache(key, future)
             if not future.done():
                 future.set_exception(error)
+
+    def _uncache(self, key: KeyT, future: asyncio.Future[Any]) -> None:
+        if self.cache:
+            cache_key = self._cache_key(key)
+            if self._cache.get(cache_key) is future:
+                del self._cache[cache_key]
+
+
+def _follow(loop: asyncio.AbstractEventLoop, entry: asyncio.Future[Any]) -> asyncio.Future[Any]:
+    """A caller's own future, settled as ``entry`` is; cancelling it leaves ``entry`` alone."""
+    mine: asyncio.Future[Any] = loop.create_future()
+
+    def settle(source: asyncio.Future[Any]) -> None:
+        if mine.done():
+            return
+        if source.cancelled():
+            mine.cancel()
+        elif (error := source.exception()) is not None:
+            mine.set_exception(error)
+        else:
+            mine.set_result(source.result())
+
+    if entry.done():
+        settle(entry)
+    else:
+        entry.add_done_callback(settle)
+        mine.add_done_callback(lambda _: entry.remove_done_callback(settle))
+    return mine
 
 
 class ModelLoader(DataLoader[Any, Any]):
@@ -374,6 +412,10 @@ class ModelLoader(DataLoader[Any, Any]):
     :param fields: a projection: rows become dicts of these fields.
     :param using: the database alias; the QuerySet's own (the router's) by default.
     :param many: ``True`` loads every row holding the key (reverse references).
+    :param on_error: ``"degrade"`` loads every key of a batch whose database fails as
+        missing (``None``, or ``[]``) instead of failing its loads; see
+        :class:`~crossprefetch.CrossDBPrefetch`.
+    :param timeout: seconds after which the database cancels a batch's query.
     :param loader_kwargs: :class:`DataLoader` options: ``max_batch_size``, ``cache``,
         ``batch_window``, ...
     """
@@ -386,6 +428,8 @@ class ModelLoader(DataLoader[Any, Any]):
         fields: Sequence[str] | None = None,
         using: str | None = None,
         many: bool = False,
+        on_error: str | None = None,
+        timeout: float | None = None,
         **loader_kwargs: Any,
     ) -> None:
         if "batch_load_fn" in loader_kwargs:
@@ -400,6 +444,8 @@ class ModelLoader(DataLoader[Any, Any]):
             fields=fields,
             using=using,
             many=many,
+            on_error=on_error,
+            timeout=timeout,
         )
         self._normalize: _keys.Normalizer | None = None
         super().__init__(**loader_kwargs)
@@ -416,6 +462,10 @@ class ModelLoader(DataLoader[Any, Any]):
             parts.append(f"using={spec.using!r}")
         if spec.many:
             parts.append("many=True")
+        if spec.on_error is not None:
+            parts.append(f"on_error={spec.on_error!r}")
+        if spec.timeout is not None:
+            parts.append(f"timeout={spec.timeout!r}")
         return f"{type(self).__name__}({', '.join(parts)})"
 
     def get_cache_key(self, key: Any) -> Hashable:
@@ -473,11 +523,66 @@ async def aprefetch_cross_db(
     would issue the same queries through the same thread, one hop per query instead of
     one per call.
 
+    With coalescing (``coalesce=`` or ``CROSSPREFETCH["COALESCE"]``) and no transaction
+    open in that thread, the engine runs in a pool of threads of its own instead, so that
+    concurrent calls of one event loop, which would otherwise wait for each other on the
+    one thread, share their queries. Those threads treat each call as Django treats a
+    request: their connections are closed before and after it unless ``CONN_MAX_AGE``
+    keeps them.
+
     ``objects`` may be a list, a QuerySet (evaluated in that thread, where synchronous
     ORM access is allowed) or an async iterable, which is collected first.
     """
     if isinstance(objects, AsyncIterable) and not isinstance(objects, Iterable):
         objects = [obj async for obj in objects]
+    if _coalesces(specs) and not await sync_to_async(_in_transaction, thread_sensitive=True)():
+        return await sync_to_async(
+            _prefetch_alone, thread_sensitive=False, executor=_coalescing_executor()
+        )(objects, specs, request)
     return await sync_to_async(prefetch_cross_db, thread_sensitive=True)(
         objects, specs, request=request
     )
+
+
+def _coalesces(specs: Mapping[str, CrossDBPrefetch]) -> bool:
+    if not isinstance(specs, Mapping):
+        return False  # the engine says what is wrong
+    default = conf.COALESCE
+    return any(
+        (default if spec.coalesce is None else spec.coalesce)
+        for spec in specs.values()
+        if isinstance(spec, CrossDBPrefetch)
+    )
+
+
+def _in_transaction() -> bool:
+    return any(c.in_atomic_block for c in connections.all(initialized_only=True))
+
+
+def _prefetch_alone(
+    objects: Iterable[Any], specs: Mapping[str, CrossDBPrefetch], request: HttpRequest | None
+) -> dict[str, Lookup]:
+    close_old_connections()
+    try:
+        return prefetch_cross_db(objects, specs, request=request)
+    finally:
+        close_old_connections()
+
+
+_executor: ThreadPoolExecutor | None = None
+_executor_lock = threading.Lock()
+
+
+def _coalescing_executor() -> ThreadPoolExecutor:
+    """The threads coalescing calls run in: enough for every request of a busy process."""
+    global _executor
+    with _executor_lock:
+        if _executor is None:
+            _executor = ThreadPoolExecutor(
+                max_workers=_COALESCING_THREADS, thread_name_prefix="crossprefetch"
+            )
+        return _executor
+
+
+#: Concurrent coalescing calls per process; more wait for a thread.
+_COALESCING_THREADS = 64

@@ -30,11 +30,22 @@ class LookupStats:
     keys_invalid: int = 0
     queries: int = 0
     shared_with: list[str] = field(default_factory=list)
+    #: how many other concurrent requests shared this lookup's query (``coalesce=``); its
+    #: ``queries`` are those it sent itself, ``0`` when another request's query served it
+    coalesced_with: int = 0
     time_ms: float = 0.0
     cache_hits: int = 0
     cache_misses: int = 0
     cache_errors: int = 0
+    #: the cache's circuit breaker was open: the cache was not asked at all
+    cache_skipped: bool = False
     fallbacks: int = 0
+    #: the database failed and the spec degrades: every key reads as missing
+    degraded: bool = False
+    #: degraded without asking: the database's circuit breaker was open
+    breaker_open: bool = False
+    #: why the lookup degraded (the database's error), for the panel and logs
+    error: str = ""
 
     @property
     def keys_missing(self) -> int:
@@ -105,6 +116,14 @@ class Lookup(Mapping[Any, Any]):
     @property
     def many(self) -> bool:
         return self.spec.many
+
+    @property
+    def degraded(self) -> bool:
+        """Whether the database failed and every key not served by the cache reads as missing.
+
+        Only with ``on_error="degrade"``; see :attr:`LookupStats.error` for why.
+        """
+        return self.stats.degraded
 
     def get_for(self, obj: Any) -> Any:
         """The row(s) ``obj`` references, :data:`MISSING`, or :data:`NOT_PREFETCHED`."""

@@ -26,7 +26,8 @@ _current_panel: ContextVar[CrossDBPrefetchPanel | None] = ContextVar(
 
 
 class CrossDBPrefetchPanel(Panel):
-    """Each lookup built during the request: database, keys, queries, time, cache, fallbacks.
+    """Each lookup built during the request: database, keys, queries, time, cache, fallbacks,
+    and whether it was degraded by a failing database (with the error).
 
     ``lookups_prefetched`` is one process-wide signal, so every panel of every request in
     flight (threads, ASGI tasks) hears every prefetch. A panel keeps a batch only when it
@@ -115,6 +116,7 @@ class CrossDBPrefetchPanel(Panel):
                 "keys_asked": sum(row["keys_asked"] for row in rows),
                 "keys_missing": sum(row["keys_missing"] for row in rows),
                 "fallbacks": sum(row["fallbacks"] for row in rows),
+                "degraded": [row["name"] for row in rows if row["degraded"]],
                 "databases": sorted({row["alias"] for row in rows}),
             }
         )

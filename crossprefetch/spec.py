@@ -11,6 +11,10 @@ from django.db import models
 from django.http import HttpRequest
 
 from crossprefetch._cache_policy import CachePolicy
+from crossprefetch.conf import conf, seconds_or_none
+
+#: The values of ``on_error`` and ``CROSSPREFETCH["ON_ERROR"]``.
+ON_ERROR_CHOICES = ("raise", "degrade")
 
 Source: TypeAlias = (
     "type[models.Model] | str | models.QuerySet[Any] "
@@ -46,9 +50,29 @@ class CrossDBPrefetch:
         references), in the QuerySet's order.
     :param cache: ``None`` (no caching), a timeout in seconds, or a
         :class:`~crossprefetch.CachePolicy`.
+    :param on_error: when the database fails (refused connection, lost server, cancelled
+        statement): ``"raise"`` the error, or ``"degrade"``: every key of the lookup reads
+        as missing and the response goes on. ``None`` takes ``CROSSPREFETCH["ON_ERROR"]``.
+    :param timeout: seconds after which the database cancels the lookup's query, handled
+        by ``on_error``; ``0`` for none. ``None`` takes ``CROSSPREFETCH["TIMEOUT"]``.
+    :param coalesce: seconds a lookup waits for concurrent requests of this process to
+        share its query (see :doc:`/howto/coalescing`); ``None`` takes
+        ``CROSSPREFETCH["COALESCE"]``, ``0`` never shares.
     """
 
-    __slots__ = ("_model", "cache", "fields", "key", "many", "source", "to_field", "using")
+    __slots__ = (
+        "_model",
+        "cache",
+        "coalesce",
+        "fields",
+        "key",
+        "many",
+        "on_error",
+        "source",
+        "timeout",
+        "to_field",
+        "using",
+    )
 
     source: Source
     key: KeyGetter
@@ -57,6 +81,9 @@ class CrossDBPrefetch:
     using: str | None
     many: bool
     cache: CachePolicy | None
+    on_error: str | None
+    timeout: float | None
+    coalesce: float | None
     _model: type[models.Model] | None
 
     def __init__(
@@ -69,6 +96,9 @@ class CrossDBPrefetch:
         using: str | None = None,
         many: bool = False,
         cache: float | CachePolicy | None = None,
+        on_error: str | None = None,
+        timeout: float | None = None,
+        coalesce: float | None = None,
     ) -> None:
         set_ = object.__setattr__
         set_(self, "source", _validate_source(model))
@@ -82,6 +112,9 @@ class CrossDBPrefetch:
             raise TypeError(f"CrossDBPrefetch(many={many!r}): many must be True or False.")
         set_(self, "many", many)
         set_(self, "cache", _validate_cache(cache))
+        set_(self, "on_error", _validate_on_error(on_error))
+        set_(self, "timeout", _validate_timeout(timeout))
+        set_(self, "coalesce", seconds_or_none(coalesce, "CrossDBPrefetch(coalesce=%r)"))
         set_(self, "_model", model if isinstance(model, type) else None)
         self._check_arity()
 
@@ -94,7 +127,14 @@ class CrossDBPrefetch:
             parts.append(f"to_field={_unwrap(self.to_field)!r}")
         if self.fields is not None:
             parts.append(f"fields={self.fields!r}")
-        for name, default in (("using", None), ("many", False), ("cache", None)):
+        for name, default in (
+            ("using", None),
+            ("many", False),
+            ("cache", None),
+            ("on_error", None),
+            ("timeout", None),
+            ("coalesce", None),
+        ):
             value = getattr(self, name)
             if value != default:
                 parts.append(f"{name}={value!r}")
@@ -129,6 +169,22 @@ class CrossDBPrefetch:
                 f"{len(self.to_field)}; give key and to_field as tuples of the same length "
                 "for a composite key."
             )
+
+    def error_policy(self) -> str:
+        """``on_error``, or ``CROSSPREFETCH["ON_ERROR"]`` when the spec does not say."""
+        if self.on_error is not None:
+            return self.on_error
+        value = conf.ON_ERROR
+        if value not in ON_ERROR_CHOICES:
+            raise ImproperlyConfigured(
+                f"CROSSPREFETCH['ON_ERROR'] = {value!r}: use 'raise' or 'degrade'."
+            )
+        return value
+
+    def statement_timeout(self) -> float | None:
+        """``timeout``, or ``CROSSPREFETCH["TIMEOUT"]``; ``None`` when there is none."""
+        seconds = self.timeout if self.timeout is not None else conf.TIMEOUT
+        return seconds or None
 
     # Resolution (needs the app registry) ------------------------------------------------
 
@@ -276,6 +332,27 @@ def _names(argument: str, value: Any) -> tuple[str, ...]:
     if len(set(value)) != len(value):
         raise ValueError(f"CrossDBPrefetch({argument}={value!r}): a field name is repeated.")
     return tuple(value)
+
+
+def _validate_on_error(on_error: Any) -> str | None:
+    if on_error is None or on_error in ON_ERROR_CHOICES:
+        return on_error  # type: ignore[no-any-return]
+    raise ValueError(
+        f"CrossDBPrefetch(on_error={on_error!r}): on_error must be 'raise' (the error "
+        "propagates) or 'degrade' (the lookup's keys read as missing), or None for "
+        "CROSSPREFETCH['ON_ERROR']."
+    )
+
+
+def _validate_timeout(timeout: Any) -> float | None:
+    if timeout is None:
+        return None
+    if isinstance(timeout, int | float) and not isinstance(timeout, bool) and timeout >= 0:
+        return timeout
+    raise TypeError(
+        f"CrossDBPrefetch(timeout={timeout!r}): timeout must be a number of seconds "
+        "(0 for none), or None for CROSSPREFETCH['TIMEOUT']."
+    )
 
 
 def _validate_cache(cache: Any) -> CachePolicy | None:

@@ -2,6 +2,7 @@ from __future__ import annotations
 
 import datetime as dt
 import os
+from collections.abc import Iterator
 from dataclasses import dataclass
 from decimal import Decimal
 
@@ -11,7 +12,7 @@ from rest_framework.test import APIClient
 
 from tests.testapp.models import Account, Customer, OrderEvent, Region
 
-pytest_plugins = ["pytester"]
+pytest_plugins = ["pytester", "tests.servers"]
 
 #: Set by CI: a database or cache server that cannot be reached fails the run instead of
 #: skipping the tests that need it.
@@ -91,6 +92,18 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
     skip = pytest.mark.skip(reason=reason)
     for item in items:
         item.add_marker(skip)
+
+
+@pytest.fixture(autouse=True)
+def _closed_breakers() -> Iterator[None]:
+    """Circuit breakers are per process: no test inherits another's failures."""
+    from crossprefetch import _breaker
+    from crossprefetch._fetch import failure
+
+    yield
+    _breaker.databases.reset()
+    _breaker.caches.reset()
+    failure.reset()
 
 
 @pytest.fixture

@@ -154,18 +154,120 @@ def test_options_can_be_class_attributes_of_a_subclass() -> None:
 # DataLoader: cache -----------------------------------------------------------------------
 
 
-def test_cache_shares_one_future_per_key() -> None:
+def test_cache_shares_one_entry_per_key() -> None:
     batch = Recorder()
 
     async def main() -> None:
-        loader = DataLoader(batch)
+        entries: dict[Any, Any] = {}
+        loader = DataLoader(batch, cache_map=entries)
         first, again = loader.load(1), loader.load(1)
-        assert first is again
+        assert first is not again  # one future per caller, one entry per key
+        assert list(entries) == [1]
+        assert await asyncio.gather(first, again) == [10, 10]
         assert await loader.load_many([1, 2, 1]) == [10, 20, 10]
         assert await loader.load(2) == 20
 
     run(main)
-    assert batch.calls == [[1, 2]]
+    assert batch.calls == [[1], [2]]
+
+
+# DataLoader: cancellation ----------------------------------------------------------------
+
+
+def test_a_cancelled_load_never_cancels_another_caller_of_the_same_key() -> None:
+    release = asyncio.Event()
+    batch = Recorder()
+
+    async def slow(keys: list[Any]) -> list[Any]:
+        await release.wait()
+        return await batch(keys)
+
+    async def main() -> None:
+        loader = DataLoader(slow)
+        impatient, patient = loader.load(1), loader.load(1)
+        with pytest.raises(asyncio.TimeoutError):
+            await asyncio.wait_for(impatient, 0.01)  # cancels the impatient caller's future
+        assert impatient.cancelled()
+        release.set()
+        assert await patient == 10
+        assert await loader.load(1) == 10  # the entry was not poisoned either
+
+    run(main)
+    assert batch.calls == [[1]]
+
+
+def test_cancelled_futures_are_not_reused() -> None:
+    """Ported from strawberry's ``test_dont_dispatch_cancelled``."""
+
+    async def idx(keys: list[Any]) -> list[Any]:
+        await asyncio.sleep(0.05)
+        return keys
+
+    async def main() -> None:
+        loader: DataLoader[int, int] = DataLoader(idx)
+        assert await loader.load(1) == 1
+        by_hand = loader.load(2)
+        by_hand.cancel()
+        with pytest.raises(asyncio.TimeoutError):
+            await asyncio.wait_for(loader.load(3), 0.01)
+        assert await loader.load(4) == 4
+        assert await loader.load_many([1, 2, 3, 4, 5, 6]) == [1, 2, 3, 4, 5, 6]
+        with pytest.raises(asyncio.CancelledError):
+            by_hand.result()
+        assert [await loader.load(k) for k in (1, 2, 3, 4)] == [1, 2, 3, 4]
+
+    run(main)
+
+
+def test_a_cancelled_load_is_not_set_later() -> None:
+    """Ported from aiodataloader's ``test_does_not_attempt_to_set_cancelled_future``."""
+    handled: list[Any] = []
+
+    async def main() -> None:
+        loop = asyncio.get_running_loop()
+        loop.set_exception_handler(lambda _, context: handled.append(context))
+        gate: asyncio.Future[None] = loop.create_future()
+
+        async def wait_for_gate(keys: list[Any]) -> list[Any]:
+            await gate
+            return keys
+
+        promise = DataLoader(wait_for_gate).load(1)
+        promise.cancel()
+        gate.set_result(None)
+        with pytest.raises(asyncio.CancelledError):
+            await promise
+        await asyncio.sleep(0.001)
+
+    run(main)
+    assert handled == []
+
+
+def test_a_cancelled_batch_leaves_no_cancelled_entry() -> None:
+    started = asyncio.Event()
+    batch = Recorder()
+    calls = 0
+
+    async def first_hangs(keys: list[Any]) -> list[Any]:
+        nonlocal calls
+        calls += 1
+        if calls == 1:
+            started.set()
+            await asyncio.sleep(3600)
+        return await batch(keys)
+
+    async def main() -> None:
+        loader = DataLoader(first_hangs)
+        waiting = loader.load(1)
+        await started.wait()
+        for task in list(loader._tasks):
+            task.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await waiting
+        assert await loader.load(1) == 10
+
+    run(main)
+    assert batch.calls == [[1]]
 
 
 def test_cache_false_loads_every_time() -> None:
@@ -406,9 +508,14 @@ def test_model_loader_string_and_integer_keys_share_a_cache_entry(scenario: Scen
     pk = scenario.customers[0].pk
 
     async def main() -> None:
-        loader = ModelLoader(Customer, fields=("name",))
-        assert loader.load(str(pk)) is loader.load(pk)
-        assert loader.load("x") is not loader.load("y")
+        entries: dict[Any, Any] = {}
+        loader = ModelLoader(Customer, fields=("name",), cache_map=entries)
+        same = [loader.load(str(pk)), loader.load(pk)]
+        assert list(entries) == [pk]
+        others = [loader.load("x"), loader.load("y")]
+        assert list(entries) == [pk, "x", "y"]
+        row = {"name": scenario.customers[0].name}
+        assert await asyncio.gather(*same, *others) == [row, row, None, None]
         assert await loader.load(f"{pk}") == {"name": scenario.customers[0].name}
 
     run_in_django(main)

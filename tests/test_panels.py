@@ -17,9 +17,10 @@ from django.http import HttpRequest, HttpResponse
 from django.test import AsyncClient, Client, RequestFactory
 from rest_framework.request import Request
 
-from crossprefetch import CrossDBPrefetch, prefetch_cross_db
+from crossprefetch import CrossDBPrefetch, LookupStats, prefetch_cross_db
 from tests import panel_settings
 from tests.conftest import ALL_DATABASES, REQUIRE_SERVICES, make_scenario
+from tests.testapp.models import Customer
 
 if TYPE_CHECKING:
     from debug_toolbar.toolbar import DebugToolbar
@@ -202,6 +203,7 @@ def test_panel_numbers(
         [
             *(str(row[k]) for k in _COLUMNS[:-1]),
             ", ".join(row["shared_with"]) or "—",
+            "—",  # not degraded
         ]
         for row in expected
     ]
@@ -241,6 +243,29 @@ def test_panel_stats_are_json(toolbar: type[DebugToolbar]) -> None:
     stats = panel.get_stats()
     assert json.loads(json.dumps(stats)) == stats
     assert stats["lookups"][0]["name"] == "customers"
+
+
+@pytest.mark.django_db(databases=ALL_DATABASES)
+def test_panel_shows_degraded_lookups(toolbar: type[DebugToolbar]) -> None:
+    panel = _panel(toolbar, RequestFactory().get("/"))
+    broken = Customer.objects.extra(where=["no_such_column = 1"])
+    panel.enable_instrumentation()
+    try:
+        prefetch_cross_db(
+            [SimpleNamespace(customer_id=1)],
+            {"broken": CrossDBPrefetch(broken, key="customer_id", on_error="degrade")},
+            request=panel.toolbar.request,
+        )
+    finally:
+        panel.disable_instrumentation()
+    panel.generate_stats(panel.toolbar.request, HttpResponse())
+
+    stats = panel.get_stats()
+    assert stats["degraded"] == ["broken"]
+    assert stats["lookups"][0]["degraded"] is True
+    content = str(panel.content)
+    assert "no_such_column" in table_rows(content)[0][-1]
+    assert table_rows(content, "crossprefetch-summary")[0][-1] == "broken"
 
 
 def _panel(toolbar: type[DebugToolbar], request: HttpRequest) -> CrossDBPrefetchPanel:
@@ -418,6 +443,7 @@ def test_panel_in_a_browser(toolbar_server: LiveServer, browser: WebDriver, tmp_
             "0",
             "20",
             "\u2014",
+            "\u2014",  # not degraded
         ],
         [
             "regions",
@@ -433,6 +459,24 @@ def test_panel_in_a_browser(toolbar_server: LiveServer, browser: WebDriver, tmp_
             "0",
             "42",
             "\u2014",
+            "\u2014",  # not degraded
         ],
     ]
     assert all(cells[8].endswith(" ms") for cells in rows)
+
+
+@pytest.mark.django_db(databases=ALL_DATABASES)
+def test_panel_shows_requests_that_shared_a_coalesced_query(
+    toolbar: type[DebugToolbar],
+) -> None:
+    panel = _panel(toolbar, RequestFactory().get("/"))
+    led = LookupStats("customers", "testapp.Customer", "default", queries=1, coalesced_with=3)
+    joined = LookupStats("regions", "testapp.Region", "legacy", coalesced_with=1)
+    panel._batches = [[led, joined]]
+    panel.generate_stats(panel.toolbar.request, HttpResponse())
+
+    assert [row["coalesced_with"] for row in panel.get_stats()["lookups"]] == [3, 1]
+    assert [cells[-2] for cells in table_rows(panel.content)] == [
+        "+ 3 other requests",
+        "+ 1 other request",
+    ]

@@ -16,6 +16,9 @@ class Fetched:
     rows: list[dict[Any, Any]]
     #: queries sent to the group's database to build it
     queries: int = 0
+    #: names of the plans whose rows are incomplete: their database failed (or was skipped
+    #: by its circuit breaker) and the failure policy chose to go on; never cached
+    degraded: frozenset[str] = frozenset()
 
 
 class Fetch(Protocol):

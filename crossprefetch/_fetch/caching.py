@@ -21,7 +21,10 @@ many keys the page has.
 
 A cache that raises never fails a request: the keys are read from the database, the
 failure is counted in :attr:`~crossprefetch.LookupStats.cache_errors` and logged at most
-once per ``CACHE_ERROR_LOG_INTERVAL`` per cache alias.
+once per ``CACHE_ERROR_LOG_INTERVAL`` per cache alias. A cache that keeps failing (a hung
+server makes each call wait for the client's socket timeout) trips its circuit breaker
+(:mod:`crossprefetch._breaker`): the cache is then skipped, and the database read, until
+one trial ``BREAKER_RESET`` seconds later.
 """
 
 from __future__ import annotations
@@ -37,7 +40,7 @@ from django.core.cache import BaseCache
 from django.core.exceptions import ImproperlyConfigured
 from django.db import models
 
-from crossprefetch import _cachestore, _invalidation
+from crossprefetch import _breaker, _cachestore, _invalidation
 from crossprefetch._cachestore import get_cache, key_head, key_prefix, key_suffix, report_error
 from crossprefetch._fetch.base import Fetch, Fetched
 from crossprefetch._groups import Group
@@ -144,14 +147,17 @@ def _fetch_cached(group: Group, policy: CachePolicy, inner: Fetch) -> Fetched:
     wanted = generation_keys + [k for e in entries for k in e.remote]
     errors = 0
     found: dict[str, Any] = {}
-    usable = True
-    if wanted:
+    skipped = not _breaker.caches.allow(policy.alias)
+    usable = not skipped
+    if wanted and usable:
         try:
             found = cache.get_many(wanted)
         except Exception as exc:
-            report_error(policy.alias, "get_many", exc)
+            _failed(policy.alias, "get_many", exc)
             errors += 1
             usable = False
+        else:
+            _breaker.caches.success(policy.alias)
     generations: tuple[int, ...] | None = ()
     if usable and generation_keys:
         generations, failed = _generations(cache, policy.alias, generation_keys, found)
@@ -166,20 +172,22 @@ def _fetch_cached(group: Group, policy: CachePolicy, inner: Fetch) -> Fetched:
 
     missed = [e for e in entries if e.missing]
     queries = 0
+    degraded: frozenset[str] = frozenset()
     if missed:
         fetched = inner(group.narrowed({e.plan: e.missing for e in missed}))
         queries = fetched.queries
+        degraded = fetched.degraded
         to_write: dict[str, Any] = {}
         ttl = _timeout(policy)
         for e, rows in zip(missed, fetched.rows, strict=True):
             e.result.update(rows)
-            if usable:
+            if usable and e.plan.name not in degraded:  # a failed read is not "no row"
                 _collect(e, rows, generations, policy, now, ttl, to_write, remembered)
         if to_write:
             errors += _write(cache, policy, to_write, ttl)
     _remember(remembered)
-    _set_stats(plans, [e.hits for e in entries], errors=errors)
-    return Fetched([e.result for e in entries], queries)
+    _set_stats(plans, [e.hits for e in entries], errors=errors, skipped=skipped)
+    return Fetched([e.result for e in entries], queries, degraded)
 
 
 def _refuse_unsafe(plan: Plan, policy: CachePolicy) -> None:
@@ -243,7 +251,7 @@ def _generations(
                 else:  # another process has just added one: read it
                     found[key] = cache.get(key)
         except Exception as exc:
-            report_error(alias, "add", exc)
+            _failed(alias, "add", exc)
             return None, 1
     generations = tuple(found.get(k) for k in generation_keys)
     if not all(type(g) is int for g in generations):
@@ -370,7 +378,7 @@ def _write(cache: BaseCache, policy: CachePolicy, data: dict[str, Any], ttl: int
     try:
         failed = cache.set_many(data, timeout=ttl)
     except Exception as exc:
-        report_error(policy.alias, "set_many", exc)
+        _failed(policy.alias, "set_many", exc)
         return 1
     if failed:
         report_error(
@@ -380,7 +388,13 @@ def _write(cache: BaseCache, policy: CachePolicy, data: dict[str, Any], ttl: int
     return 0
 
 
-def _set_stats(plans: list[Plan], hits: list[int], *, errors: int) -> None:
+def _failed(alias: str, operation: str, exc: Exception) -> None:
+    """A cache call raised: count it against the cache's breaker, and log it (rate-limited)."""
+    _breaker.caches.failure(alias)
+    report_error(alias, operation, exc)
+
+
+def _set_stats(plans: list[Plan], hits: list[int], *, errors: int, skipped: bool = False) -> None:
     for plan, plan_hits in zip(plans, hits, strict=True):
         stats = plan.stats
         if stats is None:
@@ -388,3 +402,4 @@ def _set_stats(plans: list[Plan], hits: list[int], *, errors: int) -> None:
         stats.cache_hits = plan_hits
         stats.cache_misses = len(plan.keys) - plan_hits
         stats.cache_errors = errors
+        stats.cache_skipped = skipped

@@ -11,10 +11,14 @@ from collections.abc import Sequence
 
 from crossprefetch._fetch.base import Fetch, Layer
 from crossprefetch._fetch.caching import CacheLayer
+from crossprefetch._fetch.coalescing import CoalesceLayer
 from crossprefetch._fetch.database import query_database
+from crossprefetch._fetch.failure import FailureLayer
 
-#: Outermost first: the cache answers what it holds and passes only its misses down.
-LAYERS: Sequence[Layer] = (CacheLayer,)
+#: Outermost first: the cache answers what it holds and passes only its misses down; the
+#: failure policy below it degrades only those misses when their database fails; below
+#: it, concurrent requests share one query for them, and each applies its own policy.
+LAYERS: Sequence[Layer] = (CacheLayer, FailureLayer, CoalesceLayer)
 
 
 def build(layers: Sequence[Layer], bottom: Fetch) -> Fetch:

@@ -1,7 +1,9 @@
 """The bottom of the fetch chain: one query (or as few as the backend allows) per group.
 
 Only the union of the projected fields plus the matched field leaves the database; each
-row is placed in the result of every plan that asked for its key.
+row is placed in the result of every plan that asked for its key. The statements run with
+the spec's ``timeout`` enforced by the server, in a scope a failure cannot leave aborted
+(:mod:`crossprefetch._timeouts`).
 """
 
 from __future__ import annotations
@@ -12,7 +14,7 @@ from typing import Any
 
 from django.db import models
 
-from crossprefetch import _keys, _sql
+from crossprefetch import _keys, _sql, _timeouts
 from crossprefetch._fetch.base import Fetched
 from crossprefetch._groups import Group
 from crossprefetch._plans import Plan
@@ -28,9 +30,12 @@ def query_database(group: Group) -> Fetched:
     queryset = group.queryset
     if not any(p.spec.many for p in plans) and _keys.is_unique(first.match_fields, queryset.model):
         queryset = queryset.order_by()
-    if any(p.spec.fields is None for p in plans):
-        return _fetch_instances(plans, queryset, first.match_names, list(keys))
-    return _fetch_values(plans, queryset, first.match_names, list(keys))
+    spec = first.spec
+    degrade = spec.error_policy() == "degrade"
+    with _timeouts.statement_scope(first.alias, spec.statement_timeout(), isolate=degrade):
+        if any(p.spec.fields is None for p in plans):
+            return _fetch_instances(plans, queryset, first.match_names, list(keys))
+        return _fetch_values(plans, queryset, first.match_names, list(keys))
 
 
 def _fetch_values(

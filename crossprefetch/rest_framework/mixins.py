@@ -25,6 +25,9 @@ else:
 
 _NOTHING = object()
 
+#: Names the lookups of the response that were degraded (``on_error="degrade"``).
+DEGRADED_HEADER = "Crossprefetch-Degraded"
+
 
 class _DeferredLookups:
     """Builds the lookups on first use, for whatever the root serializer then holds.
@@ -138,10 +141,15 @@ class CrossDBPrefetchMixin(_Base):
         self, request: Request, response: Response, *args: Any, **kwargs: Any
     ) -> Response:
         response = super().finalize_response(request, response, *args, **kwargs)
-        if self._crossprefetch_built and conf.SERVER_TIMING:
-            entry = server_timing(self._crossprefetch_built)
-            existing = response.get("Server-Timing")
-            response["Server-Timing"] = f"{existing}, {entry}" if existing else entry
+        built = self._crossprefetch_built
+        if built:
+            if conf.SERVER_TIMING:
+                entry = server_timing(built)
+                existing = response.get("Server-Timing")
+                response["Server-Timing"] = f"{existing}, {entry}" if existing else entry
+            degraded = dict.fromkeys(lookup.name for lookup in built if lookup.degraded)
+            if degraded:
+                response[DEGRADED_HEADER] = ", ".join(degraded)
         return response
 
 

@@ -15,6 +15,10 @@ at PostgreSQL with a URL in the environment::
 (``postgres://USER:PASSWORD@HOST:PORT/NAME``; ``sqlite:///ABSOLUTE/PATH`` also works.) A
 missing PostgreSQL database is created by ``demo``, ``seed`` and ``benchmark``.
 
+``EXAMPLE_COALESCE`` (seconds) sets ``CROSSPREFETCH["COALESCE"]``, the window in which
+concurrent requests share their lookup queries; ``EXAMPLE_CONN_MAX_AGE`` (seconds) keeps
+database connections open between requests (``manage.py loadtest`` sets both).
+
 ``EXAMPLE_DEBUG`` (``1``/``0``) sets ``DEBUG``; ``manage.py`` turns it off for the measuring
 commands. With ``DEBUG`` on and django-debug-toolbar importable, the toolbar is shown on the
 browsable API.
@@ -76,6 +80,8 @@ def _database(alias: str) -> dict[str, Any]:
 
 
 DATABASES = {alias: _database(alias) for alias in ("default", "timeseries")}
+for _settings in DATABASES.values():
+    _settings["CONN_MAX_AGE"] = int(os.environ.get("EXAMPLE_CONN_MAX_AGE", "0"))
 DATABASE_ROUTERS = ["shop.routers.ShopRouter", "example.routers.DefaultOnlyRouter"]
 
 # Room for the customers of a page of 10,000 (LocMemCache keeps 300 entries by default).
@@ -109,7 +115,17 @@ REST_FRAMEWORK = {
     "UNAUTHENTICATED_USER": None,
 }
 
+# Server errors on the console even with DEBUG off: a load test must see them.
+LOGGING = {
+    "version": 1,
+    "disable_existing_loggers": False,
+    "handlers": {"console": {"class": "logging.StreamHandler"}},
+    "loggers": {"django.request": {"handlers": ["console"], "level": "ERROR"}},
+}
+
 CROSSPREFETCH: dict[str, Any] = {}
+if os.environ.get("EXAMPLE_COALESCE"):
+    CROSSPREFETCH["COALESCE"] = float(os.environ["EXAMPLE_COALESCE"])
 
 
 def _crossprefetch_has(module: str) -> bool:

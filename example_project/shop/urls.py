@@ -3,7 +3,7 @@ the benchmark's baselines, browsable all the same."""
 
 from __future__ import annotations
 
-from django.urls import URLPattern, URLResolver
+from django.urls import URLPattern, URLResolver, path
 from rest_framework.routers import DefaultRouter
 
 from shop import views
@@ -23,5 +23,12 @@ router.register(
 )
 router.register("joined-events", views.JoinedOrderEventViewSet, basename="joined-event")
 router.register("cached-events", views.CachedOrderEventViewSet, basename="cached-event")
+router.register("degrading-events", views.DegradingOrderEventViewSet, basename="degrading-event")
+router.register(
+    "slow-reference-events", views.SlowReferenceOrderEventViewSet, basename="slow-reference-event"
+)
 
-urlpatterns: list[URLPattern | URLResolver] = router.urls
+urlpatterns: list[URLPattern | URLResolver] = [
+    path("async-events/", views.async_events, name="async-events"),
+    *router.urls,
+]

@@ -11,6 +11,11 @@ All of them list the same events with the same pagination and serve the same JSO
 * ``JoinedOrderEventViewSet`` — the same data in one database, joined with
   ``select_related``: what the two-database design is compared against.
 * ``CachedOrderEventViewSet`` — crossprefetch with per-key caching of the customers.
+* ``DegradingOrderEventViewSet`` — crossprefetch with ``on_error="degrade"`` and a
+  timeout: the page is served, customers unknown, when their database fails or is slow.
+* ``SlowReferenceOrderEventViewSet`` — the same, reading customers through a query slower
+  than the timeout: what ``manage.py benchmark_degraded`` measures the timeout with.
+* ``async_events`` — crossprefetch in an async view, through ``aprefetch_cross_db``.
 
 ``events/`` and ``joined-events/`` also filter and order by the customer
 (``?customer_tier=gold``, ``?customer_name=ada``, ``?ordering=-customer_name``): the first
@@ -22,12 +27,15 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any, TypeVar
 
+from django.db import connections
 from django.db.models import QuerySet
+from django.http import HttpRequest, JsonResponse
 from rest_framework import viewsets
 from rest_framework.request import Request
 
 from crossprefetch import CrossDBPrefetch, CrossDBPrefetchMixin
 from crossprefetch.filters import CrossDBFilter, CrossDBFilterBackend, CrossDBOrderingFilter
+from crossprefetch.loaders import aprefetch_cross_db
 from shop.joined import joined_filter
 from shop.models import Customer, JoinedOrderEvent, OrderEvent
 from shop.pagination import EventPagination
@@ -43,6 +51,8 @@ _Row = TypeVar("_Row")
 CUSTOMER_FIELDS = ("name", "tier")
 #: Seconds a customer stays cached in the ``cached-events`` endpoint.
 CACHE_TIMEOUT = 300
+#: Seconds the customers' database has to answer in the ``degrading-events`` endpoints.
+DEGRADE_TIMEOUT = 0.1
 
 
 class OrderEventViewSet(CrossDBPrefetchMixin, viewsets.ReadOnlyModelViewSet[OrderEvent]):
@@ -76,6 +86,48 @@ class CachedOrderEventViewSet(OrderEventViewSet):
     cross_db_fields = {
         "customers": CrossDBPrefetch(
             "shop.Customer", key="customer_id", fields=CUSTOMER_FIELDS, cache=CACHE_TIMEOUT
+        ),
+    }
+
+
+class DegradingOrderEventViewSet(OrderEventViewSet):
+    """crossprefetch that serves the page even when the customers' database fails."""
+
+    cross_db_fields = {
+        "customers": CrossDBPrefetch(
+            "shop.Customer",
+            key="customer_id",
+            fields=CUSTOMER_FIELDS,
+            on_error="degrade",
+            timeout=DEGRADE_TIMEOUT,
+        ),
+    }
+
+
+def slow_customers(request: HttpRequest | None) -> QuerySet[Customer]:
+    """Customers behind a condition the database takes seconds to evaluate."""
+    queryset = Customer.objects.all()
+    vendor = connections[queryset.db].vendor
+    if vendor == "postgresql":
+        return queryset.extra(where=["pg_sleep(2) IS NOT NULL"])
+    return queryset.extra(
+        where=[
+            "(WITH RECURSIVE c(x) AS (SELECT 1 UNION ALL SELECT x + 1 FROM c "
+            "WHERE x < 500000000) SELECT count(*) FROM c) > 0"
+        ]
+    )
+
+
+class SlowReferenceOrderEventViewSet(OrderEventViewSet):
+    """``DegradingOrderEventViewSet`` over a customers' query slower than its timeout."""
+
+    cross_db_fields = {
+        "customers": CrossDBPrefetch(
+            slow_customers,
+            key="customer_id",
+            fields=CUSTOMER_FIELDS,
+            on_error="degrade",
+            timeout=DEGRADE_TIMEOUT,
         ),
     }
 
@@ -139,3 +191,30 @@ class JoinedOrderEventViewSet(viewsets.ReadOnlyModelViewSet[JoinedOrderEvent]):
     def get_queryset(self) -> QuerySet[JoinedOrderEvent]:
         """The filters and orderings of ``events/``, written as joins (see :mod:`shop.joined`)."""
         return joined_filter(super().get_queryset(), self.request.query_params)
+
+
+async def async_events(request: HttpRequest) -> JsonResponse:
+    """A page of events with their customers' names and tiers, from an async view.
+
+    ``?page=`` and ``?page_size=`` as in the API (without its links and count).
+    """
+    try:
+        page = max(1, int(request.GET.get("page", "1")))
+        size = min(max(1, int(request.GET.get("page_size", "10"))), EventPagination.max_page_size)
+    except ValueError:
+        return JsonResponse({"detail": "page and page_size are whole numbers."}, status=400)
+    events = [e async for e in OrderEvent.objects.all()[(page - 1) * size : page * size]]
+    customers = (await aprefetch_cross_db(events, OrderEventViewSet.cross_db_fields))["customers"]
+    results = []
+    for event in events:
+        customer = customers.get(event.customer_id)
+        results.append(
+            {
+                "id": event.pk,
+                "customer_id": event.customer_id,
+                "event_type": event.event_type,
+                "customer_name": customer["name"] if customer else "Unknown customer",
+                "customer_tier": customer["tier"] if customer else None,
+            }
+        )
+    return JsonResponse({"results": results})

@@ -8,7 +8,7 @@ from io import StringIO
 from pathlib import Path
 
 import pytest
-from django.core.management import call_command
+from django.core.management import CommandError, call_command
 from django.db import connections
 
 from shop.measuring import QueryCounter, comparable_payload, simulated_latency
@@ -153,3 +153,10 @@ def test_comparable_payload_ignores_only_the_endpoint_in_links() -> None:
     assert comparable_payload(a) == comparable_payload(b)
     assert comparable_payload(a) != comparable_payload(c)
     assert comparable_payload(a) != comparable_payload(reordered)
+
+
+def test_loadtest_needs_a_postgresql_reference_database() -> None:
+    if connections["default"].vendor == "postgresql":
+        pytest.skip("the example's default database is PostgreSQL here")
+    with pytest.raises(CommandError, match="EXAMPLE_DEFAULT_DB_URL"):
+        run("loadtest", "--requests", "1")

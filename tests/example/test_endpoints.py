@@ -111,3 +111,17 @@ def test_page_size_is_capped_at_ten_thousand(client: Client) -> None:
     body = json.loads(get(client, list_url("event", 50_000)))
     assert len(body["results"]) == DATASET.events  # capped at 10,000, above the 260 seeded
     assert body["next"] is None
+
+
+@pytest.mark.usefixtures("shop_data")
+def test_async_view_serves_the_api_names_and_tiers(client: Client) -> None:
+    api = json.loads(get(client, list_url("event", 20, 2)))["results"]
+    with assert_num_queries(default=1, timeseries=1):
+        body = json.loads(get(client, f"{reverse('shop:async-events')}?page=2&page_size=20"))
+    keys = ("id", "customer_id", "event_type", "customer_name", "customer_tier")
+    assert body["results"] == [{k: event[k] for k in keys} for event in api]
+
+
+def test_async_view_refuses_a_page_that_is_not_a_number(client: Client) -> None:
+    response = client.get(f"{reverse('shop:async-events')}?page=x")
+    assert response.status_code == 400

@@ -1,0 +1,25 @@
+"""System check of ``CROSSPREFETCH["COALESCE"]``; ids are listed in the docs, never reused."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django.core import checks
+from django.core.exceptions import ImproperlyConfigured
+
+from crossprefetch.conf import conf
+
+
+def check_coalesce_setting(app_configs: Any = None, **kwargs: Any) -> list[checks.CheckMessage]:
+    """A window that is not a number of seconds would fail every lookup at run time."""
+    try:
+        _ = conf.COALESCE
+    except ImproperlyConfigured as exc:
+        return [
+            checks.Error(
+                str(exc),
+                hint='Set CROSSPREFETCH["COALESCE"] to a few milliseconds (0.005), or remove it.',
+                id="crossprefetch.E301",
+            )
+        ]
+    return []

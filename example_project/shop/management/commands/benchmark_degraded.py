@@ -1,0 +1,193 @@
+"""``manage.py benchmark_degraded``: what a request costs when the customers' database fails.
+
+Not a test: a measurement, through the whole stack like ``benchmark``, of the
+``degrading-events`` endpoint (``on_error="degrade"``, ``timeout=DEGRADE_TIMEOUT``):
+
+* healthy: the customers' database answers;
+* slow: the customers' query runs longer than the timeout and the database cancels it;
+* dead: the customers' database refuses connections (a killed server: the SQLite file
+  replaced by a directory, or the PostgreSQL port closed), each request trying again
+  (the circuit breaker held closed);
+* breaker open: the same dead database after the breaker opened: no attempt at all.
+
+Targets: dead ≤ timeout + 20 ms; breaker open ≤ 1.10 times healthy. The slow request is
+judged by what the slow query adds to a healthy request (≤ timeout + 20 ms): the rest of
+the request (the page, serialization) costs what it costs either way.
+"""
+
+from __future__ import annotations
+
+import gc
+import json
+import tempfile
+from argparse import ArgumentParser
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+from django.core.management.base import BaseCommand, CommandError
+from django.db import connections
+from django.test import Client
+from django.test.utils import override_settings
+from django.urls import reverse
+
+from crossprefetch import _breaker
+from shop.management.commands._options import count
+from shop.management.commands.benchmark import command_line, environment
+from shop.measuring import format_ms, median, timed_get
+from shop.models import Customer
+from shop.seeding import Dataset, prepare_databases, seed
+from shop.views import DEGRADE_TIMEOUT
+
+HEADER = "Crossprefetch-Degraded"
+TIMES = "\N{MULTIPLICATION SIGN}"
+MARGIN = 0.020
+NEVER = {"BREAKER_FAILURES": 1_000_000_000}
+OPENS = {"BREAKER_FAILURES": 1, "BREAKER_RESET": 3600}
+
+
+@contextmanager
+def dead(alias: str) -> Iterator[None]:
+    """The alias's server refuses connections until the block ends."""
+    connection = connections[alias]
+    settings = connection.settings_dict
+    saved = dict(settings)
+    with tempfile.TemporaryDirectory() as directory:
+        if connection.vendor == "sqlite":
+            settings["NAME"] = directory  # "unable to open database file"
+        elif connection.vendor == "postgresql":
+            import socket
+
+            with socket.socket() as sock:  # a port nothing listens on
+                sock.bind(("127.0.0.1", 0))
+                port = sock.getsockname()[1]
+            settings.update(HOST="127.0.0.1", PORT=str(port))
+        else:
+            raise CommandError(f"No way to kill a {connection.vendor} server here.")
+        connection.close()
+        try:
+            yield
+        finally:
+            settings.clear()
+            settings.update(saved)
+            connection.close()
+
+
+class Command(BaseCommand):
+    help = (
+        "Time the degrading endpoint with the customers' database healthy, slow (cancelled "
+        "by the timeout), dead, and dead with its circuit breaker open. Prints Markdown."
+    )
+    requires_system_checks: list[str] = []
+
+    def add_arguments(self, parser: ArgumentParser) -> None:
+        parser.add_argument("--page-size", type=count, default=100, help="(default: 100)")
+        parser.add_argument("--repeat", type=count, default=30, help="requests per block (30)")
+        parser.add_argument("--rounds", type=count, default=3, help="blocks per variant (3)")
+        parser.add_argument("--reference-rows", type=count, default=10_000, help="(10000)")
+        parser.add_argument("--json", metavar="FILE", help="also write the figures as JSON")
+
+    def handle(self, *args: Any, **options: Any) -> None:
+        if options["repeat"] < 2 or options["rounds"] < 1:
+            raise CommandError("--repeat must be at least 2 and --rounds at least 1.")
+        with override_settings(DEBUG=False):
+            report = self._run(options)
+        self.stdout.write(render_markdown(report))
+        if options["json"]:
+            Path(options["json"]).write_text(json.dumps(report, indent=2) + "\n")
+
+    def _run(self, options: dict[str, Any]) -> dict[str, Any]:
+        prepare_databases(("default", "timeseries"))
+        seed(Dataset(options["reference_rows"], max(options["page_size"], 1000)))
+        measured = environment()
+        alias = Customer.objects.all().db
+        client = Client()
+        page = options["page_size"]
+        degrading = f"{reverse('shop:degrading-event-list')}?page_size={page}"
+        slow = f"{reverse('shop:slow-reference-event-list')}?page_size={page}"
+        times: dict[str, list[float]] = {"healthy": [], "slow": [], "dead": [], "open": []}
+
+        def block(name: str, url: str, *, degraded: bool) -> None:
+            # the first request of a block pays for (re)connecting: not measured
+            self._check(client, url, degraded)
+            for _ in range(options["repeat"]):
+                gc.collect()
+                elapsed, _ = timed_get(client, url)
+                times[name].append(elapsed)
+
+        for _ in range(options["rounds"]):
+            with override_settings(CROSSPREFETCH=NEVER):
+                block("healthy", degrading, degraded=False)
+                block("slow", slow, degraded=True)
+                with dead(alias):
+                    block("dead", degrading, degraded=True)
+            _breaker.databases.reset()
+            with override_settings(CROSSPREFETCH=OPENS), dead(alias):
+                self._check(client, degrading, True)  # the failure that opens the breaker
+                assert _breaker.databases.is_open(alias)
+                block("open", degrading, degraded=True)
+            _breaker.databases.reset()
+            self.stderr.write(".", ending="")
+        self.stderr.write("\n")
+        medians = {name: median(values) for name, values in times.items()}
+        return {
+            "command": command_line(),
+            "environment": measured,
+            "settings": {
+                "page_size": page,
+                "repeat": options["repeat"],
+                "rounds": options["rounds"],
+                "reference_rows": options["reference_rows"],
+                "timeout_s": DEGRADE_TIMEOUT,
+            },
+            "median_s": medians,
+            "limits": {
+                "slow_and_dead_s": DEGRADE_TIMEOUT + MARGIN,
+                "open_vs_healthy": 1.10,
+            },
+            "open_vs_healthy": medians["open"] / medians["healthy"],
+        }
+
+    def _check(self, client: Client, url: str, degraded: bool) -> None:
+        response = client.get(url)
+        if response.status_code != 200 or (HEADER in response) != degraded:
+            raise CommandError(
+                f"{url}: expected a{' degraded' if degraded else 'n undegraded'} 200, got "
+                f"{response.status_code} with {HEADER}={response.get(HEADER)!r}."
+            )
+
+
+def render_markdown(report: dict[str, Any]) -> str:
+    medians = report["median_s"]
+    limit = report["limits"]["slow_and_dead_s"]
+    ratio = report["open_vs_healthy"]
+    timeout = report["settings"]["timeout_s"]
+    added = medians["slow"] - medians["healthy"]
+
+    def verdict(ok: bool) -> str:
+        return "yes" if ok else "**no**"
+
+    lines = [
+        "# Degraded requests",
+        "",
+        f"`{report['command']}`",
+        "",
+        f"Databases: {report['environment']['databases']}; commit "
+        f"{report['environment']['commit']}; page of {report['settings']['page_size']}, "
+        f"timeout {timeout * 1000:g} ms; median of "
+        f"{report['settings']['repeat'] * report['settings']['rounds']} requests.",
+        "",
+        "| customers' database | median | target | met |",
+        "|---|---:|---:|:-:|",
+        f"| healthy | {format_ms(medians['healthy'])} | — | — |",
+        f"| slow (cancelled at the timeout) | {format_ms(medians['slow'])} "
+        f"(+{format_ms(added)} over healthy) | +≤ {format_ms(limit)} | "
+        f"{verdict(added <= limit)} |",
+        f"| dead, every request tries | {format_ms(medians['dead'])} | "
+        f"≤ {format_ms(limit)} | {verdict(medians['dead'] <= limit)} |",
+        f"| dead, circuit breaker open | {format_ms(medians['open'])} "
+        f"({ratio:.2f}{TIMES} healthy) | ≤ 1.10{TIMES} | {verdict(ratio <= 1.10)} |",
+        "",
+    ]
+    return "\n".join(lines)
