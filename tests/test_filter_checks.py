@@ -43,44 +43,44 @@ CASES: list[tuple[str, type, str, str]] = [
     (
         "filters not a dict",
         view(cross_db_filters=[CrossDBFilter("customers", "tier")]),
-        "E201",
+        "E401",
         "cross_db_filters = {",
     ),
-    ("filter not a CrossDBFilter", view(cross_db_filters={"t": "tier"}), "E201", "Wrap it"),
+    ("filter not a CrossDBFilter", view(cross_db_filters={"t": "tier"}), "E401", "Wrap it"),
     (
         "ordering not a pair",
         view(cross_db_ordering_fields={"name": "customers.name"}),
-        "E201",
+        "E401",
         "('customers', 'name')",
     ),
     (
         "unknown lookup name",
         view(cross_db_filters={"t": CrossDBFilter("buyers", "tier")}),
-        "E202",
+        "E402",
         "'customers'",
     ),
     (
         "ordering through an unknown lookup name",
         view(cross_db_ordering_fields={"name": ("buyers", "name")}),
-        "E202",
+        "E402",
         "'customers'",
     ),
     (
         "unknown remote field",
         view(cross_db_filters={"t": CrossDBFilter("customers", "rank")}),
-        "E203",
+        "E403",
         "tier",
     ),
     (
         "unknown remote field across a relation",
         view(cross_db_filters={"t": CrossDBFilter("customers", "tier__name")}),
-        "E203",
+        "E403",
         "tier",
     ),
     (
         "ordering by an unknown remote field",
         view(cross_db_ordering_fields={"r": ("customers", "rank")}),
-        "E203",
+        "E403",
         "name",
     ),
     (
@@ -89,7 +89,7 @@ CASES: list[tuple[str, type, str, str]] = [
             cross_db_fields={"joined": CrossDBPrefetch("shop.JoinedOrderEvent", key="customer_id")},
             cross_db_filters={"t": CrossDBFilter("joined", "customer", lookup="icontains")},
         ),
-        "E204",
+        "E404",
         "'exact'",
     ),
     (
@@ -104,7 +104,7 @@ CASES: list[tuple[str, type, str, str]] = [
             },
             cross_db_filters={"a": CrossDBFilter("accounts", "label")},
         ),
-        "E205",
+        "E405",
         "single key",
     ),
     (
@@ -113,7 +113,7 @@ CASES: list[tuple[str, type, str, str]] = [
             cross_db_fields=by_key(lambda event: event.customer_id),
             cross_db_filters={"t": CrossDBFilter("customers", "tier")},
         ),
-        "E205",
+        "E405",
         "one field",
     ),
     (
@@ -122,7 +122,7 @@ CASES: list[tuple[str, type, str, str]] = [
             cross_db_fields=by_key("customer.id"),
             cross_db_ordering_fields={"n": ("customers", "name")},
         ),
-        "E205",
+        "E405",
         "one field",
     ),
     (
@@ -130,13 +130,13 @@ CASES: list[tuple[str, type, str, str]] = [
         view(
             cross_db_ordering_fields={"amount": ("customers", "name")}, ordering_fields=["amount"]
         ),
-        "E206",
+        "E406",
         "Rename",
     ),
     (
         "no filter backend",
         view(cross_db_filters={"t": CrossDBFilter("customers", "tier")}, filter_backends=[]),
-        "W201",
+        "W401",
         "CrossDBFilterBackend",
     ),
     (
@@ -145,7 +145,7 @@ CASES: list[tuple[str, type, str, str]] = [
             cross_db_ordering_fields={"n": ("customers", "name")},
             filter_backends=[CrossDBFilterBackend],
         ),
-        "W202",
+        "W402",
         "CrossDBOrderingFilter",
     ),
 ]

@@ -50,14 +50,14 @@ def check_view_filters(view: type) -> list[checks.CheckMessage]:
             errors.append(
                 _error(
                     view,
-                    "E201",
+                    "E401",
                     f"{label}.cross_db_filters is a {type(filters).__name__}, not a dict.",
                     "Declare cross_db_filters = {'param': CrossDBFilter('lookup', 'field')}.",
                 )
             )
         else:
             if filters and not _has(backends, CrossDBFilterBackend):
-                errors.append(_missing_backend(view, label, "cross_db_filters", "W201"))
+                errors.append(_missing_backend(view, label, "cross_db_filters", "W401"))
             for name, cross_filter in filters.items():
                 errors.extend(_check_filter(view, label, name, cross_filter))
     if orderings is not None:
@@ -65,7 +65,7 @@ def check_view_filters(view: type) -> list[checks.CheckMessage]:
             errors.append(
                 _error(
                     view,
-                    "E201",
+                    "E401",
                     f"{label}.cross_db_ordering_fields is a {type(orderings).__name__}, "
                     "not a dict.",
                     "Declare cross_db_ordering_fields = {'param': ('lookup', 'field')}.",
@@ -73,7 +73,7 @@ def check_view_filters(view: type) -> list[checks.CheckMessage]:
             )
         else:
             if orderings and not _has(backends, CrossDBOrderingFilter):
-                errors.append(_missing_backend(view, label, "cross_db_ordering_fields", "W202"))
+                errors.append(_missing_backend(view, label, "cross_db_ordering_fields", "W402"))
             local = getattr(view, "ordering_fields", None)
             for name, target in orderings.items():
                 errors.extend(_check_ordering(view, label, name, target, local))
@@ -85,7 +85,7 @@ def _has(backends: list[Any], backend: type) -> bool:
 
 
 def _missing_backend(view: type, label: str, attribute: str, code: str) -> checks.Warning:
-    backend = "CrossDBFilterBackend" if code == "W201" else "CrossDBOrderingFilter"
+    backend = "CrossDBFilterBackend" if code == "W401" else "CrossDBOrderingFilter"
     return checks.Warning(
         f"{label} declares {attribute} but its filter_backends lack {backend}, so the "
         "parameters are ignored.",
@@ -103,7 +103,7 @@ def _check_filter(
         return [
             _error(
                 view,
-                "E201",
+                "E401",
                 f"{where} is {cross_filter!r}, not a CrossDBFilter.",
                 "Wrap it: CrossDBFilter('lookup', 'field', lookup='exact').",
             )
@@ -122,7 +122,7 @@ def _check_filter(
                 errors.append(
                     _error(
                         view,
-                        "E204",
+                        "E404",
                         f"{where}: {model._meta.label}.{cross_filter.field} "
                         f"({field.get_internal_type()}) does not support the lookup "
                         f"{cross_filter.lookup!r}.",
@@ -145,7 +145,7 @@ def _check_ordering(
         return [
             _error(
                 view,
-                "E201",
+                "E401",
                 f"{where} is {target!r}, not a (lookup, field) pair.",
                 "Give the name of a spec in cross_db_fields and a remote field, e.g. "
                 "('customers', 'name').",
@@ -156,7 +156,7 @@ def _check_ordering(
         errors.append(
             _error(
                 view,
-                "E206",
+                "E406",
                 f"{where}: {name!r} is also a local ordering field (ordering_fields).",
                 "Rename the remote ordering or remove it from ordering_fields.",
             )
@@ -188,7 +188,7 @@ def _spec(
     return None, [
         _error(
             view,
-            "E202",
+            "E402",
             f"{where} uses the lookup {spec_name!r}, which the view does not declare in "
             "cross_db_fields.",
             f"Use one of: {', '.join(map(repr, specs)) or 'nothing declared'}; or add "
@@ -224,7 +224,7 @@ def _check_key(
                 errors.append(
                     _error(
                         view,
-                        "E205",
+                        "E405",
                         f"{where}: {spec!r} has a composite key; filters and remote orderings "
                         "need a key of one field.",
                         "Filter through a spec with a single key field and to_field.",
@@ -244,7 +244,7 @@ def _check_key(
         errors.append(
             _error(
                 view,
-                "E205",
+                "E405",
                 str(exc),
                 f"Give the spec a key that is one field of {queryset.model._meta.label}.",
             )
@@ -255,7 +255,7 @@ def _check_key(
 def _bad_key(view: type, where: str, spec: CrossDBPrefetch, what: str) -> checks.Error:
     return _error(
         view,
-        "E205",
+        "E405",
         f"{where}: {spec!r} has {what}; filters and remote orderings need the key in one "
         "column of the listed model.",
         "Give the spec a key that names one field of the listed model.",
@@ -268,7 +268,7 @@ def _unknown_field(
     names = ", ".join(f.name for f in model._meta.concrete_fields)
     return _error(
         view,
-        "E203",
+        "E403",
         f"{where}: {model._meta.label} has no field {path!r} ({exc}).",
         f"Name a field of {model._meta.label}: {names}.",
     )
