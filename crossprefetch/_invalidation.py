@@ -6,10 +6,11 @@ was read from; an entry whose tokens are not the current ones is a miss. A write
 the token, so every process sharing the cache misses the model's entries from its next
 request on, whatever their scope or filter, with no list of keys to delete.
 
-Writes are seen at the SQL level, by an execute wrapper on every database connection: an
-``INSERT``, ``UPDATE`` or ``DELETE`` naming the table of a cached model, sent through
-Django (``save()``, ``delete()``, ``QuerySet.update()``, ``bulk_create()``,
-``bulk_update()``, raw SQL on ``connection.cursor()``), replaces the token. Inside a
+Writes are seen at the SQL level, by an execute wrapper on every database connection: a
+statement other than a ``SELECT`` naming the table of a cached model (in any letter case,
+quoted or schema-qualified, see :mod:`crossprefetch._written_tables`), sent through Django
+(``save()``, ``delete()``, ``QuerySet.update()``, ``bulk_create()``, ``bulk_update()``,
+raw SQL or psycopg ``sql.Composed`` on ``connection.cursor()``), replaces the token. Inside a
 transaction the token is replaced when it commits (a rolled back write changes nothing),
 and until then the transaction's own lookups of that model bypass the cache, so they see
 the transaction's writes and never store them.
@@ -42,7 +43,7 @@ from django.db import connections, models, router
 from django.db.backends.base.base import BaseDatabaseWrapper
 from django.db.backends.signals import connection_created
 
-from crossprefetch import _cachestore
+from crossprefetch import _cachestore, _written_tables, signals
 from crossprefetch.conf import conf
 
 logger = logging.getLogger("crossprefetch")
@@ -56,6 +57,10 @@ class _Tracking:
 
     tables: Mapping[str, frozenset[str]] = field(default_factory=dict)  # db_table -> labels
     aliases: Mapping[str, frozenset[str]] = field(default_factory=dict)  # label -> caches
+    #: the tables' names in lower case, longest first (None: nothing watched)
+    names: tuple[str, ...] | None = None
+    #: ``db_table.lower()`` -> labels
+    folded: Mapping[str, frozenset[str]] = field(default_factory=dict)
 
 
 _state = _Tracking()
@@ -140,7 +145,7 @@ def track(dependencies: Iterable[type[models.Model]], alias: str) -> None:
             aliases[label] = aliases.get(label, frozenset()) | {alias}
             table = model._meta.db_table
             tables[table] = tables.get(table, frozenset()) | {label}
-        _state = _Tracking(tables, aliases)
+        _state = _Tracking(tables, aliases, *_written_tables.watched_names(tables))
     for connection in connections.all():
         install(connection)
 
@@ -259,11 +264,14 @@ class _WriteWatcher:
         context: dict[str, Any],
     ) -> Any:
         result = execute(sql, params, many, context)
-        tables = _state.tables
-        if tables and isinstance(sql, str) and sql.lstrip()[:6].upper() != "SELECT":
-            hit = [names for table, names in tables.items() if table in sql]
-            if hit:
-                schedule(context["connection"], frozenset().union(*hit))
+        state = _state
+        if state.names is not None and not (type(sql) is str and sql.startswith("SELECT")):
+            connection = context["connection"]
+            text = _written_tables.as_text(sql, connection)
+            if text is not None:
+                hit = _written_tables.written(text, state.names, state.folded, connection.vendor)
+                if hit:
+                    schedule(connection, hit)
         return result
 
 
@@ -363,12 +371,45 @@ def bump(labels: Iterable[str]) -> None:
         try:
             failed = caches[alias].set_many(data, timeout=None)
         except Exception as exc:
-            _cachestore.report_error(alias, "invalidation", exc)
+            _undelivered(alias, labels, exc)
             continue
         if failed:
-            _cachestore.report_error(
-                alias, "invalidation", RuntimeError(f"{len(failed)} generation(s) not stored")
-            )
+            _undelivered(alias, labels, RuntimeError(f"{len(failed)} generation(s) not stored"))
+
+
+_failures: dict[str, int] = {}
+_failures_lock = threading.Lock()
+
+
+def _undelivered(alias: str, labels: Iterable[str], exc: BaseException) -> None:
+    """Log, count and signal an invalidation that did not reach cache ``alias``.
+
+    Logged at ERROR every time, not rate-limited like read failures: each one names models
+    whose old rows other processes may still serve, which a read failure never causes.
+    """
+    models = sorted(label for label in labels if alias in _state.aliases.get(label, ()))
+    with _failures_lock:
+        _failures[alias] = _failures.get(alias, 0) + 1
+    logger.error(
+        "crossprefetch: the invalidation of %s could not be written to cache %r (%s: %s); "
+        "processes sharing that cache may serve rows cached before the write until they "
+        "expire. Once the cache answers again, call crossprefetch.cache.invalidate() for "
+        "these models if its entries survived.",
+        ", ".join(models),
+        alias,
+        type(exc).__name__,
+        exc,
+    )
+    try:
+        signals.invalidation_failed.send(sender=bump, alias=alias, models=models, error=exc)
+    except Exception:  # a receiver's bug must not fail the write
+        logger.exception("crossprefetch: a receiver of invalidation_failed raised")
+
+
+def failed_invalidations() -> dict[str, int]:
+    """See :func:`crossprefetch.cache.failed_invalidations`."""
+    with _failures_lock:
+        return dict(_failures)
 
 
 def invalidate(model: type[models.Model] | str, *, using: str | None = None) -> None:

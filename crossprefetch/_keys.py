@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+import numbers
 import uuid
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from operator import attrgetter
 from typing import Any, Final
 
@@ -93,12 +94,15 @@ def normalize_all(
     normalised key, or to :data:`INVALID`; raw keys absent from it are their own key.
     Keys that already have the field's type are taken as they are, without a call each.
     """
+    exact = None
     if len(fields) == 1:
         exact, low, high = _exact_type(fields[0], connection)
         if exact is not None:
             same: set[Any] = {k for k in raw_keys if type(k) is exact}
-            if len(same) + (None in raw_keys) == len(raw_keys) and (
-                low is None or not same or (low <= min(same) and max(same) <= high)
+            if (
+                len(same) + (None in raw_keys) == len(raw_keys)
+                and (low is None or not same or (low <= min(same) and max(same) <= high))
+                and (exact is not str or _all_storable(same, fields[0], connection))
             ):
                 return same, {}
     keys: set[Any] = set()
@@ -107,6 +111,11 @@ def normalize_all(
         if raw is None:
             continue
         key = normalize(raw)
+        if exact is int and type(raw) is bool:
+            # Missing, but it stands for the int key 1 or 0 of other objects too (True == 1
+            # in a set): fetch that one, and let Lookup refuse the bool itself.
+            keys.add(int(raw))
+            continue
         if key is not raw:
             aliases[raw] = INVALID if key is None else key
             if key is None or key is INVALID:
@@ -181,22 +190,86 @@ def _field_normalizer(field: models.Field[Any, Any], connection: BaseDatabaseWra
     target = target_field(field)
     to_python = target.to_python
     exact, low, high = _exact_type(target, connection)
+    storable = _text_check(target, connection)
 
     def normalize(raw: Any) -> Any:
         if type(raw) is exact:
             value = raw
         else:
+            if exact is int and (raw is True or raw is False):
+                return INVALID  # a flag read by mistake, not the row whose id is 1
             try:
                 value = to_python(raw)
             except (ValidationError, TypeError, ValueError, ArithmeticError):
                 return INVALID
             if value is None or (exact is not None and not isinstance(value, exact)):
                 return INVALID
+            if exact is int and isinstance(raw, numbers.Number) and value != raw:
+                return INVALID  # 1.5 is no integer, not 1
         if low is not None and high is not None and not low <= value <= high:
+            return INVALID
+        if type(value) is str and not storable(value):
             return INVALID
         return value
 
     return normalize
+
+
+def _text_check(
+    field: models.Field[Any, Any], connection: BaseDatabaseWrapper
+) -> Callable[[str], bool]:
+    """Whether a text key can be sent to, and stored by, ``connection``'s database.
+
+    No driver encodes a lone surrogate (``"\\ud800"``); PostgreSQL refuses NUL characters
+    in text; a value longer than a ``CharField``'s ``max_length`` cannot be stored where
+    the database enforces it (everywhere but SQLite), so it can equal no row. Such keys are
+    missing references: sent, the first two would fail the whole query.
+    """
+    refuses_nul = connection.vendor == "postgresql"
+    max_length = _enforced_max_length(field, connection)
+
+    def storable(value: str) -> bool:
+        if not value.isascii():
+            try:
+                value.encode("utf-8")
+            except UnicodeEncodeError:
+                return False
+        if refuses_nul and "\x00" in value:
+            return False
+        return max_length is None or len(value) <= max_length
+
+    return storable
+
+
+def _enforced_max_length(
+    field: models.Field[Any, Any], connection: BaseDatabaseWrapper
+) -> int | None:
+    if connection.vendor == "sqlite" or _django_type(field) is not str:
+        return None
+    if field.get_internal_type() == "TextField":
+        return None  # its max_length is the form's, not the column's
+    max_length = field.max_length
+    return max_length if isinstance(max_length, int) else None
+
+
+def _all_storable(
+    values: Iterable[str], field: models.Field[Any, Any], connection: BaseDatabaseWrapper
+) -> bool:
+    """:func:`_text_check` for a whole batch at once, in a few passes over its text."""
+    values = list(values)
+    if not values:
+        return True
+    field = target_field(field)
+    joined = "".join(values)
+    if not joined.isascii():
+        try:
+            joined.encode("utf-8")
+        except UnicodeEncodeError:
+            return False
+    if connection.vendor == "postgresql" and "\x00" in joined:
+        return False
+    max_length = _enforced_max_length(field, connection)
+    return max_length is None or max(map(len, values)) <= max_length
 
 
 def is_unique(fields: tuple[models.Field[Any, Any], ...], model: type[models.Model]) -> bool:

@@ -14,7 +14,7 @@ from django.db import models
 from crossprefetch import _invalidation
 from crossprefetch._cache_policy import CachePolicy, ScopeFunc
 
-__all__ = ["CachePolicy", "ScopeFunc", "invalidate"]
+__all__ = ["CachePolicy", "ScopeFunc", "failed_invalidations", "invalidate"]
 
 
 def invalidate(model: type[models.Model] | str, *, using: str | None = None) -> None:
@@ -29,3 +29,18 @@ def invalidate(model: type[models.Model] | str, *, using: str | None = None) -> 
     model's write database by default) commits, and is dropped if it rolls back.
     """
     _invalidation.invalidate(model, using=using)
+
+
+def failed_invalidations() -> dict[str, int]:
+    """How many invalidations this process could not write, per cache alias, since it started.
+
+    A write to a cached model replaces the model's generation in the cache; when the cache
+    refuses it (Redis down during ``save()``), the write still succeeds, but processes
+    sharing the cache may serve the old rows until their entries expire. Each such failure
+    is logged at ERROR on the ``crossprefetch`` logger, sent as
+    :data:`crossprefetch.signals.invalidation_failed`, shown by the debug-toolbar panel and
+    counted here, for a health check or a metrics exporter.
+    """
+    from crossprefetch import _invalidation
+
+    return _invalidation.failed_invalidations()

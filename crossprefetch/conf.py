@@ -41,7 +41,10 @@ class Settings:
 
     @property
     def CACHE_ERROR_LOG_INTERVAL(self) -> float:
-        """Seconds between two warnings about the same failing cache."""
+        """Seconds between two warnings about the same cache failing to serve lookups.
+
+        Reads only: an invalidation the cache refuses is logged at ERROR every time.
+        """
         return float(_get("CACHE_ERROR_LOG_INTERVAL", 60))
 
     @property

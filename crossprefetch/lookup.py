@@ -68,6 +68,7 @@ class Lookup(Mapping[Any, Any]):
         "_asked",
         "_normalize",
         "_read_key",
+        "_refuses_bools",
         "_rows",
         "name",
         "spec",
@@ -93,11 +94,16 @@ class Lookup(Mapping[Any, Any]):
         self._aliases = aliases
         self._read_key = read_key
         self._normalize = normalize
+        # True == 1 in a dict: a bool key, which the remote field refuses, would find the row
+        # of 1 or 0 fetched for other objects. Checked per object only when one of those was.
+        self._refuses_bools = (0 in asked or 1 in asked) and normalize(True) is INVALID
 
     def __repr__(self) -> str:
         return f"<Lookup {self.name!r}: {len(self._rows)} key(s) of {self.spec.source_label}>"
 
     def __getitem__(self, key: Any) -> Any:
+        if self._refuses_bools and (key is True or key is False):
+            raise KeyError(key)
         try:
             return self._rows[key]
         except (KeyError, TypeError):
@@ -131,6 +137,8 @@ class Lookup(Mapping[Any, Any]):
         if read_key is None:  # built for no object at all
             return NOT_PREFETCHED
         raw = read_key(obj)
+        if self._refuses_bools and (raw is True or raw is False):
+            return MISSING
         try:
             return self._rows[raw]  # the common case: the raw key is the normalised key
         except KeyError:

@@ -15,8 +15,9 @@ from django.http import HttpRequest, HttpResponse
 from django.utils.translation import gettext_lazy as _
 from django.utils.translation import ngettext
 
+from crossprefetch.cache import failed_invalidations
 from crossprefetch.lookup import Lookup, LookupStats
-from crossprefetch.signals import lookups_prefetched
+from crossprefetch.signals import invalidation_failed, lookups_prefetched
 
 #: The panel instrumenting the request that runs in this context: lookups built without a
 #: ``request`` (``prefetch_cross_db(objects, specs)`` in a plain view) are attributed by it.
@@ -46,6 +47,7 @@ class CrossDBPrefetchPanel(Panel):
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self._batches: list[list[LookupStats]] = []
+        self._failed_invalidations: list[dict[str, Any]] = []
         self._token: Any = None
 
     def get_stats(self) -> dict[str, Any]:
@@ -68,9 +70,11 @@ class CrossDBPrefetchPanel(Panel):
         if self._token is None:
             self._token = _current_panel.set(self)
         lookups_prefetched.connect(self._receive)
+        invalidation_failed.connect(self._receive_failed_invalidation)
 
     def disable_instrumentation(self) -> None:
         lookups_prefetched.disconnect(self._receive)
+        invalidation_failed.disconnect(self._receive_failed_invalidation)
         if self._token is not None:
             try:
                 _current_panel.reset(self._token)
@@ -92,6 +96,19 @@ class CrossDBPrefetchPanel(Panel):
         elif getattr(request, "_request", request) is not self.toolbar.request:
             return
         self._batches.append([lookup.stats for lookup in lookups.values()])
+
+    def _receive_failed_invalidation(
+        self, sender: Any, *, alias: str, models: list[str], error: BaseException, **kwargs: Any
+    ) -> None:
+        """A write of this request (in its context) whose invalidation the cache refused."""
+        if _current_panel.get() is self:
+            self._failed_invalidations.append(
+                {
+                    "alias": alias,
+                    "models": list(models),
+                    "error": f"{type(error).__name__}: {error}",
+                }
+            )
 
     def generate_stats(self, request: HttpRequest, response: HttpResponse) -> None:
         rows: list[dict[str, Any]] = []
@@ -118,5 +135,8 @@ class CrossDBPrefetchPanel(Panel):
                 "fallbacks": sum(row["fallbacks"] for row in rows),
                 "degraded": [row["name"] for row in rows if row["degraded"]],
                 "databases": sorted({row["alias"] for row in rows}),
+                "failed_invalidations": self._failed_invalidations,
+                "failed_invalidations_total": sum(failed_invalidations().values()),
             }
         )
+        self._failed_invalidations = []

@@ -1,10 +1,9 @@
 #!/usr/bin/env python
 """Command-line entry point of the example project.
 
-The measuring commands (``demo``, ``benchmark``, ``seed``, ``loadtest``) run with ``DEBUG``
-off, because debug-mode query logging and the debug toolbar would otherwise be part of every
-figure;
-every other command (``runserver`` first of all) runs with ``DEBUG`` on. Set
+The measuring commands (``demo``, ``benchmark``, ``seed``, ``loadtest``, ``loadurl``) run
+with ``DEBUG`` off, because debug-mode query logging and the debug toolbar would otherwise be
+part of every figure; every other command (``runserver`` first of all) runs with ``DEBUG`` on. Set
 ``EXAMPLE_DEBUG=0`` or ``1`` to choose yourself.
 """
 
@@ -13,7 +12,7 @@ from __future__ import annotations
 import os
 import sys
 
-MEASURING_COMMANDS = frozenset({"demo", "benchmark", "seed", "loadtest"})
+MEASURING_COMMANDS = frozenset({"demo", "benchmark", "seed", "loadtest", "loadurl"})
 
 
 def main() -> None:

@@ -41,7 +41,7 @@ from crossprefetch import (
 )
 from crossprefetch._cache_checks import check_cache_deploy, check_spec_cache
 from crossprefetch._fetch import caching as cache_layer
-from crossprefetch.cache import invalidate
+from crossprefetch.cache import failed_invalidations, invalidate
 from crossprefetch.lookup import Lookup, LookupStats
 from crossprefetch.testing import assert_num_queries, capture_queries
 from tests import settings as test_settings
@@ -491,6 +491,108 @@ def test_writes_through_django_are_seen(
         assert "Changed" in names
 
 
+# How raw SQL may spell a write: {table} is the table, quoted or not; {schema} its schema.
+RAW_WRITES = {
+    "lower": "update {table} set name = %s where id = %s",
+    "upper": "UPDATE {TABLE} SET NAME = %s WHERE ID = %s",
+    "mixed": "Update {Table} Set name = %s Where id = %s",
+    "quoted": "UPDATE {quoted} SET name = %s WHERE id = %s",
+    "schema": "UPDATE {schema}.{table} SET name = %s WHERE id = %s",
+    "schema_quoted": "UPDATE {qschema}.{quoted} SET name = %s WHERE id = %s",
+    "block_comment": "/* renamed */ UPDATE {table} SET name = %s WHERE id = %s",
+    "line_comment": "-- renamed\n  UPDATE {table} SET name = %s WHERE id = %s",
+    "with": "WITH n AS (SELECT 1 AS one) UPDATE {table} SET name = %s WHERE id = %s",
+    "executemany": "UPDATE {table} SET name = %s WHERE id = %s",
+    "composed": "",
+}
+
+
+def _spell(sql: str, connection: Any) -> str:
+    table = Customer._meta.db_table
+    schema = "public" if connection.vendor == "postgresql" else "main"
+    if connection.vendor == "mysql":
+        schema = connection.settings_dict["NAME"]
+    return sql.format(
+        table=table,
+        TABLE=table.upper(),
+        Table=table.title(),
+        quoted=connection.ops.quote_name(table),
+        schema=schema,
+        qschema=connection.ops.quote_name(schema),
+    )
+
+
+@pytest.mark.parametrize("spelling", list(RAW_WRITES))
+def test_raw_writes_are_seen_however_spelled(
+    cache_alias: str, data: Scenario, spelling: str
+) -> None:
+    connection = connections["default"]
+    if connection.vendor == "mysql" and spelling in {"upper", "mixed", "with"}:
+        pytest.skip("MariaDB on Linux keeps table names' case and has no WITH ... UPDATE")
+    spec = _spec(cache_alias)
+    prefetch_cross_db(data.events, {"c": spec})
+    customer = _linked_customer(data)
+    with connection.cursor() as cursor:
+        if spelling == "composed":
+            if connection.vendor != "postgresql":
+                pytest.skip("psycopg's sql.Composed is PostgreSQL's")
+            from psycopg import sql
+
+            statement = sql.SQL("UPDATE {} SET name = %s WHERE id = %s").format(
+                sql.Identifier(Customer._meta.db_table)
+            )
+            cursor.execute(statement, ["Changed", customer.pk])
+        elif spelling == "executemany":
+            cursor.executemany(
+                _spell(RAW_WRITES[spelling], connection),
+                [("Changed", customer.pk), ("Changed too", data.customers[-1].pk)],
+            )
+        else:
+            cursor.execute(_spell(RAW_WRITES[spelling], connection), ["Changed", customer.pk])
+    with assert_num_queries(default=1):
+        rows = prefetch_cross_db(data.events, {"c": spec})["c"]
+    assert rows[customer.pk]["name"] == "Changed"
+
+
+@pytest.mark.parametrize(
+    "statement",
+    [
+        "UPDATE {archive} SET name = %s WHERE id = %s",
+        "UPDATE {table}_archive SET name = %s WHERE id = %s",
+        "INSERT INTO {archive} (id, name) VALUES (%s + 1000, %s || ' {table}')",
+        "UPDATE {archive} SET name = '{table}' || %s WHERE id = %s",
+        "/* UPDATE {table} is not this */ SELECT %s, %s FROM {table}",
+    ],
+    ids=["near_miss_quoted", "near_miss", "name_in_a_literal_concat", "name_in_a_literal",
+         "commented_select"],
+)  # fmt: skip
+def test_statements_that_do_not_write_a_cached_table_keep_the_cache(
+    cache_alias: str, data: Scenario, statement: str
+) -> None:
+    connection = connections["default"]
+    table = Customer._meta.db_table
+    archive = connection.ops.quote_name(f"{table}_archive")
+    spec = _spec(cache_alias)
+    with connection.cursor() as cursor:
+        cursor.execute(f"CREATE TABLE {archive} (id integer PRIMARY KEY, name varchar(100))")
+        cursor.execute(f"INSERT INTO {archive} (id, name) VALUES (1, 'kept')")
+    try:
+        before = dict(prefetch_cross_db(data.events, {"c": spec})["c"])
+        first, second = ("x", 1) if statement.startswith("UPDATE") else (1, "x")
+        if "'{table}' ||" in statement:
+            first, second = "x", 1
+        with connection.cursor() as cursor:
+            if connection.vendor == "mysql":  # || is OR there
+                statement = statement.replace("%s || ' {table}'", "CONCAT(%s, ' {table}')")
+                statement = statement.replace("'{table}' || %s", "CONCAT('{table}', %s)")
+            cursor.execute(statement.format(archive=archive, table=table), [first, second])
+        with assert_num_queries(default=0):
+            assert dict(prefetch_cross_db(data.events, {"c": spec})["c"]) == before
+    finally:
+        with connection.cursor() as cursor:
+            cursor.execute(f"DROP TABLE {archive}")
+
+
 def test_writes_outside_django_need_invalidate(
     cache_alias: str, data: Scenario, api: APIClient
 ) -> None:
@@ -728,7 +830,40 @@ def test_a_write_while_the_cache_is_down_does_not_fail(
     finally:
         FlakyCache.failing = set()
     assert set(Customer.objects.values_list("name", flat=True)) == {"Saved anyway"}
-    assert any("during invalidation" in r.getMessage() for r in caplog.records)
+    assert any("could not be written to cache 'flaky'" in r.getMessage() for r in caplog.records)
+
+
+def test_every_failed_invalidation_is_logged_counted_and_signalled(
+    data: Scenario, caplog: pytest.LogCaptureFixture, settings: Any
+) -> None:
+    """Read failures are rate-limited; a lost invalidation, which leaves other processes
+    serving old rows, is an ERROR each time, even right after a read failure's warning."""
+    settings.CACHES = {**settings.CACHES, "flaky": FLAKY}
+    settings.CROSSPREFETCH = {**settings.CROSSPREFETCH, "CACHE_ERROR_LOG_INTERVAL": 3600}
+    spec = _spec("flaky", policy=CachePolicy(60, alias="flaky"))
+    prefetch_cross_db(data.events, {"c": spec})
+    received: list[dict[str, Any]] = []
+
+    def receiver(sender: Any, **kwargs: Any) -> None:
+        received.append(kwargs)
+
+    signals.invalidation_failed.connect(receiver)
+    before = failed_invalidations().get("flaky", 0)
+    FlakyCache.failing = {"get_many", "set_many"}
+    try:
+        with caplog.at_level(logging.WARNING, "crossprefetch"):
+            prefetch_cross_db(data.events, {"c": spec})  # a read failure: one WARNING
+            for name in ("First", "Second", "Third"):
+                Customer.objects.filter(pk=data.customers[0].pk).update(name=name)
+    finally:
+        FlakyCache.failing = set()
+        signals.invalidation_failed.disconnect(receiver)
+    levels = [(r.levelname, r.getMessage()[:60]) for r in caplog.records]
+    assert [level for level, _ in levels] == ["WARNING", "ERROR", "ERROR", "ERROR"], levels
+    assert all("testapp.customer" in r.getMessage() for r in caplog.records[1:])
+    assert failed_invalidations()["flaky"] == before + 3
+    assert [(r["alias"], r["models"]) for r in received] == [("flaky", ["testapp.customer"])] * 3
+    assert all(isinstance(r["error"], Exception) for r in received)
 
 
 # Keys, timeouts, policy -----------------------------------------------------------------------

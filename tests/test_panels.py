@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import shutil
+import socket
 import threading
 from collections.abc import Iterator
 from html.parser import HTMLParser
@@ -17,7 +18,14 @@ from django.http import HttpRequest, HttpResponse
 from django.test import AsyncClient, Client, RequestFactory
 from rest_framework.request import Request
 
-from crossprefetch import CrossDBPrefetch, LookupStats, prefetch_cross_db
+from crossprefetch import (
+    CachePolicy,
+    CrossDBPrefetch,
+    LookupStats,
+    _invalidation,
+    prefetch_cross_db,
+)
+from crossprefetch.cache import failed_invalidations
 from tests import panel_settings
 from tests.conftest import ALL_DATABASES, REQUIRE_SERVICES, make_scenario
 from tests.testapp.models import Customer
@@ -243,6 +251,49 @@ def test_panel_stats_are_json(toolbar: type[DebugToolbar]) -> None:
     stats = panel.get_stats()
     assert json.loads(json.dumps(stats)) == stats
     assert stats["lookups"][0]["name"] == "customers"
+
+
+@pytest.mark.django_db(databases=ALL_DATABASES)
+def test_panel_shows_invalidations_the_cache_refused(
+    toolbar: type[DebugToolbar], settings: Settings
+) -> None:
+    """A save during the request while the (real, unreachable) Redis refuses the write."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    settings.CACHES = {
+        **settings.CACHES,
+        "down": {
+            "BACKEND": "django.core.cache.backends.redis.RedisCache",
+            "LOCATION": f"redis://127.0.0.1:{port}/0",
+        },
+    }
+    data = make_scenario()
+    spec = CrossDBPrefetch(
+        "testapp.Customer", key="customer_id", cache=CachePolicy(60, alias="down")
+    )
+    watched = (_invalidation._state, _invalidation._discovered)
+    before = sum(failed_invalidations().values())
+    panel = _panel(toolbar, RequestFactory().get("/"))
+    panel.enable_instrumentation()
+    try:
+        prefetch_cross_db(data.events, {"c": spec}, request=panel.toolbar.request)
+        data.customers[0].save()
+    finally:
+        panel.disable_instrumentation()
+        _invalidation.reset()
+        _invalidation._state, _invalidation._discovered = watched
+    panel.generate_stats(panel.toolbar.request, HttpResponse())
+
+    stats = panel.get_stats()
+    assert [(f["alias"], f["models"]) for f in stats["failed_invalidations"]] == [
+        ("down", ["testapp.customer"])
+    ]
+    assert stats["failed_invalidations_total"] == before + 1
+    assert stats["lookups"][0]["cache_errors"] == 1
+    rows = table_rows(panel.content, "crossprefetch-failed-invalidations")
+    assert [row[:2] for row in rows] == [["down", "testapp.customer"]]
+    assert "ConnectionError" in rows[0][2]
 
 
 @pytest.mark.django_db(databases=ALL_DATABASES)

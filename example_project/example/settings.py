@@ -15,6 +15,12 @@ at PostgreSQL with a URL in the environment::
 (``postgres://USER:PASSWORD@HOST:PORT/NAME``; ``sqlite:///ABSOLUTE/PATH`` also works.) A
 missing PostgreSQL database is created by ``demo``, ``seed`` and ``benchmark``.
 
+A PostgreSQL alias reads through Django's connection pool (psycopg_pool, from
+``psycopg[pool]``): under ASGI every request runs in a thread of its own, and without a pool
+each opens its own connections, which exhausts the server's ``max_connections`` under load.
+``EXAMPLE_DB_POOL_MAX`` (default 16) bounds each alias's pool; ``EXAMPLE_DB_POOL=0`` turns
+the pool off (a connection per request, or ``EXAMPLE_CONN_MAX_AGE`` seconds per thread).
+
 ``EXAMPLE_COALESCE`` (seconds) sets ``CROSSPREFETCH["COALESCE"]``, the window in which
 concurrent requests share their lookup queries; ``EXAMPLE_CONN_MAX_AGE`` (seconds) keeps
 database connections open between requests (``manage.py loadtest`` sets both).
@@ -28,6 +34,7 @@ from __future__ import annotations
 
 import importlib.util
 import os
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 from urllib.parse import unquote, urlsplit
@@ -72,10 +79,22 @@ def database_from_url(alias: str, url: str) -> dict[str, Any]:
     )
 
 
+def connection_reuse(database: dict[str, Any], environ: Mapping[str, str]) -> dict[str, Any]:
+    """``database`` with the pool (PostgreSQL) or ``CONN_MAX_AGE`` that ``environ`` asks for."""
+    pool = environ.get("EXAMPLE_DB_POOL", "1") == "1"
+    postgres = database["ENGINE"] == "django.db.backends.postgresql"
+    if postgres and pool and importlib.util.find_spec("psycopg_pool") is not None:
+        size = int(environ.get("EXAMPLE_DB_POOL_MAX", "16"))
+        # A request waits up to ``timeout`` seconds for a connection instead of failing.
+        options = {"pool": {"min_size": min(2, size), "max_size": size, "timeout": 30}}
+        return {**database, "OPTIONS": {**database.get("OPTIONS", {}), **options}}
+    return {**database, "CONN_MAX_AGE": int(environ.get("EXAMPLE_CONN_MAX_AGE", "0"))}
+
+
 def _database(alias: str) -> dict[str, Any]:
     url = os.environ.get(f"EXAMPLE_{alias.upper()}_DB_URL", "")
     if url:
-        return database_from_url(alias, url)
+        return connection_reuse(database_from_url(alias, url), os.environ)
     return {"ENGINE": "django.db.backends.sqlite3", "NAME": str(VAR_DIR / f"{alias}.sqlite3")}
 
 
@@ -109,11 +128,21 @@ TEMPLATES = [
     }
 ]
 
-REST_FRAMEWORK = {
+REST_FRAMEWORK: dict[str, Any] = {
     "DEFAULT_AUTHENTICATION_CLASSES": [],
     "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.AllowAny"],
     "UNAUTHENTICATED_USER": None,
 }
+
+# The OpenAPI schema of the API at /api/schema/, when drf-spectacular is installed.
+if importlib.util.find_spec("drf_spectacular") is not None:
+    INSTALLED_APPS.append("drf_spectacular")
+    REST_FRAMEWORK["DEFAULT_SCHEMA_CLASS"] = "drf_spectacular.openapi.AutoSchema"
+    SPECTACULAR_SETTINGS = {
+        "TITLE": "crossprefetch example shop",
+        "VERSION": "1.0.0",
+        "SERVE_INCLUDE_SCHEMA": False,
+    }
 
 # Server errors on the console even with DEBUG off: a load test must see them.
 LOGGING = {

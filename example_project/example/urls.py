@@ -1,4 +1,5 @@
-"""URLconf of the example: the shop's API under ``/shop/``, the debug toolbar in DEBUG."""
+"""URLconf of the example: the shop's API under ``/shop/``, its OpenAPI schema at
+``/api/schema/`` (with drf-spectacular), the debug toolbar in DEBUG."""
 
 from __future__ import annotations
 
@@ -10,6 +11,11 @@ urlpatterns: list[URLPattern | URLResolver] = [
     path("", RedirectView.as_view(url="/shop/", permanent=False)),
     path("shop/", include("shop.urls")),
 ]
+
+if "drf_spectacular" in settings.INSTALLED_APPS:
+    from drf_spectacular.views import SpectacularAPIView
+
+    urlpatterns.append(path("api/schema/", SpectacularAPIView.as_view(), name="schema"))
 
 if "debug_toolbar" in settings.INSTALLED_APPS:
     from debug_toolbar.toolbar import debug_toolbar_urls

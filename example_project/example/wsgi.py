@@ -1,4 +1,6 @@
-"""WSGI entry point of the example (``gunicorn example.wsgi``), used by ``manage.py loadtest``."""
+"""WSGI entry point of the example: ``gunicorn example.wsgi:application``, run from
+``example_project/``. ``DEBUG`` is off unless ``EXAMPLE_DEBUG=1``: a served process is measured.
+"""
 
 from __future__ import annotations
 
@@ -6,5 +8,7 @@ import os
 
 from django.core.wsgi import get_wsgi_application
 
+os.environ.setdefault("EXAMPLE_DEBUG", "0")
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "example.settings")
+
 application = get_wsgi_application()

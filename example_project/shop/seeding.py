@@ -19,7 +19,7 @@ from typing import Any
 
 from django.core.management import call_command
 from django.core.management.color import no_style
-from django.db import DEFAULT_DB_ALIAS, OperationalError, connections, models, router, transaction
+from django.db import DEFAULT_DB_ALIAS, connections, models, router, transaction
 from django.db.backends.base.base import BaseDatabaseWrapper
 from django.db.migrations.executor import MigrationExecutor
 
@@ -103,13 +103,12 @@ def ensure_database(alias: str) -> None:
     connection = connections[alias]
     if connection.vendor != "postgresql":
         return
-    try:
-        connection.ensure_connection()
-    except OperationalError as exc:
-        if "does not exist" not in str(exc):
-            raise
-        name = connection.settings_dict["NAME"]
-        with connection._nodb_cursor() as cursor:
+    # Asked before connecting: a connection pool would retry a missing database until its
+    # timeout, then fail without saying why.
+    name = connection.settings_dict["NAME"]
+    with connection._nodb_cursor() as cursor:
+        cursor.execute("SELECT 1 FROM pg_database WHERE datname = %s", [name])
+        if cursor.fetchone() is None:
             cursor.execute(f"CREATE DATABASE {connection.ops.quote_name(name)}")
 
 

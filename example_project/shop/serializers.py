@@ -89,7 +89,9 @@ class JoinedOrderEventSerializer(serializers.ModelSerializer[JoinedOrderEvent]):
     customer_name = serializers.CharField(
         source="customer.name", default=UNKNOWN_CUSTOMER, read_only=True
     )
-    customer_tier = serializers.CharField(source="customer.tier", default=None, read_only=True)
+    customer_tier = serializers.CharField(
+        source="customer.tier", default=None, allow_null=True, read_only=True
+    )
 
     class Meta:
         model = JoinedOrderEvent
