@@ -2,19 +2,24 @@
 
 from __future__ import annotations
 
+import json
+import re
 import sqlite3
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from typing import Any
 
 from django.db import connections, models
 from django.db.backends.base.base import BaseDatabaseWrapper
 from django.db.models import Lookup
 from django.db.models.sql.compiler import SQLCompiler
+from django.db.models.sql.constants import INNER
 
 from crossprefetch._keys import is_plain_integer, target_field
+from crossprefetch._matching import KeyPositions
 from crossprefetch._packet import chunk_sizes
 
 _POSTGRES_MAX_PARAMS = 65_535
+_VARCHAR = re.compile(r"^(varchar|character varying)\(\d+\)$")
 #: Parameters kept free for the QuerySet's own filters when a key set is split.
 _PARAM_HEADROOM = 100
 
@@ -33,6 +38,12 @@ def _db_values(field: Any, values: Iterable[Any], connection: BaseDatabaseWrappe
     if is_plain_integer(field):
         return list(values)
     return [field.get_db_prep_value(v, connection, prepared=False) for v in values]
+
+
+def array_type(field: Any, connection: BaseDatabaseWrapper) -> str:
+    """The PostgreSQL type a key array is cast to: the field's, without a length, since a
+    cast to ``varchar(n)`` truncates a longer key into one that matches a row."""
+    return _VARCHAR.sub(r"\1", str(target_field(field).cast_db_type(connection)))
 
 
 class _KeyFilter(Lookup):
@@ -101,7 +112,7 @@ class _KeyFilter(Lookup):
         return sql, params, values
 
     def cast(self, index: int, connection: BaseDatabaseWrapper) -> str:
-        return str(self.columns[index].output_field.cast_db_type(connection))
+        return array_type(self.columns[index].output_field, connection)
 
 
 class _InList(_KeyFilter):
@@ -243,3 +254,167 @@ def _by_packet_size(
             yield queryset.filter(_InList(columns, part, prepared=True))
         else:
             yield queryset.filter(_RowsIn(columns, part, prepared=True))
+
+
+# Keys matched by the database (see ``_matching``) ---------------------------------------
+
+#: The annotation holding, for each row, the position of the key it matched.
+MATCHED_KEY = "_crossprefetch_key"
+_KEYS_ALIAS = "crossprefetch_keys"
+
+
+class _KeySet:
+    """The FROM item joining the key set: an entry of ``Query.alias_map``, like a ``Join``.
+
+    ``INNER JOIN <keys> AS crossprefetch_keys ON (column = key, ...)``, the key set being
+    ONE parameter where the backend allows (PostgreSQL ``unnest``, SQLite ``json_each``)
+    and rows of literals on MySQL, whose literals take the column's collation where a
+    ``JSON_TABLE`` column would clash with it. The column is on the left: SQLite compares
+    with the left operand's collation.
+    """
+
+    join_type = INNER
+    nullable = False
+    filtered_relation = None
+    join_field = None
+
+    def __init__(
+        self,
+        parent_alias: str,
+        fields: Sequence[Any],
+        values: Sequence[tuple[Any, ...]],
+        table_alias: str = _KEYS_ALIAS,
+    ) -> None:
+        self.parent_alias = parent_alias
+        self.table_name = self.table_alias = table_alias
+        self.fields = list(fields)
+        self.values = values
+
+    def as_sql(self, compiler: SQLCompiler, connection: BaseDatabaseWrapper) -> SQLParams:
+        quote = compiler.quote_name_unless_alias
+        keys = quote(self.table_alias)
+        source, params = self._source(connection, keys)
+        conditions = []
+        for i, field in enumerate(self.fields):
+            column, column_params = compiler.compile(field.get_col(self.parent_alias))
+            params = [*params, *column_params]
+            conditions.append(f"{column} = {self._key(connection, keys, i)}")
+        return f"INNER JOIN {source} ON ({' AND '.join(conditions)})", tuple(params)
+
+    def _key(self, connection: BaseDatabaseWrapper, keys: str, i: int) -> str:
+        if connection.vendor == "sqlite":
+            if len(self.fields) == 1:
+                return f"{keys}.value"
+            return f"json_extract({keys}.value, '$[{i}]')"
+        return f"{keys}.k{i}"
+
+    def position(self, compiler: SQLCompiler, connection: BaseDatabaseWrapper) -> str:
+        keys = compiler.quote_name_unless_alias(self.table_alias)
+        if connection.vendor == "sqlite":
+            return f"{keys}.key"
+        if connection.vendor == "postgresql":
+            return f"{keys}.i - 1"
+        return f"{keys}.i"
+
+    def _source(self, connection: BaseDatabaseWrapper, keys: str) -> tuple[str, list[Any]]:
+        arity = len(self.fields)
+        if connection.vendor == "sqlite":
+            values = [v[0] for v in self.values] if arity == 1 else self.values
+            return f"json_each(%s) AS {keys}", [json.dumps(values, default=str)]
+        if connection.vendor == "postgresql":
+            arrays = ", ".join(f"%s::{array_type(field, connection)}[]" for field in self.fields)
+            names = ", ".join([*(f"k{i}" for i in range(arity)), "i"])
+            columns = [[key[i] for key in self.values] for i in range(arity)]
+            return f"unnest({arrays}) WITH ORDINALITY AS {keys}({names})", columns
+        # MySQL and MariaDB: ``_matching`` sends no other backend here
+        first = ", ".join([*(f"%s AS k{i}" for i in range(arity)), "%s AS i"])
+        row = ", ".join(["%s"] * (arity + 1))
+        constructor = "" if getattr(connection, "mysql_is_mariadb", False) else "ROW"
+        rows = ", ".join([f"{constructor}({row})"] * (len(self.values) - 1))
+        sql = f"(SELECT {first}" + (f" UNION ALL VALUES {rows}" if rows else "") + ")"
+        params = [v for i, key in enumerate(self.values) for v in (*key, i)]
+        return f"{sql} AS {keys}", params
+
+    def relabeled_clone(self, change_map: Mapping[str, str]) -> _KeySet:
+        return _KeySet(
+            change_map.get(self.parent_alias, self.parent_alias),
+            self.fields,
+            self.values,
+            change_map.get(self.table_alias, self.table_alias),
+        )
+
+    def demote(self) -> _KeySet:
+        return self
+
+    def promote(self) -> _KeySet:
+        return self
+
+    @property
+    def identity(self) -> tuple[Any, ...]:
+        return (type(self), self.table_alias, id(self.values))
+
+    def equals(self, other: Any) -> bool:
+        return self is other
+
+    def __eq__(self, other: object) -> bool:
+        return self is other
+
+    def __hash__(self) -> int:
+        return id(self)
+
+
+class _MatchedPosition(models.Expression):
+    """The position, in the key set, of the key a row was joined with."""
+
+    contains_aggregate = False
+
+    def __init__(self, keyset: _KeySet) -> None:
+        super().__init__(output_field=models.IntegerField())
+        self.keyset = keyset
+
+    def as_sql(self, compiler: SQLCompiler, connection: BaseDatabaseWrapper) -> SQLParams:
+        return self.keyset.position(compiler, connection), ()
+
+    def get_group_by_cols(self) -> list[Any]:
+        return [self]
+
+
+def joined_with_keys(
+    queryset: models.QuerySet[Any], columns: Sequence[str], keys: Sequence[Any]
+) -> Iterator[tuple[models.QuerySet[Any], KeyPositions, int]]:
+    """QuerySets selecting each row once per key the database matches it with.
+
+    Each row carries, as :data:`MATCHED_KEY`, the position of its key; yielded with each
+    QuerySet are the key set's :class:`~crossprefetch._matching.KeyPositions` and the
+    position its first key has there. One QuerySet, except on MySQL where
+    ``max_allowed_packet`` forces a split.
+    """
+    connection = connections[queryset.db]
+    meta = queryset.model._meta
+    fields = [meta.get_field(column) for column in columns]
+    if len(columns) == 1:
+        db_values: list[Any] = [(value,) for value in _db_values(fields[0], keys, connection)]
+    else:
+        per_column = [
+            _db_values(field, (key[i] for key in keys), connection)
+            for i, field in enumerate(fields)
+        ]
+        db_values = list(zip(*per_column, strict=True))
+    positions = KeyPositions(keys, db_values)
+    values: list[tuple[Any, ...]] = positions.values
+    sizes = (
+        chunk_sizes(connection, [(*key, len(values)) for key in values])
+        if connection.vendor == "mysql"
+        else [len(values)]
+    )
+    start = 0
+    for size in sizes:
+        part = values[start : start + size]
+        keyset = _KeySet("", fields, part)
+        chunk = queryset.annotate(**{MATCHED_KEY: _MatchedPosition(keyset)})
+        query = chunk.query
+        keyset.parent_alias = query.get_initial_alias()
+        query.alias_map[keyset.table_alias] = keyset
+        query.alias_refcount[keyset.table_alias] = 1
+        yield chunk, positions, start
+        start += size

@@ -12,7 +12,7 @@ from crossprefetch import CrossDBPrefetch, _packet, prefetch_cross_db
 from crossprefetch._packet import max_allowed_packet
 from crossprefetch._sql import max_params
 from crossprefetch.testing import assert_num_queries
-from tests.testapp.models import Account, Customer
+from tests.testapp.models import Account, Customer, Supplier
 
 pytestmark = pytest.mark.django_db(databases=["default", "timeseries", "legacy"])
 
@@ -82,6 +82,21 @@ def test_mysql_splits_only_where_max_allowed_packet_forces_it() -> None:
         lookup = prefetch_cross_db(objects, {"c": spec})["c"]
     assert set(lookup) == {keys[0], keys[-1]}
     assert all(len(query.sql) < packet for query in captured["default"])
+
+
+def test_fifty_thousand_text_keys_matched_by_the_collation() -> None:
+    """Keys the database matches by its collation travel as one parameter (PostgreSQL,
+    SQLite) or rows of literals split only by ``max_allowed_packet`` (MySQL)."""
+    Supplier.objects.bulk_create(
+        (Supplier(code=f"S{i:05d}", name=f"Supplier {i}") for i in range(KEYS)),
+        batch_size=5_000,
+    )
+    objects = [SimpleNamespace(code=f"s{i:05d}") for i in range(KEYS)]
+    spec = CrossDBPrefetch(Supplier, key="code", to_field="code", fields=("name",))
+    with assert_num_queries(legacy=1, default=0, timeseries=0):
+        lookup = prefetch_cross_db(objects, {"s": spec})["s"]
+    assert len(lookup) == KEYS
+    assert lookup["s49999"] == {"name": "Supplier 49999"}
 
 
 def test_forty_thousand_matching_keys_filter_a_page() -> None:

@@ -8,13 +8,13 @@ the spec's ``timeout`` enforced by the server, in a scope a failure cannot leave
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from operator import itemgetter
 from typing import Any
 
-from django.db import models
+from django.db import connections, models
 
-from crossprefetch import _keys, _sql, _timeouts
+from crossprefetch import _keys, _matching, _sql, _timeouts
 from crossprefetch._fetch.base import Fetched
 from crossprefetch._groups import Group
 from crossprefetch._plans import Plan
@@ -33,6 +33,8 @@ def query_database(group: Group) -> Fetched:
     spec = first.spec
     degrade = spec.error_policy() == "degrade"
     with _timeouts.statement_scope(first.alias, spec.statement_timeout(), isolate=degrade):
+        if _matching.matched_by_database(first.match_fields, connections[group.alias]):
+            return _fetch_matched(plans, queryset, first.match_names, list(keys))
         if any(p.spec.fields is None for p in plans):
             return _fetch_instances(plans, queryset, first.match_names, list(keys))
         return _fetch_values(plans, queryset, first.match_names, list(keys))
@@ -118,6 +120,53 @@ def _fetch_instances(
                     )
                     _place(plan, result, key, row)
     return Fetched(results, queries)
+
+
+def _fetch_matched(
+    plans: list[Plan],
+    queryset: models.QuerySet[Any],
+    match_names: tuple[str, ...],
+    keys: list[Any],
+) -> Fetched:
+    """Keys the database matches by its own rule (see ``_matching``): each row comes with
+    the position of the key it matched, and is placed under that key, not its own value."""
+    instances = any(p.spec.fields is None for p in plans)
+    columns: list[str] = []
+    for plan in plans:
+        for name in plan.spec.fields or ():
+            if name not in columns:
+                columns.append(name)
+    meta = queryset.model._meta
+    pickers = [_matched_picker(plan.spec.fields, instances, columns, meta) for plan in plans]
+    results = [plan.empty_rows() for plan in plans]
+    queries = 0
+    for part, positions, offset in _sql.joined_with_keys(queryset, match_names, keys):
+        queries += 1
+        rows: Iterable[tuple[Any, int]]
+        if instances:
+            rows = ((obj, obj.__dict__.pop(_sql.MATCHED_KEY)) for obj in part)
+        else:
+            rows = ((row, row[-1]) for row in part.values_list(*columns, _sql.MATCHED_KEY))
+        for row, position in rows:
+            for key in positions.keys_at(offset + position):
+                for plan, pick, result in zip(plans, pickers, results, strict=True):
+                    if key in plan.keys:
+                        _place(plan, result, key, pick(row))
+    return Fetched(results, queries)
+
+
+def _matched_picker(
+    fields: tuple[str, ...] | None, instances: bool, columns: list[str], meta: Any
+) -> Callable[[Any], Any]:
+    """A plan's row out of the group's: the instance itself, or a dict of its fields read
+    off the instance or the values row (a new dict for each key the row matched)."""
+    if fields is None:
+        return lambda obj: obj
+    if instances:
+        attnames = [meta.get_field(name).attname for name in fields]
+        return lambda obj: {n: getattr(obj, a) for n, a in zip(fields, attnames, strict=True)}
+    positions = [columns.index(name) for name in fields]
+    return lambda row: {n: row[i] for n, i in zip(fields, positions, strict=True)}
 
 
 def _place(plan: Plan, result: dict[Any, Any], key: Any, row: Any) -> None:

@@ -6,8 +6,38 @@ No model here has a ForeignKey across databases; references are plain values.
 from __future__ import annotations
 
 import uuid
+from typing import Any
 
+from django.conf import settings
 from django.db import models
+from django.db.backends.base.base import BaseDatabaseWrapper
+from django.db.models.signals import pre_migrate
+
+#: A collation under which ``"abc"`` finds ``"ABC"`` on the ``legacy`` alias's backend:
+#: SQLite's NOCASE, a nondeterministic ICU collation on PostgreSQL (created below), and on
+#: MariaDB the server's default (case-insensitive, PAD SPACE), as a legacy table has.
+TEXT_KEY_COLLATION = {
+    "sqlite": "NOCASE",
+    "mixed": "NOCASE",
+    "postgres": "crossprefetch_ci",
+    "mariadb": None,
+}[settings.TEST_DB]
+
+
+def _create_collation(using: str, **kwargs: Any) -> None:
+    """The PostgreSQL collation of :data:`TEXT_KEY_COLLATION`, before the tables need it."""
+    from django.db import connections
+
+    connection: BaseDatabaseWrapper = connections[using]
+    if connection.vendor == "postgresql":
+        with connection.cursor() as cursor:
+            cursor.execute(
+                "CREATE COLLATION IF NOT EXISTS crossprefetch_ci "
+                "(provider = icu, locale = 'und-u-ks-level2', deterministic = false)"
+            )
+
+
+pre_migrate.connect(_create_collation, dispatch_uid="testapp_create_collation")
 
 
 class Customer(models.Model):
@@ -55,6 +85,28 @@ class Account(models.Model):
         return self.label
 
 
+class LowercaseField(models.CharField):  # type: ignore[type-arg]
+    """Stores text lowercased: the database value of ``"ABC"`` is ``"abc"``, so a per-row
+    ``filter(handle="ABC")`` finds the row holding ``"abc"``."""
+
+    def get_prep_value(self, value: Any) -> Any:
+        value = super().get_prep_value(value)
+        return value.lower() if isinstance(value, str) else value
+
+
+class Supplier(models.Model):
+    """A reference table keyed by text, compared by the column's collation."""
+
+    database = "legacy"
+
+    code = models.CharField(max_length=20, unique=True, db_collation=TEXT_KEY_COLLATION)
+    name = models.CharField(max_length=100)
+    handle = LowercaseField(max_length=20, null=True)
+
+    def __str__(self) -> str:
+        return self.code
+
+
 class OrderEvent(models.Model):
     database = "timeseries"
 
@@ -65,6 +117,7 @@ class OrderEvent(models.Model):
     customer_ref = models.CharField(max_length=40, blank=True, null=True)  # noqa: DJ001
     customer_uuid = models.UUIDField(null=True)
     region_code = models.CharField(max_length=10, null=True)  # noqa: DJ001
+    supplier_code = models.CharField(max_length=20, null=True)  # noqa: DJ001
     account_tenant = models.IntegerField(null=True)
     account_number = models.IntegerField(null=True)
     event_type = models.CharField(max_length=20, default="created")

@@ -5,7 +5,7 @@ from typing import Any
 from rest_framework import serializers
 
 from crossprefetch import ContextLookupField
-from tests.testapp.models import Customer, OrderEvent
+from tests.testapp.models import Customer, OrderEvent, Supplier
 
 
 class CustomerSerializer(serializers.ModelSerializer[Customer]):
@@ -107,10 +107,20 @@ class OracleEventSerializer(serializers.ModelSerializer[OrderEvent]):
     customer_tier = ContextLookupField("customers", "tier")
     ref_name = ContextLookupField("refs", "name", fallback=lambda e: f"ref {e.customer_ref}?")
     seller = ContextLookupField("sellers")
+    supplier_name = ContextLookupField("suppliers", "name", default=None)
+    supplier_code = ContextLookupField("supplier_rows", "code", default=None)
 
     class Meta:
         model = OrderEvent
-        fields = ["id", "customer_name", "customer_tier", "ref_name", "seller"]
+        fields = [
+            "id",
+            "customer_name",
+            "customer_tier",
+            "ref_name",
+            "seller",
+            "supplier_name",
+            "supplier_code",
+        ]
 
 
 def _naive_customer(key: Any) -> Customer | None:
@@ -130,10 +140,20 @@ class NaiveEventSerializer(serializers.ModelSerializer[OrderEvent]):
     customer_tier = serializers.SerializerMethodField()
     ref_name = serializers.SerializerMethodField()
     seller = serializers.SerializerMethodField()
+    supplier_name = serializers.SerializerMethodField()
+    supplier_code = serializers.SerializerMethodField()
 
     class Meta:
         model = OrderEvent
-        fields = ["id", "customer_name", "customer_tier", "ref_name", "seller"]
+        fields = [
+            "id",
+            "customer_name",
+            "customer_tier",
+            "ref_name",
+            "seller",
+            "supplier_name",
+            "supplier_code",
+        ]
 
     def get_customer_name(self, event: OrderEvent) -> str:
         customer = _naive_customer(event.customer_id)
@@ -150,3 +170,16 @@ class NaiveEventSerializer(serializers.ModelSerializer[OrderEvent]):
     def get_seller(self, event: OrderEvent) -> dict[str, str] | None:
         customer = _naive_customer(event.seller_id)
         return {"name": customer.name, "tier": customer.tier} if customer else None
+
+    def get_supplier_name(self, event: OrderEvent) -> str | None:
+        supplier = _naive_supplier(event.supplier_code)
+        return supplier.name if supplier else None
+
+    def get_supplier_code(self, event: OrderEvent) -> str | None:
+        supplier = _naive_supplier(event.supplier_code)
+        return supplier.code if supplier else None
+
+
+def _naive_supplier(code: str | None) -> Supplier | None:
+    """The row the database finds for ``code``, under the column's own collation."""
+    return None if code is None else Supplier.objects.filter(code=code).first()

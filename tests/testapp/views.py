@@ -148,6 +148,11 @@ class OracleEventViewSet(OrderEventViewSet):
         "customers": CUSTOMERS,
         "refs": CrossDBPrefetch("testapp.Customer", key="customer_ref", fields=("name",)),
         "sellers": CrossDBPrefetch(Customer, key="seller_id", fields=("name", "tier")),
+        # text keys, compared by the column's collation: a projection and whole rows
+        "suppliers": CrossDBPrefetch(
+            "testapp.Supplier", key="supplier_code", to_field="code", fields=("name",)
+        ),
+        "supplier_rows": CrossDBPrefetch("testapp.Supplier", key="supplier_code", to_field="code"),
     }
 
 
