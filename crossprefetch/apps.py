@@ -27,5 +27,9 @@ class CrossPrefetchConfig(AppConfig):
         django_checks.register(_coalesce_checks.check_coalesce_setting, "crossprefetch")
         _invalidation.connect()
 
+        from crossprefetch.rest_framework import _filter_checks
+
+        django_checks.register(_filter_checks.check_filters, "crossprefetch")
+
         if find_spec("drf_spectacular") is not None:
             from crossprefetch.rest_framework import openapi  # noqa: F401  (registers it)

@@ -87,6 +87,15 @@ class Settings:
         return int(_get("N_PLUS_ONE_THRESHOLD", 2))
 
     @property
+    def MAX_FILTER_KEYS(self) -> int:
+        """Remote rows a filter or a remote ordering may match before the request fails (400).
+
+        The matched keys travel to the listed objects' database as one parameter; above
+        this many, the request is refused rather than answered with a truncated result.
+        """
+        return int(_get("MAX_FILTER_KEYS", 100_000))
+
+    @property
     def ON_ERROR(self) -> str:
         """What a lookup does when its database fails: ``"raise"`` or ``"degrade"``.
 

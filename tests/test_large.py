@@ -97,3 +97,36 @@ def test_fifty_thousand_text_keys_matched_by_the_collation() -> None:
         lookup = prefetch_cross_db(objects, {"s": spec})["s"]
     assert len(lookup) == KEYS
     assert lookup["s49999"] == {"name": "Supplier 49999"}
+
+
+def test_forty_thousand_matching_keys_filter_a_page() -> None:
+    """The count and the page stay one query each: the 40,000 keys are one parameter."""
+    import datetime as dt
+
+    from rest_framework.test import APIClient
+
+    from tests.conftest import T0
+    from tests.testapp.models import OrderEvent
+
+    matching = 40_000
+    Customer.objects.bulk_create(
+        (Customer(pk=pk, name=f"C{pk}", tier="gold") for pk in range(1, matching + 1)),
+        batch_size=5_000,
+    )
+    OrderEvent.objects.bulk_create(
+        (
+            OrderEvent(timestamp=T0 + dt.timedelta(seconds=pk), customer_id=pk)
+            for pk in range(1, matching + 501)  # the last 500 are dangling: never matched
+        ),
+        batch_size=5_000,
+    )
+    with assert_num_queries(default=2, timeseries=2, legacy=0) as captured:
+        response = APIClient().get("/api/filtered-events/?customer_tier=gold&page_size=100")
+    assert response.status_code == 200
+    assert response.json()["count"] == matching
+    assert [row["customer_id"] for row in response.json()["results"]][:2] == [
+        matching,
+        matching - 1,
+    ]
+    for query in captured["timeseries"]:
+        assert len(query.params or ()) <= 3, query.sql[:200]  # the key set, LIMIT/OFFSET

@@ -3,6 +3,8 @@
 A whole-request ratio says *that* two variants differ; this says *where*. Each variant's
 work is replayed outside the view, one phase at a time, on the same page of events:
 
+* ``filter``: building the filtered or ordered QuerySet: for crossprefetch, the remote
+  query of the filter (matching keys) or of the ordering (ranks); nothing through a join;
 * ``count``: the paginator's ``COUNT(*)``;
 * ``page``: the page's query and its model instances (with ``select_related``, the join and
   a second instance per row);
@@ -21,10 +23,25 @@ import time
 from collections.abc import Callable
 from typing import Any
 
+from django.test import RequestFactory
 from rest_framework.renderers import JSONRenderer
+from rest_framework.request import Request
 
 from crossprefetch import prefetch_cross_db
-from shop.comparison import CROSSPREFETCH, JOINED, PER_PAGE, Variant
+from crossprefetch.filters import CrossDBFilterBackend, CrossDBOrderingFilter
+from shop.comparison import (
+    CROSSPREFETCH,
+    FILTER_QUERY,
+    FILTERED,
+    JOINED,
+    JOINED_FILTERED,
+    JOINED_ORDERED,
+    ORDER_QUERY,
+    ORDERED,
+    PER_PAGE,
+    Variant,
+)
+from shop.joined import joined_filter
 from shop.measuring import median
 from shop.models import Customer, JoinedOrderEvent, OrderEvent
 from shop.serializers import (
@@ -35,6 +52,7 @@ from shop.serializers import (
 from shop.views import CUSTOMER_FIELDS, OrderEventViewSet
 
 PHASES = {
+    "filter": "remote filter or ranks",
     "count": "paginator count",
     "page": "page query and model instances",
     "lookups": "customers of the page",
@@ -42,6 +60,8 @@ PHASES = {
     "render": "JSON rendering",
 }
 VARIANTS = (PER_PAGE, CROSSPREFETCH, JOINED)
+#: The filtered and ordered pages, each beside its counterpart through the join.
+FILTER_VARIANTS = (FILTERED, JOINED_FILTERED, ORDERED, JOINED_ORDERED)
 
 
 def _per_page_dict(events: list[Any]) -> dict[str, Any]:
@@ -58,7 +78,31 @@ def _nothing(events: list[Any]) -> dict[str, Any]:
     return {}
 
 
+def _through_backends(query: str) -> Callable[[], Any]:
+    """The events as ``events/?query`` lists them: the view's filter backends applied."""
+
+    def queryset() -> Any:
+        view = OrderEventViewSet()
+        view.request = Request(RequestFactory().get(f"/?{query}"))
+        view.format_kwarg = None
+        events: Any = OrderEvent.objects.all()
+        for backend in (CrossDBFilterBackend, CrossDBOrderingFilter):
+            events = backend().filter_queryset(view.request, events, view)
+        return events
+
+    return queryset
+
+
+def _through_join(query: str) -> Callable[[], Any]:
+    params = dict(part.split("=", 1) for part in query.split("&"))
+    return lambda: joined_filter(JoinedOrderEvent.objects.select_related("customer"), params)
+
+
 RECIPES: dict[Variant, tuple[Callable[[], Any], Callable[[list[Any]], dict[str, Any]], type]] = {
+    FILTERED: (_through_backends(FILTER_QUERY), _crossprefetch, OrderEventSerializer),
+    JOINED_FILTERED: (_through_join(FILTER_QUERY), _nothing, JoinedOrderEventSerializer),
+    ORDERED: (_through_backends(ORDER_QUERY), _crossprefetch, OrderEventSerializer),
+    JOINED_ORDERED: (_through_join(ORDER_QUERY), _nothing, JoinedOrderEventSerializer),
     PER_PAGE: (lambda: OrderEvent.objects.all(), _per_page_dict, ContextDictOrderEventSerializer),
     CROSSPREFETCH: (lambda: OrderEvent.objects.all(), _crossprefetch, OrderEventSerializer),
     JOINED: (
@@ -70,13 +114,16 @@ RECIPES: dict[Variant, tuple[Callable[[], Any], Callable[[list[Any]], dict[str, 
 
 
 def _once(variant: Variant, page_size: int) -> dict[str, float]:
-    queryset, lookups, serializer_class = RECIPES[variant]
+    make_queryset, lookups, serializer_class = RECIPES[variant]
     times: dict[str, float] = {}
     start = time.perf_counter()
-    queryset().count()
+    queryset = make_queryset()
+    times["filter"] = time.perf_counter() - start
+    start = time.perf_counter()
+    queryset.count()
     times["count"] = time.perf_counter() - start
     start = time.perf_counter()
-    events = list(queryset()[:page_size])
+    events = list(queryset[:page_size])
     times["page"] = time.perf_counter() - start
     start = time.perf_counter()
     context = lookups(events)
@@ -90,16 +137,18 @@ def _once(variant: Variant, page_size: int) -> dict[str, float]:
     return times
 
 
-def breakdown(page_size: int, repeat: int) -> dict[str, dict[str, float]]:
+def breakdown(
+    page_size: int, repeat: int, variants: tuple[Variant, ...] = VARIANTS
+) -> dict[str, dict[str, float]]:
     """``{variant key: {phase: median seconds}}`` for a page of ``page_size`` events."""
     samples: dict[Variant, dict[str, list[float]]] = {
-        variant: {phase: [] for phase in PHASES} for variant in VARIANTS
+        variant: {phase: [] for phase in PHASES} for variant in variants
     }
-    for variant in VARIANTS:
+    for variant in variants:
         _once(variant, page_size)  # warm-up
     for round_ in range(repeat):
-        shift = round_ % len(VARIANTS)
-        for variant in [*VARIANTS[shift:], *VARIANTS[:shift]]:
+        shift = round_ % len(variants)
+        for variant in [*variants[shift:], *variants[:shift]]:
             gc.collect()
             for phase, seconds in _once(variant, page_size).items():
                 samples[variant][phase].append(seconds)

@@ -16,6 +16,10 @@ All of them list the same events with the same pagination and serve the same JSO
 * ``SlowReferenceOrderEventViewSet`` — the same, reading customers through a query slower
   than the timeout: what ``manage.py benchmark_degraded`` measures the timeout with.
 * ``async_events`` — crossprefetch in an async view, through ``aprefetch_cross_db``.
+
+``events/`` and ``joined-events/`` also filter and order by the customer
+(``?customer_tier=gold``, ``?customer_name=ada``, ``?ordering=-customer_name``): the first
+across the two databases, the second through the join, with the same results and counts.
 """
 
 from __future__ import annotations
@@ -27,9 +31,12 @@ from django.db import connections
 from django.db.models import QuerySet
 from django.http import HttpRequest, JsonResponse
 from rest_framework import viewsets
+from rest_framework.request import Request
 
 from crossprefetch import CrossDBPrefetch, CrossDBPrefetchMixin
+from crossprefetch.filters import CrossDBFilter, CrossDBFilterBackend, CrossDBOrderingFilter
 from crossprefetch.loaders import aprefetch_cross_db
+from shop.joined import joined_filter
 from shop.models import Customer, JoinedOrderEvent, OrderEvent
 from shop.pagination import EventPagination
 from shop.serializers import (
@@ -56,6 +63,20 @@ class OrderEventViewSet(CrossDBPrefetchMixin, viewsets.ReadOnlyModelViewSet[Orde
     pagination_class = EventPagination
     cross_db_fields = {
         "customers": CrossDBPrefetch("shop.Customer", key="customer_id", fields=CUSTOMER_FIELDS),
+    }
+    filter_backends = [CrossDBFilterBackend, CrossDBOrderingFilter]
+    cross_db_filters = {
+        "customer_tier": CrossDBFilter("customers", "tier"),
+        "customer_tier__in": CrossDBFilter("customers", "tier", lookup="in"),
+        "customer_name": CrossDBFilter("customers", "name", lookup="icontains"),
+        "customer_active": CrossDBFilter("customers", "is_active"),
+        "customer_id__gte": CrossDBFilter("customers", "id", lookup="gte"),
+        "customer_missing": CrossDBFilter("customers", lookup="isnull"),
+    }
+    ordering_fields = ["timestamp", "amount"]
+    cross_db_ordering_fields = {
+        "customer_name": ("customers", "name"),
+        "customer_tier": ("customers", "tier"),
     }
 
 
@@ -165,6 +186,11 @@ class JoinedOrderEventViewSet(viewsets.ReadOnlyModelViewSet[JoinedOrderEvent]):
     queryset = JoinedOrderEvent.objects.select_related("customer")
     serializer_class = JoinedOrderEventSerializer
     pagination_class = EventPagination
+    request: Request
+
+    def get_queryset(self) -> QuerySet[JoinedOrderEvent]:
+        """The filters and orderings of ``events/``, written as joins (see :mod:`shop.joined`)."""
+        return joined_filter(super().get_queryset(), self.request.query_params)
 
 
 async def async_events(request: HttpRequest) -> JsonResponse:

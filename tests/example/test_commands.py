@@ -43,6 +43,12 @@ def test_demo() -> None:
     crossprefetch = next(line for line in page_100 if line.strip().startswith("crossprefetch"))
     assert naive.split()[1:3] == ["200", "2"]
     assert crossprefetch.split()[1:3] == ["1", "2"]
+    filtered = lines[lines.index("?customer_tier=gold, page size 100") :]
+    assert "  crossprefetch equals the join: yes" in filtered
+    naive_count = next(line for line in filtered if "after serializing" in line).split()[-1]
+    ours_count = next(line for line in filtered if "CrossDBFilterBackend" in line).split()[-1]
+    assert int(naive_count) == 120  # the unfiltered count: the article's wrong answer
+    assert int(ours_count) < 120
 
 
 def test_benchmark(tmp_path: Path) -> None:
@@ -86,6 +92,37 @@ def test_benchmark_breakdown() -> None:
     assert "**50 customers, page of 100**" in section
     for phase in ("paginator count", "customers of the page", "serialization", "whole request"):
         assert phase in section
+
+
+def test_benchmark_filters_only(tmp_path: Path) -> None:
+    figures = tmp_path / "figures.json"
+    out, _ = run(
+        "benchmark",
+        "--filters-only",
+        "--page-sizes", "100",
+        "--reference-rows", "50",
+        "--events", "120",
+        "--repeat", "1",
+        "--no-memory",
+        "--breakdown",
+        "--json", str(figures),
+    )  # fmt: skip
+    assert "identical output: yes" in out
+    report = json.loads(figures.read_text())
+    (cell,) = report["results"]
+    by_variant = {v["variant"]: v for v in cell["variants"]}
+    assert set(by_variant) == {
+        "crossprefetch_filtered",
+        "select_related_filtered",
+        "crossprefetch_ordered",
+        "select_related_ordered",
+    }
+    assert by_variant["crossprefetch_filtered"]["queries"] == {"default": 2, "timeseries": 2}
+    assert by_variant["crossprefetch_ordered"]["queries"] == {"default": 2, "timeseries": 2}
+    figures_named = {row["figure"] for row in report["summary"]}
+    assert any(name.startswith("filtered page") for name in figures_named)
+    assert any(name.startswith("ordered by") for name in figures_named)
+    assert "remote filter or ranks" in out[out.index("### Where the time goes") :]
 
 
 def test_benchmark_rejects_pages_larger_than_the_data() -> None:

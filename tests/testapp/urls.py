@@ -3,7 +3,7 @@ from __future__ import annotations
 from django.urls import include, path
 from rest_framework.routers import SimpleRouter
 
-from tests.testapp import views
+from tests.testapp import filter_views, views
 
 router = SimpleRouter()
 router.register("events", views.OrderEventViewSet, basename="events")
@@ -19,6 +19,13 @@ router.register("customers", views.CustomerViewSet, basename="customers")
 router.register("oracle-events", views.OracleEventViewSet, basename="oracle-events")
 router.register("naive-events", views.NaiveEventViewSet, basename="naive-events")
 router.register("tenant-events", views.TenantEventViewSet, basename="tenant-events")
+router.register("filtered-events", filter_views.FilteredEventViewSet, basename="filtered-events")
+router.register(
+    "tenant-filtered-events",
+    filter_views.TenantFilteredEventViewSet,
+    basename="tenant-filtered-events",
+)
+router.register("filterset-events", filter_views.FilterSetEventViewSet, basename="filterset-events")
 
 urlpatterns = [
     path("", include(router.urls)),

@@ -9,6 +9,10 @@ Not a test: a measurement. In one process, on the same seeded data, through the 
 * crossprefetch,
 * the same data in one database through a real ForeignKey and ``select_related``,
 * crossprefetch with a warm per-key cache, where caching is available,
+* a page filtered by the customer (``?customer_tier=gold``) and one ordered by the
+  customer's name (``?ordering=customer_name``), across the databases with crossprefetch's
+  filter backends and through the join in one database, on customer tables of at most
+  ``MAX_FILTER_KEYS`` rows (above, crossprefetch refuses such a request with a 400),
 
 for each page size and each size of the customer table, and prints Markdown (``--json FILE``
 also writes the figures for machines). The backend is whatever the example's settings point
@@ -37,10 +41,15 @@ from django.core.management.base import BaseCommand, CommandError
 from django.test import Client
 from django.test.utils import override_settings
 
+from crossprefetch.conf import conf
 from shop.comparison import (
     CROSSPREFETCH,
+    FILTERED,
     JOINED,
+    JOINED_FILTERED,
+    JOINED_ORDERED,
     NAIVE,
+    ORDERED,
     PER_PAGE,
     WARM_CACHE,
     WHOLE_TABLE,
@@ -129,6 +138,12 @@ class Command(BaseCommand):
             "--no-memory", action="store_true", help="skip the tracemalloc pass (faster)"
         )
         parser.add_argument(
+            "--filters-only",
+            action="store_true",
+            help="measure only the filtered and ordered pages and their counterparts through "
+            "the join",
+        )
+        parser.add_argument(
             "--breakdown",
             action="store_true",
             help="also time each phase (count, page, lookups, serialization, rendering) for "
@@ -180,6 +195,15 @@ class Command(BaseCommand):
             variants = [NAIVE, WHOLE_TABLE, PER_PAGE, CROSSPREFETCH, JOINED]
             if cache_available:
                 variants.append(WARM_CACHE)
+            if options["filters_only"]:
+                variants = []
+            if reference_rows <= conf.MAX_FILTER_KEYS:
+                variants += [FILTERED, JOINED_FILTERED, ORDERED, JOINED_ORDERED]
+            if not variants:
+                raise CommandError(
+                    f"--filters-only: {reference_rows:,} customers is more than "
+                    'CROSSPREFETCH["MAX_FILTER_KEYS"]; filters would be refused.'
+                )
             for page_size in sorted(options["page_sizes"]):
                 self._progress(f"  page {page_size:,} ")
                 measurements = compare(
@@ -189,7 +213,10 @@ class Command(BaseCommand):
                 self._progress("\n")
                 if options["breakdown"] and page_size in BREAKDOWN_PAGE_SIZES:
                     self._progress(f"  page {page_size:,}, phase by phase\n")
-                    breakdowns.append(_breakdown_json(cells[-1], plan.repeat))
+                    if cells[-1].get(PER_PAGE.key) is not None:
+                        breakdowns.append(_breakdown_json(cells[-1], plan.repeat))
+                    if cells[-1].get(FILTERED.key) is not None:
+                        breakdowns.append(_breakdown_json(cells[-1], plan.repeat, filtered=True))
         if not all(cell.identical for cell in cells):
             self.stderr.write("Some variants served different JSON: see 'identical output'.")
         return {
@@ -286,13 +313,15 @@ def _cell_json(cell: Cell) -> dict[str, Any]:
     }
 
 
-def _breakdown_json(cell: Cell, repeat: int) -> dict[str, Any]:
-    from shop.breakdown import breakdown
+def _breakdown_json(cell: Cell, repeat: int, *, filtered: bool = False) -> dict[str, Any]:
+    from shop.breakdown import FILTER_VARIANTS, VARIANTS, breakdown
 
-    phases = breakdown(cell.page_size, repeat)
+    variants = FILTER_VARIANTS if filtered else VARIANTS
+    phases = breakdown(cell.page_size, repeat, variants)
     return {
         "reference_rows": cell.reference_rows,
         "page_size": cell.page_size,
+        "variants": [variant.key for variant in variants],
         "phases_ms": {
             key: {phase: round(seconds * 1000, 4) for phase, seconds in times.items()}
             for key, times in phases.items()
@@ -362,6 +391,19 @@ def summary(cells: Sequence[Cell], latency_ms: float) -> list[dict[str, Any]]:
         "bytes",
     )
     add("whole-table dict, peak memory", "(for contrast)", 1000, peak(WHOLE_TABLE.key), "bytes")
+    add(
+        "filtered page: crossprefetch ÷ one database filtered through the join, time",
+        "≤ 1.00",
+        100,
+        lambda c: _round(c.ratio(FILTERED.key, JOINED_FILTERED.key), 2),
+    )
+    add(
+        "ordered by the customer's name: crossprefetch ÷ one database ordered through the "
+        "join, time",
+        "≤ 1.50",
+        100,
+        lambda c: _round(c.ratio(ORDERED.key, JOINED_ORDERED.key), 2),
+    )
     for page_size in (100, 1000):
         add(
             "crossprefetch, warm cache ÷ crossprefetch, time",
@@ -411,6 +453,9 @@ def render_markdown(report: dict[str, Any]) -> str:
         ),
         "- Ratios are to the hand-written per-page dict (`get_serializer_context()` + "
         "`id__in` of the page's keys).",
+        "- The filtered (`?customer_tier=gold`) and ordered (`?ordering=customer_name`) "
+        "variants serve other pages than the plain list: *identical output* compares each "
+        "with its counterpart through the join, and the summary gives their ratio to it.",
     ]
     if not settings_["warm_cache_measured"]:
         lines.append(
@@ -447,7 +492,9 @@ def render_markdown(report: dict[str, Any]) -> str:
 
 
 def _render_breakdowns(breakdowns: list[dict[str, Any]]) -> list[str]:
-    from shop.breakdown import PHASES, VARIANTS
+    from shop.breakdown import FILTER_VARIANTS, PHASES, VARIANTS
+
+    known = {variant.key: variant for variant in (*VARIANTS, *FILTER_VARIANTS)}
 
     lines = [
         "",
@@ -457,26 +504,27 @@ def _render_breakdowns(breakdowns: list[dict[str, Any]]) -> list[str]:
         "(medians, no simulated round trip). The rest of the request is the whole request's "
         "median minus the phases: URL routing, the view, the paginator, the response.",
     ]
-    labels = " | ".join(variant.label for variant in VARIANTS)
     for item in breakdowns:
         phases, request = item["phases_ms"], item["request_ms"]
+        variants = [known[key] for key in item.get("variants", [v.key for v in VARIANTS])]
+        labels = " | ".join(variant.label for variant in variants)
         lines += [
             "",
             f"**{item['reference_rows']:,} customers, page of {item['page_size']:,}**",
             "",
             f"| phase | {labels} |",
-            "|---|" + "--:|" * len(VARIANTS),
+            "|---|" + "--:|" * len(variants),
         ]
         for phase, label in PHASES.items():
-            cells = " | ".join(format_ms(phases[v.key][phase] / 1000) for v in VARIANTS)
+            cells = " | ".join(format_ms(phases[v.key].get(phase, 0.0) / 1000) for v in variants)
             lines.append(f"| {label} | {cells} |")
-        totals = {v.key: sum(phases[v.key].values()) for v in VARIANTS}
+        totals = {v.key: sum(phases[v.key].values()) for v in variants}
         rest = " | ".join(
             format_ms((request[v.key] - totals[v.key]) / 1000) if v.key in request else "—"
-            for v in VARIANTS
+            for v in variants
         )
         whole = " | ".join(
-            f"**{format_ms(request[v.key] / 1000)}**" if v.key in request else "—" for v in VARIANTS
+            f"**{format_ms(request[v.key] / 1000)}**" if v.key in request else "—" for v in variants
         )
         lines.append(f"| rest of the request | {rest} |")
         lines.append(f"| **whole request** | {whole} |")

@@ -1,0 +1,276 @@
+"""A whole key set, or a key → position mapping, sent to a database as ONE parameter.
+
+Filtering the listed objects by the keys a remote query matched must not be split into
+chunks: the paginator's ``count`` and the page are one query each, and only one query can
+be exact. So the keys travel as one value the database unpacks itself:
+
+* PostgreSQL: an array, ``column = ANY(%s::type[])``;
+* SQLite: a JSON array, ``column IN (SELECT value FROM json_each(%s))``;
+* MariaDB/MySQL: a JSON array, ``column IN (SELECT k FROM JSON_TABLE(%s, '$[*]' ...))``.
+
+Ordering by a remote value uses the same idea: a JSON array of ``[key, position]`` pairs
+joined to the listed table (``LEFT OUTER JOIN``), so the database hashes or indexes it once
+instead of searching the mapping row by row.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable, Mapping, Sequence
+from typing import Any
+
+from django.db import models
+from django.db.backends.base.base import BaseDatabaseWrapper
+from django.db.models import Lookup
+from django.db.models.sql.compiler import SQLCompiler
+from django.db.models.sql.constants import LOUTER
+
+from crossprefetch._keys import target_field
+
+SQLParams = tuple[str, tuple[Any, ...]]
+
+INTEGER_TYPES = frozenset(
+    {
+        "AutoField",
+        "BigAutoField",
+        "SmallAutoField",
+        "IntegerField",
+        "BigIntegerField",
+        "SmallIntegerField",
+        "PositiveIntegerField",
+        "PositiveBigIntegerField",
+        "PositiveSmallIntegerField",
+    }
+)
+
+
+def db_values(field: Any, keys: Iterable[Any], connection: BaseDatabaseWrapper) -> list[Any]:
+    """The keys as the database stores them in ``field`` (UUIDs as hex on SQLite, say)."""
+    field = target_field(field)
+    if field.get_internal_type() in INTEGER_TYPES:
+        return list(keys)
+    return [field.get_db_prep_value(k, connection, prepared=False) for k in keys]
+
+
+def _json(values: Iterable[Any]) -> str:
+    return json.dumps(list(values), default=str, separators=(",", ":"))
+
+
+def _mysql_type(field: Any, connection: BaseDatabaseWrapper) -> str:
+    """The type of a ``JSON_TABLE`` column holding values of ``field``."""
+    field = target_field(field)
+    internal = field.get_internal_type()
+    if internal in INTEGER_TYPES:
+        return "BIGINT"
+    if internal == "UUIDField":
+        return "CHAR(32)"
+    if internal in {"CharField", "SlugField", "EmailField", "TextField"}:
+        # as long as any value may be; the comparison uses the listed column's collation
+        return f"VARCHAR({field.max_length or 255})"
+    db_type = field.db_type(connection) or "VARCHAR(255)"
+    return str(db_type).replace(" AUTO_INCREMENT", "")
+
+
+def _sqlite_type(field: Any) -> str:
+    """The affinity of ``field``'s values in SQLite."""
+    internal = target_field(field).get_internal_type()
+    if internal in INTEGER_TYPES or internal == "BooleanField":
+        return "INTEGER"
+    if internal in {"FloatField", "DecimalField"}:
+        return "REAL"
+    return "TEXT"
+
+
+class KeyIn(Lookup):
+    """``column IN <keys>`` with the whole key set as one parameter, whatever its size.
+
+    A ``Lookup`` so that ``filter()`` takes it as a condition; never registered on a field.
+    Other backends than PostgreSQL, SQLite and MariaDB/MySQL get Django's own ``__in``.
+    """
+
+    lookup_name = "crossprefetch_key_in"
+    prepare_rhs = False
+    can_use_none_as_rhs = False
+
+    def __init__(self, column: str | Any, keys: Sequence[Any]) -> None:
+        lhs = models.F(column) if isinstance(column, str) else column
+        super().__init__(lhs, list(keys))
+
+    def get_prep_lookup(self) -> Any:
+        return self.rhs
+
+    def as_sql(self, compiler: SQLCompiler, connection: BaseDatabaseWrapper) -> SQLParams:
+        column, params = compiler.compile(self.lhs)
+        field = self.lhs.output_field
+        values = db_values(field, self.rhs, connection)
+        vendor = connection.vendor
+        if vendor == "postgresql":
+            cast = target_field(field).cast_db_type(connection)
+            return f"{column} = ANY(%s::{cast}[])", (*params, values)
+        if vendor == "sqlite":
+            return f"{column} IN (SELECT value FROM json_each(%s))", (*params, _json(values))
+        if vendor == "mysql":
+            sql = (
+                f"{column} IN (SELECT crossprefetch_keys.k FROM JSON_TABLE(%s, '$[*]' "
+                f"COLUMNS (k {_mysql_type(field, connection)} PATH '$')) AS crossprefetch_keys)"
+            )
+            return sql, (*params, _json(values))
+        if not values:
+            return "1 = 0", tuple(params)
+        in_list = ", ".join(["%s"] * len(values))
+        return f"{column} IN ({in_list})", (*params, *values)
+
+
+class PositionJoin:
+    """``LEFT OUTER JOIN <[key, position, ...] rows> ON rows.k = parent.column``.
+
+    Lives in ``Query.alias_map`` like Django's ``Join`` (same attributes and methods), so
+    the compiler writes it into the FROM clause of the page. Each row holds a key and
+    ``width`` positions (one per remote field ordered by); rows whose key has none get
+    ``NULL`` positions. A query that does not order by them (the paginator's count) gets
+    no join at all.
+    """
+
+    filtered_relation = None
+    nullable = True
+    join_field = None
+
+    def __init__(
+        self,
+        parent_alias: str,
+        column: str,
+        field: Any,
+        rows: Sequence[tuple[Any, Sequence[Any]]],
+        width: int,
+    ) -> None:
+        self.table_name = "crossprefetch_positions"
+        self.table_alias: str | None = None
+        self.parent_alias = parent_alias
+        self.join_type: str | None = LOUTER
+        self.column = column
+        self.field = field
+        self.rows = rows
+        self.width = width
+
+    def as_sql(self, compiler: SQLCompiler, connection: BaseDatabaseWrapper) -> SQLParams:
+        if not self._used_by(compiler.query):
+            return "", ()
+        quote = compiler.quote_name_unless_alias
+        alias = quote(self.table_alias or self.table_name)
+        on = f"{alias}.{quote('k')} = {quote(self.parent_alias)}.{quote(self.column)}"
+        if target_field(self.field).get_internal_type() in INTEGER_TYPES:
+            keys: Sequence[Any] = [key for key, _ in self.rows]
+        else:
+            keys = db_values(self.field, (key for key, _ in self.rows), connection)
+        positions = range(1, self.width + 1)
+        vendor = connection.vendor
+        if vendor == "sqlite":
+            # {key: position} (or {key: [positions]}): json_each reads the pairs without
+            # parsing each again; the CAST gives the key column an affinity, without which
+            # SQLite builds no automatic index on the pairs and searches them once per row
+            if self.width == 1:
+                mapping = {key: rank[0] for key, (_, rank) in zip(keys, self.rows, strict=True)}
+                columns = ", value AS p1"
+            else:
+                mapping = {key: rank for key, (_, rank) in zip(keys, self.rows, strict=True)}
+                columns = "".join(f", json_extract(value, '$[{i - 1}]') AS p{i}" for i in positions)
+            payload = json.dumps(mapping, default=str, separators=(",", ":"))
+            cast = _sqlite_type(self.field)
+            source = f"(SELECT CAST(key AS {cast}) AS k{columns} FROM json_each(%s))"
+            return f"{self.join_type} {source} {alias} ON ({on})", (payload,)
+        payload = _json((k, *rank) for k, (_, rank) in zip(keys, self.rows, strict=True))
+        if vendor == "postgresql":
+            cast = target_field(self.field).cast_db_type(connection)
+            columns = "".join(f", (e->>{i})::integer AS p{i}" for i in positions)
+            source = (
+                f"(SELECT (e->>0)::{cast} AS k{columns} FROM jsonb_array_elements(%s::jsonb) AS e)"
+            )
+        elif vendor == "mysql":
+            columns = "".join(f", p{i} INTEGER PATH '$[{i}]'" for i in positions)
+            source = (
+                f"JSON_TABLE(%s, '$[*]' COLUMNS (k {_mysql_type(self.field, connection)} "
+                f"PATH '$[0]'{columns}))"
+            )
+        else:
+            raise NotImplementedError(
+                f"Ordering by a remote field is not supported on {connection.vendor}; "
+                "use PostgreSQL, SQLite or MariaDB/MySQL for the listed objects."
+            )
+        return f"{self.join_type} {source} {alias} ON ({on})", (payload,)
+
+    def _used_by(self, query: Any) -> bool:
+        """Whether the query orders by this join's positions (the join adds no row)."""
+        alias = self.table_alias or self.table_name
+        return any(
+            isinstance(term, models.OrderBy)
+            and isinstance(term.expression, Position)
+            and term.expression.alias == alias
+            for term in query.order_by
+        )
+
+    def relabeled_clone(self, change_map: dict[str, str]) -> PositionJoin:
+        parent = change_map.get(self.parent_alias, self.parent_alias)
+        clone = PositionJoin(parent, self.column, self.field, self.rows, self.width)
+        if self.table_alias is not None:
+            clone.table_alias = change_map.get(self.table_alias, self.table_alias)
+        clone.join_type = self.join_type
+        return clone
+
+    def demote(self) -> PositionJoin:
+        return self  # always an outer join: rows without a position are kept
+
+    def promote(self) -> PositionJoin:
+        return self
+
+    def __eq__(self, other: object) -> bool:
+        return self is other
+
+    def __hash__(self) -> int:
+        return id(self)
+
+
+class Position(models.Expression):
+    """Position ``index`` (from 1) of a :class:`PositionJoin`, relabeled with the query."""
+
+    def __init__(self, alias: str, index: int = 1) -> None:
+        super().__init__(output_field=models.IntegerField())
+        self.alias = alias
+        self.index = index
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}({self.alias!r}, {self.index})"
+
+    def as_sql(self, compiler: SQLCompiler, connection: BaseDatabaseWrapper) -> SQLParams:
+        quote = compiler.quote_name_unless_alias
+        return f"{quote(self.alias)}.{quote(f'p{self.index}')}", ()
+
+    def relabeled_clone(self, change_map: Mapping[str, str]) -> Position:
+        return Position(change_map.get(self.alias, self.alias), self.index)
+
+    def get_group_by_cols(self) -> list[Any]:
+        return [self]
+
+    @property
+    def identity(self) -> tuple[Any, ...]:
+        return (type(self), self.alias, self.index)
+
+
+def join_positions(
+    queryset: models.QuerySet[Any],
+    column: str,
+    rows: Sequence[tuple[Any, Sequence[Any]]],
+    width: int,
+) -> tuple[models.QuerySet[Any], str]:
+    """Join ``rows`` (``(key, (position 1, ..., position width))``) to ``queryset`` on
+    ``column``; the join's alias, for :class:`Position`.
+
+    Order by ``Position(alias, i).asc(nulls_last=True)`` (or ``desc``): rows without a
+    position come last in both directions.
+    """
+    queryset = queryset.all()
+    query = queryset.query
+    parent = query.get_initial_alias()
+    assert parent is not None
+    field = queryset.model._meta.get_field(column)
+    join = PositionJoin(parent, getattr(field, "column", column), field, rows, width)
+    return queryset, query.join(join)  # type: ignore[arg-type]

@@ -1,0 +1,278 @@
+"""System checks for the ``cross_db_filters`` and ``cross_db_ordering_fields`` of views.
+
+Each misdeclaration found here would otherwise surface as a 500 on the first request that
+uses the parameter. Ids are listed in the docs and never reused.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from typing import Any
+
+from django.core import checks
+from django.core.exceptions import FieldDoesNotExist, ImproperlyConfigured
+from django.db import models
+
+from crossprefetch._urls import declaring_views
+from crossprefetch.rest_framework.filters import (
+    CrossDBFilter,
+    CrossDBFilterBackend,
+    CrossDBOrderingFilter,
+    local_key,
+    remote_field,
+)
+from crossprefetch.spec import CrossDBPrefetch
+
+
+def check_filters(
+    app_configs: Iterable[Any] | None = None, **kwargs: Any
+) -> list[checks.CheckMessage]:
+    """Check the filters and remote orderings of the views routed by ``ROOT_URLCONF``."""
+    errors: list[checks.CheckMessage] = []
+    try:
+        views = list(declaring_views())
+    except Exception:  # a broken URLconf is reported by Django's own checks
+        return []
+    for view in views:
+        errors.extend(check_view_filters(view))
+    return errors
+
+
+def check_view_filters(view: type) -> list[checks.CheckMessage]:
+    """All filter and ordering checks for one view class."""
+    label = f"{view.__module__}.{view.__qualname__}"
+    errors: list[checks.CheckMessage] = []
+    filters = getattr(view, "cross_db_filters", None)
+    orderings = getattr(view, "cross_db_ordering_fields", None)
+    backends = list(getattr(view, "filter_backends", None) or ())
+    if filters is not None:
+        if not isinstance(filters, Mapping):
+            errors.append(
+                _error(
+                    view,
+                    "E401",
+                    f"{label}.cross_db_filters is a {type(filters).__name__}, not a dict.",
+                    "Declare cross_db_filters = {'param': CrossDBFilter('lookup', 'field')}.",
+                )
+            )
+        else:
+            if filters and not _has(backends, CrossDBFilterBackend):
+                errors.append(_missing_backend(view, label, "cross_db_filters", "W401"))
+            for name, cross_filter in filters.items():
+                errors.extend(_check_filter(view, label, name, cross_filter))
+    if orderings is not None:
+        if not isinstance(orderings, Mapping):
+            errors.append(
+                _error(
+                    view,
+                    "E401",
+                    f"{label}.cross_db_ordering_fields is a {type(orderings).__name__}, "
+                    "not a dict.",
+                    "Declare cross_db_ordering_fields = {'param': ('lookup', 'field')}.",
+                )
+            )
+        else:
+            if orderings and not _has(backends, CrossDBOrderingFilter):
+                errors.append(_missing_backend(view, label, "cross_db_ordering_fields", "W402"))
+            local = getattr(view, "ordering_fields", None)
+            for name, target in orderings.items():
+                errors.extend(_check_ordering(view, label, name, target, local))
+    return errors
+
+
+def _has(backends: list[Any], backend: type) -> bool:
+    return any(isinstance(b, type) and issubclass(b, backend) for b in backends)
+
+
+def _missing_backend(view: type, label: str, attribute: str, code: str) -> checks.Warning:
+    backend = "CrossDBFilterBackend" if code == "W401" else "CrossDBOrderingFilter"
+    return checks.Warning(
+        f"{label} declares {attribute} but its filter_backends lack {backend}, so the "
+        "parameters are ignored.",
+        hint=f"Add crossprefetch.filters.{backend} to the view's filter_backends.",
+        obj=view,
+        id=f"crossprefetch.{code}",
+    )
+
+
+def _check_filter(
+    view: type, label: str, name: Any, cross_filter: Any
+) -> list[checks.CheckMessage]:
+    where = f"{label}.cross_db_filters[{name!r}]"
+    if not isinstance(cross_filter, CrossDBFilter):
+        return [
+            _error(
+                view,
+                "E401",
+                f"{where} is {cross_filter!r}, not a CrossDBFilter.",
+                "Wrap it: CrossDBFilter('lookup', 'field', lookup='exact').",
+            )
+        ]
+    spec, errors = _spec(view, where, cross_filter.spec)
+    if spec is None:
+        return errors
+    model = _remote_model(spec)
+    if model is not None and cross_filter.field is not None:
+        try:
+            field = remote_field(model, cross_filter.field)
+        except FieldDoesNotExist as exc:
+            errors.append(_unknown_field(view, where, model, cross_filter.field, exc))
+        else:
+            if cross_filter.lookup != "isnull" and field.get_lookup(cross_filter.lookup) is None:
+                errors.append(
+                    _error(
+                        view,
+                        "E404",
+                        f"{where}: {model._meta.label}.{cross_filter.field} "
+                        f"({field.get_internal_type()}) does not support the lookup "
+                        f"{cross_filter.lookup!r}.",
+                        "Choose a lookup the field supports, e.g. 'exact' or 'in'.",
+                    )
+                )
+    errors.extend(_check_key(view, where, spec, model))
+    return errors
+
+
+def _check_ordering(
+    view: type, label: str, name: Any, target: Any, local: Any
+) -> list[checks.CheckMessage]:
+    where = f"{label}.cross_db_ordering_fields[{name!r}]"
+    if not (
+        isinstance(target, tuple)
+        and len(target) == 2
+        and all(isinstance(part, str) and part for part in target)
+    ):
+        return [
+            _error(
+                view,
+                "E401",
+                f"{where} is {target!r}, not a (lookup, field) pair.",
+                "Give the name of a spec in cross_db_fields and a remote field, e.g. "
+                "('customers', 'name').",
+            )
+        ]
+    errors: list[checks.CheckMessage] = []
+    if isinstance(local, list | tuple) and name in local:
+        errors.append(
+            _error(
+                view,
+                "E406",
+                f"{where}: {name!r} is also a local ordering field (ordering_fields).",
+                "Rename the remote ordering or remove it from ordering_fields.",
+            )
+        )
+    spec, spec_errors = _spec(view, where, target[0])
+    errors += spec_errors
+    if spec is None:
+        return errors
+    model = _remote_model(spec)
+    if model is not None:
+        try:
+            remote_field(model, target[1])
+        except FieldDoesNotExist as exc:
+            errors.append(_unknown_field(view, where, model, target[1], exc))
+    errors.extend(_check_key(view, where, spec, model))
+    return errors
+
+
+def _spec(
+    view: type, where: str, spec_name: str
+) -> tuple[CrossDBPrefetch | None, list[checks.CheckMessage]]:
+    specs = getattr(view, "cross_db_fields", None)
+    specs = specs if isinstance(specs, Mapping) else {}
+    spec = specs.get(spec_name)
+    if isinstance(spec, CrossDBPrefetch):
+        return spec, []
+    if _overrides_specs(view) and not specs:
+        return None, []  # the specs are known per request only
+    return None, [
+        _error(
+            view,
+            "E402",
+            f"{where} uses the lookup {spec_name!r}, which the view does not declare in "
+            "cross_db_fields.",
+            f"Use one of: {', '.join(map(repr, specs)) or 'nothing declared'}; or add "
+            f"{spec_name!r}: CrossDBPrefetch(...) to cross_db_fields.",
+        )
+    ]
+
+
+def _overrides_specs(view: type) -> bool:
+    from crossprefetch.rest_framework.mixins import CrossDBPrefetchMixin
+
+    method = getattr(view, "get_cross_db_fields", None)
+    return method is not None and method is not CrossDBPrefetchMixin.get_cross_db_fields
+
+
+def _remote_model(spec: CrossDBPrefetch) -> type[models.Model] | None:
+    source = spec.source
+    if callable(source) and not isinstance(source, type | models.QuerySet):
+        return None  # known per request only
+    try:
+        return spec.get_model()
+    except ImproperlyConfigured:
+        return None  # crossprefetch.E003 reports it
+
+
+def _check_key(
+    view: type, where: str, spec: CrossDBPrefetch, model: type[models.Model] | None
+) -> list[checks.CheckMessage]:
+    errors: list[checks.CheckMessage] = []
+    if model is not None:
+        try:
+            if len(spec.get_match_fields(model)) != 1:
+                errors.append(
+                    _error(
+                        view,
+                        "E405",
+                        f"{where}: {spec!r} has a composite key; filters and remote orderings "
+                        "need a key of one field.",
+                        "Filter through a spec with a single key field and to_field.",
+                    )
+                )
+                return errors
+        except ImproperlyConfigured:
+            return errors  # crossprefetch.E005 / E008 report it
+    queryset = getattr(view, "queryset", None)
+    if not isinstance(queryset, models.QuerySet):
+        if callable(spec.key) or isinstance(spec.key, tuple):
+            errors.append(_bad_key(view, where, spec, "a callable or composite key"))
+        return errors
+    try:
+        local_key(spec, queryset.model, where)
+    except ImproperlyConfigured as exc:
+        errors.append(
+            _error(
+                view,
+                "E405",
+                str(exc),
+                f"Give the spec a key that is one field of {queryset.model._meta.label}.",
+            )
+        )
+    return errors
+
+
+def _bad_key(view: type, where: str, spec: CrossDBPrefetch, what: str) -> checks.Error:
+    return _error(
+        view,
+        "E405",
+        f"{where}: {spec!r} has {what}; filters and remote orderings need the key in one "
+        "column of the listed model.",
+        "Give the spec a key that names one field of the listed model.",
+    )
+
+
+def _unknown_field(
+    view: type, where: str, model: type[models.Model], path: str, exc: Exception
+) -> checks.Error:
+    names = ", ".join(f.name for f in model._meta.concrete_fields)
+    return _error(
+        view,
+        "E403",
+        f"{where}: {model._meta.label} has no field {path!r} ({exc}).",
+        f"Name a field of {model._meta.label}: {names}.",
+    )
+
+
+def _error(view: type, code: str, message: str, hint: str) -> checks.Error:
+    return checks.Error(message, hint=hint, obj=view, id=f"crossprefetch.{code}")

@@ -1,0 +1,182 @@
+"""System checks for misdeclared ``cross_db_filters`` and ``cross_db_ordering_fields``."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+import pytest
+from django.core import checks
+from rest_framework import generics
+
+from crossprefetch import CrossDBPrefetch, CrossDBPrefetchMixin
+from crossprefetch.filters import CrossDBFilter, CrossDBFilterBackend, CrossDBOrderingFilter
+from crossprefetch.rest_framework._filter_checks import check_view_filters
+from tests.testapp.filter_views import FilteredEventViewSet, TenantFilteredEventViewSet
+from tests.testapp.models import Customer, OrderEvent
+from tests.testapp.serializers import OrderEventSerializer
+
+CUSTOMERS = CrossDBPrefetch("testapp.Customer", key="customer_id", fields=("name", "tier"))
+BACKENDS = [CrossDBFilterBackend, CrossDBOrderingFilter]
+
+
+def view(**attrs: Any) -> type:
+    return type(
+        "FilteredView",
+        (CrossDBPrefetchMixin, generics.ListAPIView),
+        {
+            "queryset": OrderEvent.objects.all(),
+            "serializer_class": OrderEventSerializer,
+            "cross_db_fields": {"customers": CUSTOMERS},
+            "filter_backends": BACKENDS,
+            "__module__": __name__,
+            **attrs,
+        },
+    )
+
+
+def by_key(key: Any, **spec: Any) -> dict[str, CrossDBPrefetch]:
+    return {"customers": CrossDBPrefetch("testapp.Customer", key=key, **spec)}
+
+
+CASES: list[tuple[str, type, str, str]] = [
+    (
+        "filters not a dict",
+        view(cross_db_filters=[CrossDBFilter("customers", "tier")]),
+        "E401",
+        "cross_db_filters = {",
+    ),
+    ("filter not a CrossDBFilter", view(cross_db_filters={"t": "tier"}), "E401", "Wrap it"),
+    (
+        "ordering not a pair",
+        view(cross_db_ordering_fields={"name": "customers.name"}),
+        "E401",
+        "('customers', 'name')",
+    ),
+    (
+        "unknown lookup name",
+        view(cross_db_filters={"t": CrossDBFilter("buyers", "tier")}),
+        "E402",
+        "'customers'",
+    ),
+    (
+        "ordering through an unknown lookup name",
+        view(cross_db_ordering_fields={"name": ("buyers", "name")}),
+        "E402",
+        "'customers'",
+    ),
+    (
+        "unknown remote field",
+        view(cross_db_filters={"t": CrossDBFilter("customers", "rank")}),
+        "E403",
+        "tier",
+    ),
+    (
+        "unknown remote field across a relation",
+        view(cross_db_filters={"t": CrossDBFilter("customers", "tier__name")}),
+        "E403",
+        "tier",
+    ),
+    (
+        "ordering by an unknown remote field",
+        view(cross_db_ordering_fields={"r": ("customers", "rank")}),
+        "E403",
+        "name",
+    ),
+    (
+        "unsupported lookup",
+        view(
+            cross_db_fields={"joined": CrossDBPrefetch("shop.JoinedOrderEvent", key="customer_id")},
+            cross_db_filters={"t": CrossDBFilter("joined", "customer", lookup="icontains")},
+        ),
+        "E404",
+        "'exact'",
+    ),
+    (
+        "composite key",
+        view(
+            cross_db_fields={
+                "accounts": CrossDBPrefetch(
+                    "testapp.Account",
+                    key=("account_tenant", "account_number"),
+                    to_field=("tenant_id", "number"),
+                )
+            },
+            cross_db_filters={"a": CrossDBFilter("accounts", "label")},
+        ),
+        "E405",
+        "single key",
+    ),
+    (
+        "callable key",
+        view(
+            cross_db_fields=by_key(lambda event: event.customer_id),
+            cross_db_filters={"t": CrossDBFilter("customers", "tier")},
+        ),
+        "E405",
+        "one field",
+    ),
+    (
+        "dotted key",
+        view(
+            cross_db_fields=by_key("customer.id"),
+            cross_db_ordering_fields={"n": ("customers", "name")},
+        ),
+        "E405",
+        "one field",
+    ),
+    (
+        "remote ordering also a local one",
+        view(
+            cross_db_ordering_fields={"amount": ("customers", "name")}, ordering_fields=["amount"]
+        ),
+        "E406",
+        "Rename",
+    ),
+    (
+        "no filter backend",
+        view(cross_db_filters={"t": CrossDBFilter("customers", "tier")}, filter_backends=[]),
+        "W401",
+        "CrossDBFilterBackend",
+    ),
+    (
+        "no ordering backend",
+        view(
+            cross_db_ordering_fields={"n": ("customers", "name")},
+            filter_backends=[CrossDBFilterBackend],
+        ),
+        "W402",
+        "CrossDBOrderingFilter",
+    ),
+]
+
+
+@pytest.mark.parametrize(("name", "view_class", "code", "hint"), CASES, ids=[c[0] for c in CASES])
+def test_check(name: str, view_class: type, code: str, hint: str) -> None:
+    messages = check_view_filters(view_class)
+    assert [m.id for m in messages] == [f"crossprefetch.{code}"], messages
+    assert hint in (messages[0].hint or "") + messages[0].msg
+    assert "FilteredView" in messages[0].msg
+
+
+def test_specs_known_per_request_are_not_guessed() -> None:
+    class PerRequest(CrossDBPrefetchMixin, generics.ListAPIView):  # type: ignore[type-arg]
+        queryset = OrderEvent.objects.all()
+        serializer_class = OrderEventSerializer
+        filter_backends = BACKENDS
+        cross_db_filters = {"t": CrossDBFilter("customers", "tier")}
+
+        def get_cross_db_fields(self) -> Mapping[str, CrossDBPrefetch]:
+            return {"customers": CrossDBPrefetch(Customer, key="customer_id")}
+
+    assert check_view_filters(PerRequest) == []
+
+
+def test_well_declared_views_pass() -> None:
+    assert check_view_filters(FilteredEventViewSet) == []
+    assert check_view_filters(TenantFilteredEventViewSet) == []
+
+
+def test_project_urlconf_is_clean() -> None:
+    messages = checks.run_checks(tags=["crossprefetch"])
+    assert [m for m in messages if m.id.startswith("crossprefetch.")] == []

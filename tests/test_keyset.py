@@ -1,0 +1,174 @@
+"""A key set, or a key -> position mapping, reaches the database as ONE parameter.
+
+Run on the configured backends (SQLite, PostgreSQL) and on the MariaDB server at
+``CROSSPREFETCH_MARIADB_HOST``/``_PORT`` (default ``127.0.0.1:3306``, user ``root``), in a
+database of its own; the MariaDB tests skip, saying why, when it cannot be reached.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import os
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+from django.db import connections
+
+from crossprefetch._keyset import KeyIn, Position, join_positions
+from crossprefetch.testing import assert_num_queries
+from tests.conftest import REQUIRE_SERVICES, T0
+from tests.testapp.models import OrderEvent
+
+KEYS = 40_000
+MARIADB = "keyset_mariadb"
+MARIADB_PARAMS = {
+    "HOST": os.environ.get("CROSSPREFETCH_MARIADB_HOST", "127.0.0.1"),
+    "PORT": os.environ.get("CROSSPREFETCH_MARIADB_PORT", "3306"),
+    "USER": os.environ.get("CROSSPREFETCH_MARIADB_USER", "root"),
+    "PASSWORD": os.environ.get("CROSSPREFETCH_MARIADB_PASSWORD", ""),
+}
+
+
+def _events(count: int) -> list[OrderEvent]:
+    """Events 1..count; every tenth has a null key, every seventh a text key in upper case."""
+    return [
+        OrderEvent(
+            pk=pk,
+            timestamp=T0 + dt.timedelta(seconds=pk),
+            customer_id=None if pk % 10 == 0 else pk,
+            customer_ref=f"REF{pk}" if pk % 7 == 0 else f"ref{pk}",
+        )
+        for pk in range(1, count + 1)
+    ]
+
+
+@pytest.fixture(scope="module")
+def mariadb(django_db_blocker: Any) -> Iterator[str]:
+    """A MariaDB alias with the events table, in a database created for this module."""
+    try:
+        import MySQLdb
+    except ImportError as exc:  # pragma: no cover - mysqlclient is in the test extra
+        pytest.skip(f"mysqlclient is not installed ({exc})")
+    name = f"test_crossprefetch_keyset_{os.getpid()}"
+    params = MARIADB_PARAMS
+    try:
+        server = MySQLdb.connect(
+            host=params["HOST"],
+            port=int(params["PORT"]),
+            user=params["USER"],
+            password=params["PASSWORD"],
+            connect_timeout=3,
+        )
+    except MySQLdb.Error as exc:
+        reason = f"MariaDB at {params['HOST']}:{params['PORT']} is not reachable ({exc})"
+        if REQUIRE_SERVICES:
+            pytest.fail(reason)
+        pytest.skip(reason)
+    server.cursor().execute(f"CREATE DATABASE `{name}` CHARACTER SET utf8mb4")
+    settings = {"ENGINE": "django.db.backends.mysql", "NAME": name, **params}
+    configured = connections.configure_settings({"default": settings})["default"]
+    connections.settings[MARIADB] = configured
+    try:
+        with django_db_blocker.unblock(), connections[MARIADB].schema_editor() as editor:
+            editor.create_model(OrderEvent)
+        yield MARIADB
+    finally:
+        with django_db_blocker.unblock():
+            connections[MARIADB].close()
+        del connections[MARIADB]
+        del connections.settings[MARIADB]
+        server.cursor().execute(f"DROP DATABASE IF EXISTS `{name}`")
+        server.close()
+
+
+def _check_key_set(alias: str) -> None:
+    OrderEvent.objects.using(alias).all().delete()
+    OrderEvent.objects.using(alias).bulk_create(_events(KEYS + 500), batch_size=5_000)
+    keys = list(range(1, KEYS + 1))
+    events = OrderEvent.objects.using(alias).filter(KeyIn("customer_id", keys))
+    with assert_num_queries(**{alias: 2}):
+        count = events.count()
+        page = list(events.order_by("customer_id")[:100])
+    assert count == KEYS - KEYS // 10  # null keys never match
+    assert [e.customer_id for e in page][:3] == [1, 2, 3]
+    assert not OrderEvent.objects.using(alias).filter(KeyIn("customer_id", [])).exists()
+
+
+def _check_text_keys(alias: str) -> None:
+    OrderEvent.objects.using(alias).all().delete()
+    OrderEvent.objects.using(alias).bulk_create(_events(30))
+    found = OrderEvent.objects.using(alias).filter(KeyIn("customer_ref", ["ref1", "ref2", "REF7"]))
+    assert sorted(e.pk for e in found) == [1, 2, 7]
+
+
+def _check_positions(alias: str) -> None:
+    OrderEvent.objects.using(alias).all().delete()
+    OrderEvent.objects.using(alias).bulk_create(_events(12))
+    # first position: keys 3 and 5 tie at 1, key 2 at 2, key 4 has none (null);
+    # second position: 2 before 3 before 5; keys absent from the rows have none (last)
+    rows = [(3, (1, 2)), (5, (1, 3)), (2, (2, 1)), (4, (None, 4))]
+    queryset, alias_ = join_positions(OrderEvent.objects.using(alias), "customer_id", rows, 2)
+    rest = sorted(set(range(1, 13)) - {2, 3, 4, 5}, reverse=True)
+    cases = [
+        ([Position(alias_, 1).asc(nulls_last=True)], [5, 3, 2, *rest_with(4, rest)]),
+        ([Position(alias_, 1).desc(nulls_last=True)], [2, 5, 3, *rest_with(4, rest)]),
+        (
+            [Position(alias_, 1).asc(nulls_last=True), Position(alias_, 2).desc(nulls_last=True)],
+            [5, 3, 2, 4, *rest],
+        ),
+        ([Position(alias_, 2).asc(nulls_last=True)], [2, 3, 5, 4, *rest]),
+    ]
+    for terms, expected in cases:
+        ordered = queryset.order_by(*terms, "-timestamp")
+        with assert_num_queries(**{alias: 2}) as captured:
+            assert ordered.count() == 12
+            ids = [e.pk for e in ordered]
+        assert ids == expected, terms
+        assert "crossprefetch_positions" not in captured[alias][0].sql  # no join to count
+
+
+def rest_with(pk: int, rest: list[int]) -> list[int]:
+    """The events without a position, in the tie-breaking order (-timestamp)."""
+    return sorted([pk, *rest], reverse=True)
+
+
+@pytest.mark.django_db(databases=["default", "timeseries"])
+def test_forty_thousand_keys_configured_backend() -> None:
+    _check_key_set("timeseries")
+
+
+@pytest.mark.django_db(databases=["default", "timeseries"])
+def test_text_keys_configured_backend() -> None:
+    _check_text_keys("timeseries")
+
+
+@pytest.mark.django_db(databases=["default", "timeseries"])
+def test_positions_configured_backend() -> None:
+    _check_positions("timeseries")
+
+
+def test_forty_thousand_keys_mariadb(mariadb: str, django_db_blocker: Any) -> None:
+    with django_db_blocker.unblock():
+        _check_key_set(mariadb)
+
+
+def test_text_keys_mariadb(mariadb: str, django_db_blocker: Any) -> None:
+    """JSON_TABLE's text column compares with the listed column's own collation."""
+    with django_db_blocker.unblock():
+        _check_text_keys(mariadb)
+        found = OrderEvent.objects.using(mariadb).filter(KeyIn("customer_ref", ["REF1"]))
+        assert [e.pk for e in found] == [1]  # utf8mb4's default collation ignores case
+
+
+def test_positions_mariadb(mariadb: str, django_db_blocker: Any) -> None:
+    with django_db_blocker.unblock():
+        _check_positions(mariadb)
+
+
+def test_one_parameter_on_each_backend(mariadb: str, django_db_blocker: Any) -> None:
+    """The statement carries the key set as one parameter, whatever its size."""
+    for alias in ("default", mariadb):
+        queryset = OrderEvent.objects.using(alias).filter(KeyIn("customer_id", range(1, 5_001)))
+        sql, params = queryset.query.get_compiler(alias).as_sql()
+        assert len(params) == 1, (connections[alias].vendor, sql)
