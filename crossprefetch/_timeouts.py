@@ -9,7 +9,8 @@ long and the statement stops running there too:
   never applies to the connection's later statements;
 * MariaDB: ``SET STATEMENT max_statement_time=N FOR SELECT ...``; MySQL: the
   ``MAX_EXECUTION_TIME`` optimizer hint; both rewrite only this block's ``SELECT`` s;
-* SQLite: ``interrupt()`` from a timer, disarmed before the block returns.
+* SQLite: a progress handler that aborts the statement once the time has passed,
+  removed before the block returns.
 
 Other backends run without a limit. Inside an atomic block the statements also run in a
 savepoint, rolled back when they fail: a failed or cancelled statement would otherwise
@@ -18,13 +19,16 @@ leave a PostgreSQL transaction aborted, refusing every later statement of the re
 
 from __future__ import annotations
 
-import threading
+import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager, nullcontext, suppress
 from typing import Any
 
 from django.db import DatabaseError, connections, transaction
 from django.db.backends.base.base import BaseDatabaseWrapper
+
+#: SQLite virtual-machine steps between two looks at the clock (well under a millisecond).
+_SQLITE_STEPS = 10_000
 
 
 @contextmanager
@@ -91,7 +95,7 @@ def _limit(connection: BaseDatabaseWrapper, seconds: float | None) -> Any:
     if connection.vendor == "mysql":
         return connection.execute_wrapper(_mysql_limit(connection, seconds))
     if connection.vendor == "sqlite":
-        return _sqlite_interrupt(connection, seconds)
+        return _sqlite_deadline(connection, seconds)
     return nullcontext()
 
 
@@ -118,24 +122,22 @@ def _mysql_limit(connection: BaseDatabaseWrapper, seconds: float) -> Callable[..
 
 
 @contextmanager
-def _sqlite_interrupt(connection: BaseDatabaseWrapper, seconds: float) -> Iterator[None]:
-    """Interrupt the block's statements after ``seconds``; never a statement after it."""
+def _sqlite_deadline(connection: BaseDatabaseWrapper, seconds: float) -> Iterator[None]:
+    """Abort the block's statements once ``seconds`` have passed; never a statement after it.
+
+    A progress handler, which SQLite calls from the running statement itself every so many
+    virtual-machine steps: unlike ``interrupt()`` from a timer, it cannot fire before the
+    statement starts (and be lost) on a machine too busy to start it in time.
+    """
     connection.ensure_connection()
     raw = connection.connection
-    lock = threading.Lock()
-    armed = True
+    deadline = time.monotonic() + seconds
 
-    def interrupt() -> None:
-        with lock:
-            if armed:
-                raw.interrupt()
+    def past_deadline() -> int:
+        return 1 if time.monotonic() >= deadline else 0
 
-    timer = threading.Timer(seconds, interrupt)
-    timer.daemon = True
-    timer.start()
+    raw.set_progress_handler(past_deadline, _SQLITE_STEPS)
     try:
         yield
     finally:
-        with lock:
-            armed = False
-        timer.cancel()
+        raw.set_progress_handler(None, _SQLITE_STEPS)
