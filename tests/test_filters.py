@@ -317,3 +317,47 @@ def test_filter_is_immutable_and_readable() -> None:
     assert repr(cross_filter) == "CrossDBFilter('customers', 'tier', lookup='in')"
     with pytest.raises(AttributeError):
         cross_filter.lookup = "exact"  # type: ignore[misc]
+
+
+def _failing_customers(request: Any) -> Any:
+    """Customers behind a condition the database refuses: every filter query fails."""
+    return Customer.objects.extra(where=["crossprefetch_no_such_function(1) > 0"])
+
+
+def _filtered_view(on_error: str) -> Callable[..., Any]:
+    from crossprefetch import CrossDBPrefetch
+    from tests.testapp.filter_views import FilteredEventViewSet
+
+    class FailingRemote(FilteredEventViewSet):
+        cross_db_fields = {
+            "customers": CrossDBPrefetch(
+                _failing_customers, key="customer_id", fields=("name", "tier"), on_error=on_error
+            ),
+        }
+        cross_db_filters = {"customer_tier": CrossDBFilter("customers", "tier")}
+        cross_db_ordering_fields = {"customer_name": ("customers", "name")}
+
+    return FailingRemote.as_view({"get": "list"})
+
+
+@pytest.mark.parametrize("query", ["customer_tier=gold", "ordering=customer_name"])
+def test_a_failing_remote_database_is_503_naming_the_filter_when_degrading(
+    scenario: Scenario, query: str
+) -> None:
+    """A list cannot be narrowed by rows it cannot read: 503, never an unfiltered page."""
+    from rest_framework.test import APIRequestFactory
+
+    response = _filtered_view("degrade")(APIRequestFactory().get(f"/?{query}"))
+    assert response.status_code == 503
+    assert "database 'default' failed" in str(response.data["detail"])
+    assert query.split("=")[-1 if query.startswith("ordering") else 0] in str(
+        response.data["detail"]
+    )
+
+
+def test_a_failing_remote_database_raises_when_not_degrading(scenario: Scenario) -> None:
+    from django.db import DatabaseError
+    from rest_framework.test import APIRequestFactory
+
+    with pytest.raises(DatabaseError):
+        _filtered_view("raise")(APIRequestFactory().get("/?customer_tier=gold"))

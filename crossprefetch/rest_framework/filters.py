@@ -21,7 +21,7 @@ from typing import Any
 
 from django.conf import settings
 from django.core.exceptions import FieldDoesNotExist, ImproperlyConfigured, ValidationError
-from django.db import connections, models
+from django.db import DatabaseError, connections, models
 from django.db.models.functions import DenseRank
 from django.http import HttpRequest
 from django.utils import timezone
@@ -30,6 +30,7 @@ from rest_framework.filters import BaseFilterBackend, OrderingFilter
 
 from crossprefetch import _keys
 from crossprefetch._keyset import INTEGER_TYPES, KeyIn, Position, join_positions
+from crossprefetch._timeouts import statement_scope
 from crossprefetch.conf import conf
 from crossprefetch.spec import CrossDBPrefetch
 
@@ -355,10 +356,34 @@ class _Match:
         return [key for key, _ in self.local_pairs([(k, None) for k in keys], alias)]
 
 
-def _bounded(rows: models.QuerySet[Any], names: Sequence[str], what: str) -> list[Any]:
-    """At most ``MAX_FILTER_KEYS`` rows, or a 400 naming the filters that asked for more."""
+class RemoteUnavailable(exceptions.APIException):
+    """The remote database of a filter or ordering failed: the list cannot be narrowed."""
+
+    status_code = 503
+    default_code = "remote_unavailable"
+
+
+def _bounded(
+    rows: models.QuerySet[Any], spec: CrossDBPrefetch, names: Sequence[str], what: str
+) -> list[Any]:
+    """At most ``MAX_FILTER_KEYS`` rows, or a 400 naming the filters that asked for more.
+
+    The remote query runs under the spec's ``timeout``, enforced by its database. When it
+    fails, a spec with ``on_error="degrade"`` answers 503 naming the filters (a list
+    filtered without its filter would be a wrong answer); otherwise the error propagates.
+    """
     limit = conf.MAX_FILTER_KEYS
-    found = list(rows[: limit + 1])
+    degrade = spec.error_policy() == "degrade"
+    try:
+        with statement_scope(rows.db, spec.statement_timeout(), isolate=degrade):
+            found = list(rows[: limit + 1])
+    except DatabaseError as exc:
+        if not degrade:
+            raise
+        joined = ", ".join(repr(n) for n in names)
+        raise RemoteUnavailable(
+            f"Filter {joined}: database {rows.db!r} failed ({type(exc).__name__}); try again later."
+        ) from exc
     if len(found) > limit:
         joined = ", ".join(repr(n) for n in names)
         raise exceptions.ValidationError(
@@ -410,7 +435,7 @@ def filter_by_remote(
     rows = match.remote_rows([] if missing else conditions).values_list(match.match.name, flat=True)
     if not match.match.unique:
         rows = rows.distinct()
-    keys = match.local_keys(_bounded(rows, names, "matches"), queryset.db)
+    keys = match.local_keys(_bounded(rows, spec, names, "matches"), queryset.db)
     column = match.column
     if missing:
         if not keys:
@@ -437,7 +462,7 @@ def ranks(
     rows = match.remote_rows(conditions)
     width = len(fields)
     if width == 1 and _compares_by_value(rows, fields[0]):
-        return _ranked_in_python(rows, match.match.name, fields[0], names)
+        return _ranked_in_python(rows, match.spec, match.match.name, fields[0], names)
     annotations = {
         f"crossprefetch_rank_{i}": models.Window(DenseRank(), order_by=models.F(field).asc())
         for i, field in enumerate(fields)
@@ -449,7 +474,7 @@ def ranks(
         values = tuple(fields)
     rows = rows.annotate(**annotations).values_list(match.match.name, *values, *annotations)
     table: dict[Any, tuple[Any, ...]] = {}
-    for row in _bounded(rows, names, "orders"):
+    for row in _bounded(rows, match.spec, names, "orders"):
         key, rank = row[0], row[1 + len(values) :]
         if values:
             rank = tuple(
@@ -483,13 +508,17 @@ def _compares_by_value(rows: models.QuerySet[Any], field: str) -> bool:
 
 
 def _ranked_in_python(
-    rows: models.QuerySet[Any], key: str, field: str, names: Sequence[str]
+    rows: models.QuerySet[Any],
+    spec: CrossDBPrefetch,
+    key: str,
+    field: str,
+    names: Sequence[str],
 ) -> list[tuple[Any, tuple[Any, ...]]]:
     ordered = rows.filter(**{f"{field}__isnull": False}).order_by(field).values_list(key, field)
     table: dict[Any, tuple[Any, ...]] = {}
     rank = 0
     previous: Any = object()
-    for remote_key, value in _bounded(ordered, names, "orders"):
+    for remote_key, value in _bounded(ordered, spec, names, "orders"):
         if value != previous:
             rank += 1
             previous = value
