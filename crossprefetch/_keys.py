@@ -27,21 +27,23 @@ class _Sentinel:
 #: reference, never sent to the database.
 INVALID: Final = _Sentinel("INVALID")
 
+#: Django's integer field types, by ``get_internal_type()``.
+INTEGER_TYPES: Final = frozenset(
+    {
+        "AutoField",
+        "BigAutoField",
+        "SmallAutoField",
+        "IntegerField",
+        "BigIntegerField",
+        "SmallIntegerField",
+        "PositiveIntegerField",
+        "PositiveBigIntegerField",
+        "PositiveSmallIntegerField",
+    }
+)
+
 _EXACT_TYPES: Final[dict[str, type]] = {
-    **dict.fromkeys(
-        (
-            "AutoField",
-            "BigAutoField",
-            "SmallAutoField",
-            "IntegerField",
-            "BigIntegerField",
-            "SmallIntegerField",
-            "PositiveIntegerField",
-            "PositiveBigIntegerField",
-            "PositiveSmallIntegerField",
-        ),
-        int,
-    ),
+    **dict.fromkeys(INTEGER_TYPES, int),
     **dict.fromkeys(("CharField", "TextField", "SlugField", "EmailField"), str),
     "UUIDField": uuid.UUID,
 }

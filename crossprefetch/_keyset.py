@@ -25,23 +25,9 @@ from django.db.models import Lookup
 from django.db.models.sql.compiler import SQLCompiler
 from django.db.models.sql.constants import LOUTER
 
-from crossprefetch._keys import target_field
+from crossprefetch._keys import INTEGER_TYPES, target_field
 
 SQLParams = tuple[str, tuple[Any, ...]]
-
-INTEGER_TYPES = frozenset(
-    {
-        "AutoField",
-        "BigAutoField",
-        "SmallAutoField",
-        "IntegerField",
-        "BigIntegerField",
-        "SmallIntegerField",
-        "PositiveIntegerField",
-        "PositiveBigIntegerField",
-        "PositiveSmallIntegerField",
-    }
-)
 
 
 def db_values(field: Any, keys: Iterable[Any], connection: BaseDatabaseWrapper) -> list[Any]:

@@ -29,7 +29,8 @@ from rest_framework import exceptions
 from rest_framework.filters import BaseFilterBackend, OrderingFilter
 
 from crossprefetch import _keys
-from crossprefetch._keyset import INTEGER_TYPES, KeyIn, Position, join_positions
+from crossprefetch._keys import INTEGER_TYPES
+from crossprefetch._keyset import KeyIn, Position, join_positions
 from crossprefetch._timeouts import statement_scope
 from crossprefetch.conf import conf
 from crossprefetch.spec import CrossDBPrefetch
