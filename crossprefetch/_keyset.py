@@ -8,18 +8,25 @@ be exact. So the keys travel as one value the database unpacks itself:
 * SQLite: a JSON array, ``column IN (SELECT value FROM json_each(%s))``;
 * MariaDB/MySQL: a JSON array, ``column IN (SELECT k FROM JSON_TABLE(%s, '$[*]' ...))``.
 
-Ordering by a remote value uses the same idea: a JSON array of ``[key, position]`` pairs
-joined to the listed table (``LEFT OUTER JOIN``), so the database hashes or indexes it once
-instead of searching the mapping row by row.
+Ordering by a remote value uses the same idea, in one of two forms (:func:`positions`):
+
+* integer keys that fill most of their range: a *rank vector*, one binary value holding
+  each key's positions at a fixed offset (``(key - lowest) * 4 * width``), read row by row
+  with ``substr``/``substring`` in constant time, no join: the database only sorts;
+* any other keys: a JSON array of ``[key, position]`` pairs joined to the listed table
+  (``LEFT OUTER JOIN``), so the database hashes or indexes it once instead of searching the
+  mapping row by row.
 """
 
 from __future__ import annotations
 
 import json
+import sys
+from array import array
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
-from django.db import models
+from django.db import connections, models
 from django.db.backends.base.base import BaseDatabaseWrapper
 from django.db.models import Lookup
 from django.db.models.sql.compiler import SQLCompiler
@@ -260,3 +267,127 @@ def join_positions(
     field = queryset.model._meta.get_field(column)
     join = PositionJoin(parent, getattr(field, "column", column), field, rows, width)
     return queryset, query.join(join)  # type: ignore[arg-type]
+
+
+#: Bytes of one position in a rank vector: big-endian, so the bytes compare as the numbers.
+_POSITION_BYTES = 4
+#: What a key without a position holds: after every position in either direction.
+_LAST = {False: 0xFFFFFFFF, True: 0}
+#: A rank vector holds a slot for every key between the lowest and the highest: it is used
+#: when at most this many slots per key are empty (bounded like the keys themselves).
+_SLOTS_PER_KEY = 4
+_VECTOR_VENDORS = frozenset({"sqlite", "postgresql", "mysql"})
+
+
+class RankAt(models.Expression):
+    """Position ``index`` (from 1) of the key in ``column``, read from a rank vector.
+
+    ``vector`` holds ``width`` unsigned 32-bit big-endian positions per key from ``lowest``
+    to ``highest``. A key without a position, outside the range or null reads as the value
+    that sorts last in this position's direction (``descending`` or not), so the ordering
+    needs no ``NULLS LAST``. Binary values compare byte by byte: ordering by the slice
+    orders by the position.
+    """
+
+    def __init__(
+        self,
+        column: str,
+        span: tuple[int, int],
+        vector: bytes,
+        width: int,
+        index: int,
+        descending: bool,
+    ) -> None:
+        super().__init__(output_field=models.BinaryField())
+        self.column: Any = models.F(column)  # a column once the query resolves it
+        self.lowest, self.highest = span
+        self.vector, self.width, self.index = vector, width, index
+        self.descending = descending
+
+    def __repr__(self) -> str:
+        span = f"{self.lowest}..{self.highest}"
+        return f"{type(self).__name__}({self.column!r}, {span}, {self.index})"
+
+    def get_source_expressions(self) -> list[Any]:
+        return [self.column]
+
+    def set_source_expressions(self, exprs: Sequence[Any]) -> None:
+        (self.column,) = exprs
+
+    def as_sql(self, compiler: SQLCompiler, connection: BaseDatabaseWrapper) -> SQLParams:
+        column, params = compiler.compile(self.column)
+        stride = _POSITION_BYTES * self.width
+        start = _POSITION_BYTES * (self.index - 1) + 1
+        offset = f"({column} - %s) * {stride} + {start}"
+        if connection.vendor == "postgresql":
+            piece = f"substring(%s::bytea FROM {offset} FOR {_POSITION_BYTES})"
+        else:  # SQLite, MariaDB/MySQL: byte positions in a binary value
+            piece = f"substr(%s, {offset}, {_POSITION_BYTES})"
+        last = _LAST[self.descending].to_bytes(_POSITION_BYTES, "big")
+        sql = f"CASE WHEN {column} BETWEEN %s AND %s THEN {piece} ELSE %s END"
+        return sql, (*params, self.lowest, self.highest, self.vector, *params, self.lowest, last)
+
+    @property
+    def identity(self) -> tuple[Any, ...]:
+        return (type(self), self.column, id(self.vector), self.index, self.descending)
+
+
+def _vector(
+    rows: Sequence[tuple[Any, Sequence[Any]]], descending: Sequence[bool]
+) -> tuple[int, int, bytes] | None:
+    """``(lowest, highest, vector)`` for integer keys dense enough; ``None`` otherwise."""
+    if not rows:
+        return None
+    keys = [key for key, _ in rows]
+    if set(map(type, keys)) != {int}:
+        return None
+    lowest, highest = min(keys), max(keys)
+    if highest - lowest + 1 > _SLOTS_PER_KEY * len(rows) + 64:
+        return None
+    width = len(descending)
+    slots = array("I", [_LAST[d] for d in descending]) * (highest - lowest + 1)
+    if slots.itemsize != _POSITION_BYTES:  # pragma: no cover - no such platform in CI
+        return None
+    if width == 1:
+        for key, (rank,) in rows:
+            if rank is not None:
+                slots[key - lowest] = rank
+    else:
+        for key, ranks in rows:
+            base = (key - lowest) * width
+            for i, rank in enumerate(ranks):
+                if rank is not None:
+                    slots[base + i] = rank
+    if sys.byteorder == "little":
+        slots.byteswap()
+    return lowest, highest, slots.tobytes()
+
+
+def positions(
+    queryset: models.QuerySet[Any],
+    column: str,
+    rows: Sequence[tuple[Any, Sequence[Any]]],
+    descending: Sequence[bool],
+) -> tuple[models.QuerySet[Any], list[models.OrderBy]]:
+    """``queryset`` able to order by ``rows`` (``(key, (position 1, ..., position n))``
+    matched on ``column``), and one ordering term per position, descending or not.
+
+    Rows without a position come last in both directions. Dense integer keys become a rank
+    vector (no join); other keys a joined JSON array (:func:`join_positions`).
+    """
+    vendor = connections[queryset.db].vendor
+    field = queryset.model._meta.get_field(column)
+    integer = target_field(field).get_internal_type() in INTEGER_TYPES
+    vector = _vector(rows, descending) if integer and vendor in _VECTOR_VENDORS else None
+    width = len(descending)
+    if vector is not None:
+        lowest, highest, data = vector
+        return queryset, [
+            models.OrderBy(RankAt(column, (lowest, highest), data, width, i, down), descending=down)
+            for i, down in enumerate(descending, start=1)
+        ]
+    queryset, alias = join_positions(queryset, column, rows, width)
+    return queryset, [
+        models.OrderBy(Position(alias, i), descending=down, nulls_last=True)
+        for i, down in enumerate(descending, start=1)
+    ]

@@ -15,7 +15,7 @@ from typing import Any
 import pytest
 from django.db import connections
 
-from crossprefetch._keyset import KeyIn, Position, join_positions
+from crossprefetch._keyset import KeyIn, positions
 from crossprefetch.testing import assert_num_queries
 from tests.conftest import REQUIRE_SERVICES, T0
 from tests.testapp.models import OrderEvent
@@ -102,30 +102,42 @@ def _check_text_keys(alias: str) -> None:
     assert sorted(e.pk for e in found) == [1, 2, 7]
 
 
+#: Far-apart integer keys: too sparse for a rank vector, so they are joined as pairs.
+SPARSE = 10**9
+
+
 def _check_positions(alias: str) -> None:
+    """Both forms of the positions: a rank vector (dense integer keys) and joined pairs
+    (sparse keys), in both directions, with null, absent and out-of-range keys last."""
     OrderEvent.objects.using(alias).all().delete()
     OrderEvent.objects.using(alias).bulk_create(_events(12))
     # first position: keys 3 and 5 tie at 1, key 2 at 2, key 4 has none (null);
-    # second position: 2 before 3 before 5; keys absent from the rows have none (last)
+    # second position: 2 before 3 before 5; keys absent from the rows have none (last);
+    # event 10 has a null key, event 1's key is outside the ranked keys' range
     rows = [(3, (1, 2)), (5, (1, 3)), (2, (2, 1)), (4, (None, 4))]
-    queryset, alias_ = join_positions(OrderEvent.objects.using(alias), "customer_id", rows, 2)
     rest = sorted(set(range(1, 13)) - {2, 3, 4, 5}, reverse=True)
     cases = [
-        ([Position(alias_, 1).asc(nulls_last=True)], [5, 3, 2, *rest_with(4, rest)]),
-        ([Position(alias_, 1).desc(nulls_last=True)], [2, 5, 3, *rest_with(4, rest)]),
-        (
-            [Position(alias_, 1).asc(nulls_last=True), Position(alias_, 2).desc(nulls_last=True)],
-            [5, 3, 2, 4, *rest],
-        ),
-        ([Position(alias_, 2).asc(nulls_last=True)], [2, 3, 5, 4, *rest]),
+        ((False, None), [5, 3, 2, *rest_with(4, rest)]),  # by the first position only
+        ((True, None), [2, 5, 3, *rest_with(4, rest)]),
+        ((False, True), [5, 3, 2, 4, *rest]),
+        ((None, False), [2, 3, 5, 4, *rest]),  # by the second position only
     ]
-    for terms, expected in cases:
-        ordered = queryset.order_by(*terms, "-timestamp")
-        with assert_num_queries(**{alias: 2}) as captured:
-            assert ordered.count() == 12
-            ids = [e.pk for e in ordered]
-        assert ids == expected, terms
-        assert "crossprefetch_positions" not in captured[alias][0].sql  # no join to count
+    for sparse in (False, True):
+        ranked = [*rows, (SPARSE, (1, 1))] if sparse else rows
+        for directions, expected in cases:
+            used = [d if d is not None else False for d in directions]
+            events = OrderEvent.objects.using(alias)
+            queryset, terms = positions(events, "customer_id", ranked, used)
+            terms = [t for t, d in zip(terms, directions, strict=True) if d is not None]
+            ordered = queryset.order_by(*terms, "-timestamp")
+            with assert_num_queries(**{alias: 2}) as captured:
+                assert ordered.count() == 12
+                ids = [e.pk for e in ordered]
+            assert ids == expected, (sparse, directions)
+            count, page = captured[alias]
+            assert "crossprefetch_positions" not in count.sql
+            assert "CASE" not in count.sql
+            assert ("crossprefetch_positions" in page.sql) == sparse, page.sql  # else a vector
 
 
 def rest_with(pk: int, rest: list[int]) -> list[int]:

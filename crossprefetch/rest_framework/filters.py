@@ -17,6 +17,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from itertools import islice
 from typing import Any
 
 from django.conf import settings
@@ -30,7 +31,7 @@ from rest_framework.filters import BaseFilterBackend, OrderingFilter
 
 from crossprefetch import _keys
 from crossprefetch._keys import INTEGER_TYPES
-from crossprefetch._keyset import KeyIn, Position, join_positions
+from crossprefetch._keyset import KeyIn, positions
 from crossprefetch._timeouts import statement_scope
 from crossprefetch.conf import conf
 from crossprefetch.spec import CrossDBPrefetch
@@ -340,12 +341,14 @@ class _Match:
         range, are taken as they are."""
         normalize = _keys.normalizer((self.local_field,), connections[alias])
         exact, low, high = _keys._exact_type(self.local_field, connections[alias])
-        if exact is not None and all(type(key) is exact for key, _ in pairs):
-            if low is None or not pairs:
-                return list(pairs)
+        if exact is not None and pairs:
             keys = [key for key, _ in pairs]
-            if low <= min(keys) and max(keys) <= high:
+            if set(map(type, keys)) == {exact} and (
+                low is None or (low <= min(keys) and max(keys) <= high)
+            ):
                 return list(pairs)
+        elif not pairs:
+            return []
         local = []
         for key, extra in pairs:
             value = normalize(key)
@@ -377,7 +380,7 @@ def _bounded(
     degrade = spec.error_policy() == "degrade"
     try:
         with statement_scope(rows.db, spec.statement_timeout(), isolate=degrade):
-            found = list(rows[: limit + 1])
+            found = _at_most(rows, limit + 1)
     except DatabaseError as exc:
         if not degrade:
             raise
@@ -397,6 +400,19 @@ def _bounded(
             }
         )
     return found
+
+
+def _at_most(rows: models.QuerySet[Any], count: int) -> list[Any]:
+    """The first ``count`` rows. An ordered query on SQLite is read without ``LIMIT``,
+    stopping after ``count`` rows: with a ``LIMIT``, SQLite sorts into a B-tree instead of
+    its (faster) sorter."""
+    if rows.query.order_by and connections[rows.db].vendor == "sqlite":
+        return list(islice(rows.iterator(chunk_size=_CHUNK), count))
+    return list(rows[:count])
+
+
+#: Rows per fetch when reading without ``LIMIT``.
+_CHUNK = 2_000
 
 
 def filter_by_remote(
@@ -601,34 +617,33 @@ class CrossDBOrderingFilter(OrderingFilter):
         remote = view_ordering_fields(view)
         own = _own_ordering(queryset)
         remembered = getattr(view, "_crossprefetch_remote_filters", None) or {}
-        fields_of: dict[str, list[str]] = {}
+        # per spec, its remote fields in order, each descending or not (a field's first
+        # term decides; a later one could only break ties between equal values)
+        directions: dict[str, dict[str, bool]] = {}
         names_of: dict[str, list[str]] = {}
         for term in ordering:
             name = term.lstrip("-")
             if name in remote:
                 spec_name, field = remote[name]
-                if field not in fields_of.setdefault(spec_name, []):
-                    fields_of[spec_name].append(field)
+                directions.setdefault(spec_name, {}).setdefault(field, term != name)
                 names_of.setdefault(spec_name, []).append(name)
-        positions: dict[tuple[str, str], Position] = {}
-        for spec_name, fields in fields_of.items():
+        by_rank: dict[tuple[str, str], models.OrderBy] = {}
+        for spec_name, fields in directions.items():
             where = f"ordering {', '.join(map(repr, names_of[spec_name]))}"
             spec = _spec(view, spec_name, where)
             match = _Match.of(spec, queryset, request, where)
-            table = ranks(match, fields, remembered.get(spec_name, ()), names_of[spec_name])
+            table = ranks(match, list(fields), remembered.get(spec_name, ()), names_of[spec_name])
             rows = match.local_pairs(table, queryset.db)
-            queryset, alias = join_positions(queryset, match.column, rows, len(fields))
-            for index, field in enumerate(fields, start=1):
-                positions[(spec_name, field)] = Position(alias, index)
+            queryset, ordered_by = positions(queryset, match.column, rows, list(fields.values()))
+            for field, order in zip(fields, ordered_by, strict=True):
+                by_rank[(spec_name, field)] = order
         terms: list[Any] = []
         for term in ordering:
             name = term.lstrip("-")
             if name not in remote:
                 terms.append(term)
-            elif term == name:
-                terms.append(positions[remote[name]].asc(nulls_last=True))
-            else:
-                terms.append(positions[remote[name]].desc(nulls_last=True))
+            elif remote[name] in by_rank:
+                terms.append(by_rank.pop(remote[name]))
         terms += [t for t in own if t not in terms]
         ordered: models.QuerySet[Any] = queryset.order_by(*terms)
         return ordered
