@@ -6,7 +6,12 @@ be exact. So the keys travel as one value the database unpacks itself:
 
 * PostgreSQL: an array, ``column = ANY(%s::type[])``;
 * SQLite: a JSON array, ``column IN (SELECT value FROM json_each(%s))``;
-* MariaDB/MySQL: a JSON array, ``column IN (SELECT k FROM JSON_TABLE(%s, '$[*]' ...))``.
+* MariaDB/MySQL: a JSON array, ``column IN (SELECT k FROM JSON_TABLE(%s, '$[*]' ...))``;
+* on all three, a large set of integer keys that fills much of its range is a *key map*
+  instead: one binary value with a byte per integer of the range, read row by row with
+  ``substr``/``substring`` in constant time. The database then plans the query as it would
+  a join's (no per-key estimates, no index search per key): a page ordered by another
+  column walks that column's index and stops once the page is full.
 
 Ordering by a remote value uses the same idea, in one of two forms (:func:`positions`):
 
@@ -74,6 +79,45 @@ def _sqlite_type(field: Any) -> str:
     return "TEXT"
 
 
+#: Key sets smaller than this stay a list, which the database can look up in an index.
+_KEY_MAP_MIN_KEYS = 64
+#: A key map has a byte for every integer between the lowest key and the highest: it is
+#: used when at most this many bytes per key are spent on keys not in the set.
+_BYTES_PER_KEY = 16
+
+
+def _key_map(field: Any, values: Sequence[Any]) -> tuple[int, int, bytes] | None:
+    """``(lowest, highest, map)`` for a large set of integer keys, dense enough: a byte per
+    integer in the range, 1 for the keys in the set. ``None`` when the keys are not."""
+    if len(values) < _KEY_MAP_MIN_KEYS:
+        return None
+    if target_field(field).get_internal_type() not in INTEGER_TYPES:
+        return None
+    if set(map(type, values)) != {int}:
+        return None
+    lowest, highest = min(values), max(values)
+    if highest - lowest + 1 > _BYTES_PER_KEY * len(values) + 1024:
+        return None
+    marks = bytearray(highest - lowest + 1)
+    for value in values:
+        marks[value - lowest] = 1
+    return lowest, highest, bytes(marks)
+
+
+def _maps_keys(query: Any, vendor: str) -> bool:
+    """Whether a key map suits ``query`` on ``vendor``.
+
+    PostgreSQL plans with statistics: the map spares it an estimate per key, and it scans
+    or walks an index as it would for a join. SQLite and MariaDB/MySQL take the map only
+    for a page (ordered, limited), which then walks the ordering's index and stops once
+    full; a count is faster seeking each key in the column's index, which a list allows.
+    """
+    if vendor == "postgresql":
+        return True
+    ordered = query.order_by or (query.default_ordering and query.get_meta().ordering)
+    return vendor in _VECTOR_VENDORS and bool(ordered) and query.high_mark is not None
+
+
 class KeyIn(Lookup):
     """``column IN <keys>`` with the whole key set as one parameter, whatever its size.
 
@@ -97,6 +141,20 @@ class KeyIn(Lookup):
         field = self.lhs.output_field
         values = db_values(field, self.rhs, connection)
         vendor = connection.vendor
+        marks = _key_map(field, values) if _maps_keys(compiler.query, vendor) else None
+        if marks is not None:
+            lowest, highest, data = marks
+            if vendor == "postgresql":
+                # a start outside the value reads nothing, which is not above 0; and unlike
+                # "= 1", "> 0" is estimated to keep many rows, so a page ordered by another
+                # column walks that column's index instead of sorting every match
+                sql = f"substring(%s::bytea FROM {column} - {lowest} + 1 FOR 1) > '\\x00'::bytea"
+            else:  # a start below 1 counts from the end: guarded
+                sql = (
+                    f"CASE WHEN {column} BETWEEN {lowest} AND {highest} "
+                    f"THEN substr(%s, {column} - {lowest} + 1, 1) END = X'01'"
+                )
+            return sql, (*params, data, *params)
         if vendor == "postgresql":
             cast = target_field(field).cast_db_type(connection)
             return f"{column} = ANY(%s::{cast}[])", (*params, values)
