@@ -7,7 +7,7 @@ read off them and normalised to the remote field's type.
 
 from __future__ import annotations
 
-from collections.abc import Hashable, Sequence
+from collections.abc import Hashable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -39,6 +39,9 @@ class Plan:
     #: the normalised keys to fetch
     keys: set[Any] = field(default_factory=set)
     stats: LookupStats | None = None
+    #: rows already read through this spec, ``{key: row}``: answered without a query
+    #: (to-one specs only: a to-many row list could be incomplete)
+    known: Mapping[Any, Any] | None = None
 
     @property
     def match_names(self) -> tuple[str, ...]:

@@ -32,6 +32,7 @@ def prefetch_cross_db(
     specs: Mapping[str, CrossDBPrefetch],
     *,
     request: HttpRequest | None = None,
+    known: Mapping[str, Mapping[Any, Any]] | None = None,
 ) -> dict[str, Lookup]:
     """Fetch, for every spec, the remote rows that ``objects`` reference.
 
@@ -41,6 +42,11 @@ def prefetch_cross_db(
     serializer's context for :class:`~crossprefetch.ContextLookupField` to read.
 
     ``request`` is passed to callable sources (per-tenant QuerySets) and cache scopes.
+
+    ``known`` holds rows already read through a spec, ``{name: {key: row}}``, each row as
+    the spec makes them (a dict of its ``fields``): their keys are not fetched again. The
+    filter backend passes the rows its remote query read, so a filtered page costs one
+    remote query. Only to-one specs take them.
     """
     if not isinstance(specs, Mapping):
         raise TypeError(
@@ -49,6 +55,10 @@ def prefetch_cross_db(
         )
     objs = objects if isinstance(objects, list | tuple) else list(objects)
     plans = [make_plan(name, spec, request) for name, spec in specs.items()]
+    if known:
+        for plan in plans:
+            if not plan.spec.many:
+                plan.known = known.get(plan.name)
     collect_keys(objs, plans)
     lookups: dict[str, Lookup] = {}
     for group in group_plans(plans, request):

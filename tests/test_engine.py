@@ -386,3 +386,42 @@ def test_none_on_a_dotted_key_path_is_a_null_key(customers: list[Customer]) -> N
         lookup = prefetch_cross_db(items, {"c": spec})["c"]
     assert lookup.get_for(items[0]) is lookup_missing()
     assert lookup.get_for(items[1]) == {"name": customers[0].name}
+
+
+def test_known_rows_answer_their_keys_and_only_the_rest_is_fetched(
+    customers: list[Customer],
+) -> None:
+    """``known``: rows already read (a filter's query) are not fetched again."""
+    first, second, third = customers[:3]
+    items = objs(customer_id=[first.pk, second.pk, third.pk])
+    known = {"c": {first.pk: {"name": "read earlier"}, second.pk: {"name": "also"}}}
+    with assert_num_queries(default=1, timeseries=0, legacy=0) as captured:
+        lookup = prefetch_cross_db(items, {"c": NAMES}, known=known)["c"]
+    assert [lookup.get_for(o) for o in items] == [
+        {"name": "read earlier"},
+        {"name": "also"},
+        {"name": third.name},
+    ]
+    assert str(third.pk) in captured["default"][0].sql  # only the key it lacked
+    assert str(first.pk) not in captured["default"][0].sql.split("IN", 1)[1]
+    assert lookup.stats.keys_found == 3
+
+
+def test_known_rows_covering_every_key_make_no_query(customers: list[Customer]) -> None:
+    items = objs(customer_id=[c.pk for c in customers])
+    known = {"c": {c.pk: {"name": c.name} for c in customers}}
+    with assert_num_queries(total=0):
+        lookup = prefetch_cross_db(items, {"c": NAMES}, known=known)["c"]
+    assert [lookup.get_for(o) for o in items] == [{"name": c.name} for c in customers]
+    assert lookup.stats.queries == 0
+
+
+def test_known_rows_are_ignored_by_to_many_specs(customers: list[Customer]) -> None:
+    """A to-many spec's rows per key could be incomplete: it always queries."""
+    spec = CrossDBPrefetch(
+        "testapp.Customer", key="tier", to_field="tier", fields=("name",), many=True
+    )
+    items = objs(tier=["gold"])
+    with assert_num_queries(default=1, timeseries=0, legacy=0):
+        lookup = prefetch_cross_db(items, {"t": spec}, known={"t": {"gold": [{"name": "x"}]}})
+    assert sorted(row["name"] for row in lookup["t"]["gold"]) == ["C1", "C3"]

@@ -10,6 +10,7 @@ import pytest
 from django.test import override_settings
 from rest_framework.test import APIClient
 
+from crossprefetch import CrossDBPrefetch
 from crossprefetch.filters import CrossDBFilter
 from crossprefetch.testing import assert_num_queries, capture_queries
 from tests.conftest import ALL_DATABASES, Scenario
@@ -109,10 +110,14 @@ def test_filter(scenario: Scenario, api: APIClient, query: str, keep: Predicate)
     if query.startswith("no_customer=true&"):
         remote_default = 0  # contradictory: answered without asking
     remote_legacy = int("region" in filtered)
+    # a filter's query reads the rows of its matches, which answer the page's keys; only
+    # "without a customer" reads keys alone, and the page's (dangling) keys are looked up
+    lookup_default = 0 if remote_default and "no_customer=true" not in query else 1
+    lookup_legacy = 0 if remote_legacy else 1
     empty = not expected
     with assert_num_queries(
-        default=remote_default + (0 if empty else 1),  # filter query + the page's lookup
-        legacy=remote_legacy + (0 if empty else 1),
+        default=remote_default + (0 if empty else lookup_default),
+        legacy=remote_legacy + (0 if empty else lookup_legacy),
         timeseries=0 if empty else 2,  # no remote match: no local query at all
     ):
         page = get(api, query)
@@ -125,8 +130,9 @@ def test_filters_on_one_spec_share_one_remote_query(scenario: Scenario, api: API
         page = get(api, "customer_tier=gold&customer_name=1&customer_id__gte=2&page_size=5")
     assert page["count"] > 5
     default = captured["default"]
-    assert len(default) == 2  # the three filters' one query, then the page's lookup
-    assert default[0].sql.count("tier") == 1
+    # the three filters' one query, which also reads the rows the page's lookup needs
+    assert len(default) == 1
+    assert default[0].sql.split("WHERE", 1)[1].count("tier") == 1
     assert "LIKE" in default[0].sql.upper()
     timeseries = captured["timeseries"]
     assert len(timeseries) == 2  # count, page: one parameter of keys each
@@ -272,7 +278,8 @@ def _ranked(sql: str) -> bool:
 
 
 def test_ordering_and_filtering_the_same_spec(scenario: Scenario, api: APIClient) -> None:
-    with assert_num_queries(default=3, legacy=1, timeseries=2) as captured:
+    # the filter (with the rows of the page), the ranks; no lookup for the page
+    with assert_num_queries(default=2, legacy=1, timeseries=2) as captured:
         page = get(api, with_ids(scenario, "customer_id__gte={id20}&ordering=-customer_name"))
     assert ">=" in captured["default"][1].sql  # only the rows the filter left are ranked
     keep = [row for row in rows(scenario) if row[1] is not None and _i(row[1]) >= 20]
@@ -366,3 +373,40 @@ def test_a_failing_remote_database_raises_when_not_degrading(scenario: Scenario)
 
     with pytest.raises(DatabaseError):
         _filtered_view("raise")(APIRequestFactory().get("/?customer_tier=gold"))
+
+
+@pytest.mark.parametrize(
+    ("spec", "reads_rows"),
+    [
+        (CrossDBPrefetch("testapp.Customer", key="customer_id", fields=("name", "tier")), True),
+        (CrossDBPrefetch("testapp.Customer", key="customer_id"), False),  # instances
+        (CrossDBPrefetch("testapp.Region", key="region_code", to_field="code"), False),
+        (
+            CrossDBPrefetch("testapp.Customer", key="customer_id", fields=("region_code__x",)),
+            False,  # a field across a relation: rows per key could repeat
+        ),
+    ],
+    ids=["projected", "instances", "instances-to-field", "across-relation"],
+)
+def test_a_filter_reads_the_rows_of_a_projected_spec_only(
+    scenario: Scenario, spec: CrossDBPrefetch, reads_rows: bool
+) -> None:
+    """The page's lookup is answered by the filter's query when its rows are the spec's
+    own (dicts of its fields, one per key); otherwise the filter reads keys only."""
+    from types import SimpleNamespace
+
+    from crossprefetch.rest_framework.filters import filter_by_remote
+
+    view = SimpleNamespace()
+    active = [("f", CrossDBFilter("s", "name", lookup="icontains"), "1")]
+    with capture_queries() as captured:
+        filter_by_remote(OrderEvent.objects.all(), spec, active, view=view)
+    (query,) = [q for alias in ("default", "legacy") for q in captured[alias]]
+    known = getattr(view, "_crossprefetch_known", None)
+    assert (known is not None) == reads_rows
+    if reads_rows:
+        assert known is not None
+        (rows,) = known.values()
+        assert rows
+        assert all(set(rows[key]) == {"name", "tier"} for key in rows)
+        assert '"tier"' in query.sql.split("FROM", 1)[0]

@@ -15,7 +15,7 @@ QuerySet's own ordering.
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from itertools import islice
 from typing import Any
@@ -360,6 +360,43 @@ class _Match:
         return [key for key, _ in self.local_pairs([(k, None) for k in keys], alias)]
 
 
+def _row_fields(match: _Match) -> tuple[str, ...] | None:
+    """The fields a filter's query reads besides the key, so that the page's lookup needs
+    no query of its own: the spec's ``fields``, when its rows are one per key and are
+    dicts of those fields (a to-one projected spec, matched on a unique field, whose
+    fields follow no relation). ``None``: the query reads only keys."""
+    spec = match.spec
+    fields = spec.fields
+    if fields is None or spec.many or not match.match.unique:
+        return None
+    if any("__" in name for name in fields):
+        return None
+    return tuple(fields)
+
+
+class KnownRows(Mapping[Any, dict[str, Any]]):
+    """The rows a filter's query read, ``{key: row}``: each row a new dict of the spec's
+    fields, built when the page's lookup asks for it (``prefetch_cross_db(known=...)``)."""
+
+    __slots__ = ("_read", "fields")
+
+    def __init__(self, fields: tuple[str, ...], values: dict[Any, tuple[Any, ...]]) -> None:
+        self.fields = fields
+        self._read = values
+
+    def __getitem__(self, key: Any) -> dict[str, Any]:
+        return dict(zip(self.fields, self._read[key], strict=True))
+
+    def __contains__(self, key: object) -> bool:
+        return key in self._read
+
+    def __iter__(self) -> Iterator[Any]:
+        return iter(self._read)
+
+    def __len__(self) -> int:
+        return len(self._read)
+
+
 class RemoteUnavailable(exceptions.APIException):
     """The remote database of a filter or ordering failed: the list cannot be narrowed."""
 
@@ -449,10 +486,20 @@ def filter_by_remote(
     if len(existence) > 1 or (missing and conditions):
         narrowed = queryset.none()  # without a remote row, yet with one
         return narrowed
-    rows = match.remote_rows([] if missing else conditions).values_list(match.match.name, flat=True)
-    if not match.match.unique:
-        rows = rows.distinct()
-    keys = match.local_keys(_bounded(rows, spec, names, "matches"), queryset.db)
+    remote = match.remote_rows([] if missing else conditions)
+    fields = None if missing or view is None else _row_fields(match)
+    if fields is None:
+        rows = remote.values_list(match.match.name, flat=True)
+        if not match.match.unique:
+            rows = rows.distinct()
+        matched = _bounded(rows, spec, names, "matches")
+    else:  # the spec's fields too: the page's rows, read in this same query
+        found = _bounded(remote.values_list(match.match.name, *fields), spec, names, "matches")
+        read = {row[0]: row[1:] for row in found}
+        known = getattr(view, "_crossprefetch_known", None) or {}
+        view._crossprefetch_known = {**known, active[0][1].spec: KnownRows(fields, read)}
+        matched = list(read)
+    keys = match.local_keys(matched, queryset.db)
     column = match.column
     if missing:
         if not keys:

@@ -125,7 +125,9 @@ class CrossDBPrefetchMixin(_Base):
             and all(lookup.covers(objects) for lookup in memo[3].values())
         ):
             return memo[3]
-        lookups = prefetch_cross_db(objects, specs, request=request)
+        # the rows the filter backend's remote queries read answer the page's keys
+        known = getattr(self, "_crossprefetch_known", None)
+        lookups = prefetch_cross_db(objects, specs, request=request, known=known)
         self._crossprefetch_memo = (instance, many, specs, lookups)
         self._built.extend(lookups.values())
         return lookups
