@@ -11,7 +11,9 @@ from django.db import models
 
 
 class Customer(models.Model):
-    name = models.CharField(max_length=100)
+    # indexed: events/ can be ordered by the customer's name (?ordering=customer_name),
+    # which reads the customers in that order
+    name = models.CharField(max_length=100, db_index=True)
     email = models.EmailField()
     tier = models.CharField(max_length=20)
     is_active = models.BooleanField(default=True)
