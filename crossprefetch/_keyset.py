@@ -144,17 +144,23 @@ class KeyIn(Lookup):
         marks = _key_map(field, values) if _maps_keys(compiler.query, vendor) else None
         if marks is not None:
             lowest, highest, data = marks
+            # guarded by the range: SQLite counts a start below 1 from the end, and
+            # PostgreSQL's substring takes an integer position (the column may be bigint)
+            start = f"{column} - {lowest} + 1"
             if vendor == "postgresql":
-                # a start outside the value reads nothing, which is not above 0; and unlike
-                # "= 1", "> 0" is estimated to keep many rows, so a page ordered by another
-                # column walks that column's index instead of sorting every match
-                sql = f"substring(%s::bytea FROM {column} - {lowest} + 1 FOR 1) > '\\x00'::bytea"
-            else:  # a start below 1 counts from the end: guarded
-                sql = (
-                    f"CASE WHEN {column} BETWEEN {lowest} AND {highest} "
-                    f"THEN substr(%s, {column} - {lowest} + 1, 1) END = X'01'"
-                )
-            return sql, (*params, data, *params)
+                piece = f"substring(%s::bytea FROM ({start})::integer FOR 1)"
+                # unlike "= 1", "> 0" is estimated to keep many rows, so a page ordered by
+                # another column walks that column's index instead of sorting every match
+                test, none = "> '\\x00'::bytea", "'\\x00'::bytea"
+            else:
+                piece, test, none = f"substr(%s, {start}, 1)", "= X'01'", "X'00'"
+            # outside the range: not in the set (false, not unknown, so that NOT keeps it);
+            # a null key is unknown, as with IN
+            sql = (
+                f"CASE WHEN {column} BETWEEN {lowest} AND {highest} THEN {piece} "
+                f"WHEN {column} IS NOT NULL THEN {none} END {test}"
+            )
+            return sql, (*params, data, *params, *params)
         if vendor == "postgresql":
             cast = target_field(field).cast_db_type(connection)
             return f"{column} = ANY(%s::{cast}[])", (*params, values)
@@ -377,8 +383,8 @@ class RankAt(models.Expression):
         stride = _POSITION_BYTES * self.width
         start = _POSITION_BYTES * (self.index - 1) + 1
         offset = f"({column} - %s) * {stride} + {start}"
-        if connection.vendor == "postgresql":
-            piece = f"substring(%s::bytea FROM {offset} FOR {_POSITION_BYTES})"
+        if connection.vendor == "postgresql":  # an integer position (the column may be bigint)
+            piece = f"substring(%s::bytea FROM ({offset})::integer FOR {_POSITION_BYTES})"
         else:  # SQLite, MariaDB/MySQL: byte positions in a binary value
             piece = f"substr(%s, {offset}, {_POSITION_BYTES})"
         last = _LAST[self.descending].to_bytes(_POSITION_BYTES, "big")

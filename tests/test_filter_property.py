@@ -18,6 +18,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from rest_framework.test import APIClient
 
+from crossprefetch import _keyset
 from crossprefetch.testing import assert_max_num_queries
 from shop.models import Customer, JoinedOrderEvent, OrderEvent
 from tests.conftest import ALL_DATABASES, T0
@@ -116,10 +117,16 @@ def _load(customers: list[dict[str, Any]], events: list[dict[str, Any]]) -> None
     deadline=None,
     suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
 )
+@pytest.mark.parametrize("key_maps", [False, True], ids=["key-lists", "key-maps"])
 @given(data=datasets(), params=queries())
 def test_same_page_and_count_as_a_join_in_one_database(
-    data: tuple[list[dict[str, Any]], list[dict[str, Any]]], params: dict[str, str]
+    monkeypatch: pytest.MonkeyPatch,
+    key_maps: bool,
+    data: tuple[list[dict[str, Any]], list[dict[str, Any]]],
+    params: dict[str, str],
 ) -> None:
+    if key_maps:  # the few keys of these datasets are sent as key maps, not lists
+        monkeypatch.setattr(_keyset, "_KEY_MAP_MIN_KEYS", 1)
     _load(*data)
     api = APIClient()
     query = urlencode(params)

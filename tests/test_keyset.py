@@ -14,6 +14,7 @@ from typing import Any
 
 import pytest
 from django.db import connections
+from django.db.models import Q
 
 from crossprefetch._keyset import KeyIn, positions
 from crossprefetch.testing import assert_num_queries
@@ -21,6 +22,8 @@ from tests.conftest import REQUIRE_SERVICES, T0
 from tests.testapp.models import OrderEvent
 
 KEYS = 40_000
+#: 64-bit keys: the key map's and rank vector's positions are relative to the lowest key
+BIG = 2**40
 MARIADB = "keyset_mariadb"
 MARIADB_PARAMS = {
     "HOST": os.environ.get("CROSSPREFETCH_MARIADB_HOST", "127.0.0.1"),
@@ -37,6 +40,7 @@ def _events(count: int) -> list[OrderEvent]:
             pk=pk,
             timestamp=T0 + dt.timedelta(seconds=pk),
             customer_id=None if pk % 10 == 0 else pk,
+            big_ref=None if pk % 10 == 0 else BIG + pk,
             customer_ref=f"REF{pk}" if pk % 7 == 0 else f"ref{pk}",
         )
         for pk in range(1, count + 1)
@@ -140,6 +144,38 @@ def _check_positions(alias: str) -> None:
             assert ("crossprefetch_positions" in page.sql) == sparse, page.sql  # else a vector
 
 
+def _check_negation(alias: str) -> None:
+    """NOT of a key map is NOT IN: keys outside its range are kept, null keys are not."""
+    OrderEvent.objects.using(alias).all().delete()
+    OrderEvent.objects.using(alias).bulk_create(_events(300))
+    keys = list(range(101, 201))  # a page gets a key map, a count the list
+    events = OrderEvent.objects.using(alias).filter(~Q(KeyIn("customer_id", keys)))
+    expected = [pk for pk in range(1, 301) if pk % 10 and not 101 <= pk <= 200]
+    with assert_num_queries(**{alias: 2}) as captured:
+        assert events.count() == len(expected)
+        page = [e.pk for e in events.order_by("pk")[:300]]
+    assert page == expected
+    assert "CASE WHEN" in captured[alias][1].sql
+
+
+def _check_big_keys(alias: str) -> None:
+    """A 64-bit column: a key map (for a page) and a rank vector, relative to the range."""
+    OrderEvent.objects.using(alias).all().delete()
+    OrderEvent.objects.using(alias).bulk_create(_events(200))
+    events = OrderEvent.objects.using(alias)
+    keys = [BIG + pk for pk in range(101, 301)]  # 101..200 exist
+    found = events.filter(KeyIn("big_ref", keys)).order_by("pk")
+    with assert_num_queries(**{alias: 2}) as captured:
+        assert found.count() == 90  # null keys never match
+        page = [e.pk for e in found[:5]]
+    assert page == [101, 102, 103, 104, 105]
+    assert "CASE WHEN" in captured[alias][1].sql  # the page: a key map
+    rows = [(BIG + pk, (201 - pk,)) for pk in range(101, 201)]  # reversed order
+    queryset, (term,) = positions(events, "big_ref", rows, [False])
+    ordered = [e.pk for e in queryset.order_by(term, "pk")[:3]]
+    assert ordered == [199, 198, 197]  # 200 has a null key: last
+
+
 def rest_with(pk: int, rest: list[int]) -> list[int]:
     """The events without a position, in the tie-breaking order (-timestamp)."""
     return sorted([pk, *rest], reverse=True)
@@ -158,6 +194,26 @@ def test_text_keys_configured_backend() -> None:
 @pytest.mark.django_db(databases=["default", "timeseries"])
 def test_positions_configured_backend() -> None:
     _check_positions("timeseries")
+
+
+@pytest.mark.django_db(databases=["default", "timeseries"])
+def test_negated_key_set_configured_backend() -> None:
+    _check_negation("timeseries")
+
+
+def test_negated_key_set_mariadb(mariadb: str, django_db_blocker: Any) -> None:
+    with django_db_blocker.unblock():
+        _check_negation(mariadb)
+
+
+@pytest.mark.django_db(databases=["default", "timeseries"])
+def test_big_keys_configured_backend() -> None:
+    _check_big_keys("timeseries")
+
+
+def test_big_keys_mariadb(mariadb: str, django_db_blocker: Any) -> None:
+    with django_db_blocker.unblock():
+        _check_big_keys(mariadb)
 
 
 def test_forty_thousand_keys_mariadb(mariadb: str, django_db_blocker: Any) -> None:

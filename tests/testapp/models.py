@@ -113,6 +113,8 @@ class OrderEvent(models.Model):
     timestamp = models.DateTimeField()
     customer_id = models.IntegerField(null=True)
     seller_id = models.IntegerField(null=True)
+    #: a 64-bit reference, beyond the range of a 32-bit integer
+    big_ref = models.BigIntegerField(null=True)
     # Nullable strings on purpose: a null reference is not the same as an empty one.
     customer_ref = models.CharField(max_length=40, blank=True, null=True)  # noqa: DJ001
     customer_uuid = models.UUIDField(null=True)
