@@ -337,18 +337,10 @@ class _Match:
 
     def local_pairs(self, pairs: Sequence[tuple[Any, Any]], alias: str) -> list[tuple[Any, Any]]:
         """``(remote key, x)`` as ``(local key, x)``; keys the local column cannot hold are
-        dropped (they match no object). Keys already of the column's type, within its
-        range, are taken as they are."""
+        dropped (they match no object)."""
+        if self._held([key for key, _ in pairs], alias):
+            return list(pairs)
         normalize = _keys.normalizer((self.local_field,), connections[alias])
-        exact, low, high = _keys._exact_type(self.local_field, connections[alias])
-        if exact is not None and pairs:
-            keys = [key for key, _ in pairs]
-            if set(map(type, keys)) == {exact} and (
-                low is None or (low <= min(keys) and max(keys) <= high)
-            ):
-                return list(pairs)
-        elif not pairs:
-            return []
         local = []
         for key, extra in pairs:
             value = normalize(key)
@@ -357,7 +349,20 @@ class _Match:
         return local
 
     def local_keys(self, keys: Sequence[Any], alias: str) -> list[Any]:
+        """The remote keys as local keys; those the local column cannot hold are dropped."""
+        if self._held(keys, alias):
+            return list(keys)
         return [key for key, _ in self.local_pairs([(k, None) for k in keys], alias)]
+
+    def _held(self, keys: Sequence[Any], alias: str) -> bool:
+        """Whether ``keys`` are already of the local column's type and within its range:
+        taken as they are, without normalising each."""
+        if not keys:
+            return True
+        exact, low, high = _keys._exact_type(self.local_field, connections[alias])
+        if exact is None or set(map(type, keys)) != {exact}:
+            return False
+        return low is None or (low <= min(keys) and max(keys) <= high)
 
 
 def _row_fields(match: _Match) -> tuple[str, ...] | None:
