@@ -104,6 +104,12 @@ def _key_map(field: Any, values: Sequence[Any]) -> tuple[int, int, bytes] | None
     return lowest, highest, bytes(marks)
 
 
+def _binary(vendor: str) -> str:
+    """The placeholder of a binary parameter, compared and sliced byte by byte: MySQL
+    would read a bare one as text in the connection's collation."""
+    return {"postgresql": "%s::bytea", "mysql": "_binary %s"}.get(vendor, "%s")
+
+
 def _maps_keys(query: Any, vendor: str) -> bool:
     """Whether a key map suits ``query`` on ``vendor``.
 
@@ -147,18 +153,20 @@ class KeyIn(Lookup):
             # guarded by the range: SQLite counts a start below 1 from the end, and
             # PostgreSQL's substring takes an integer position (the column may be bigint)
             start = f"{column} - {lowest} + 1"
+            blob = _binary(vendor)
             if vendor == "postgresql":
-                piece = f"substring(%s::bytea FROM ({start})::integer FOR 1)"
+                piece = f"substring({blob} FROM ({start})::integer FOR 1)"
                 # unlike "= 1", "> 0" is estimated to keep many rows, so a page ordered by
                 # another column walks that column's index instead of sorting every match
-                test, none = "> '\\x00'::bytea", "'\\x00'::bytea"
-            else:
-                piece, test, none = f"substr(%s, {start}, 1)", "= X'01'", "X'00'"
+                absent = "decode('00', 'hex')"
+                test = f"> {absent}"
+            else:  # binary literals
+                piece, absent, test = f"substr({blob}, {start}, 1)", "X'00'", "= X'01'"
             # outside the range: not in the set (false, not unknown, so that NOT keeps it);
             # a null key is unknown, as with IN
             sql = (
                 f"CASE WHEN {column} BETWEEN {lowest} AND {highest} THEN {piece} "
-                f"WHEN {column} IS NOT NULL THEN {none} END {test}"
+                f"WHEN {column} IS NOT NULL THEN {absent} END {test}"
             )
             return sql, (*params, data, *params, *params)
         if vendor == "postgresql":
@@ -383,12 +391,13 @@ class RankAt(models.Expression):
         stride = _POSITION_BYTES * self.width
         start = _POSITION_BYTES * (self.index - 1) + 1
         offset = f"({column} - %s) * {stride} + {start}"
+        blob = _binary(connection.vendor)
         if connection.vendor == "postgresql":  # an integer position (the column may be bigint)
-            piece = f"substring(%s::bytea FROM ({offset})::integer FOR {_POSITION_BYTES})"
+            piece = f"substring({blob} FROM ({offset})::integer FOR {_POSITION_BYTES})"
         else:  # SQLite, MariaDB/MySQL: byte positions in a binary value
-            piece = f"substr(%s, {offset}, {_POSITION_BYTES})"
+            piece = f"substr({blob}, {offset}, {_POSITION_BYTES})"
         last = _LAST[self.descending].to_bytes(_POSITION_BYTES, "big")
-        sql = f"CASE WHEN {column} BETWEEN %s AND %s THEN {piece} ELSE %s END"
+        sql = f"CASE WHEN {column} BETWEEN %s AND %s THEN {piece} ELSE {blob} END"
         return sql, (*params, self.lowest, self.highest, self.vector, *params, self.lowest, last)
 
     @property

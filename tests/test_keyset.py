@@ -144,6 +144,22 @@ def _check_positions(alias: str) -> None:
             assert ("crossprefetch_positions" in page.sql) == sparse, page.sql  # else a vector
 
 
+def _check_wide_ranks(alias: str) -> None:
+    """Ranks compare as numbers whatever their bytes: 65 and 97 ('A' and 'a' as text), and
+    ranks whose bytes are not valid text (0xC3A9 and beyond) are read at the right offset."""
+    OrderEvent.objects.using(alias).all().delete()
+    OrderEvent.objects.using(alias).bulk_create(_events(9))
+    rows = [(1, (97,)), (2, (65,)), (3, (0xC3A9,)), (4, (7,)), (5, (0x10000,)), (6, (0xC2,))]
+    events = OrderEvent.objects.using(alias)
+    for descending, expected in (
+        (False, [4, 2, 1, 6, 3, 5]),
+        (True, [5, 3, 6, 1, 2, 4]),
+    ):
+        queryset, (term,) = positions(events, "customer_id", rows, [descending])
+        ordered = [e.pk for e in queryset.order_by(term, "pk")]
+        assert ordered == [*expected, 7, 8, 9], descending  # no rank: last, by pk
+
+
 def _check_negation(alias: str) -> None:
     """NOT of a key map is NOT IN: keys outside its range are kept, null keys are not."""
     OrderEvent.objects.using(alias).all().delete()
@@ -194,6 +210,16 @@ def test_text_keys_configured_backend() -> None:
 @pytest.mark.django_db(databases=["default", "timeseries"])
 def test_positions_configured_backend() -> None:
     _check_positions("timeseries")
+
+
+@pytest.mark.django_db(databases=["default", "timeseries"])
+def test_wide_ranks_configured_backend() -> None:
+    _check_wide_ranks("timeseries")
+
+
+def test_wide_ranks_mariadb(mariadb: str, django_db_blocker: Any) -> None:
+    with django_db_blocker.unblock():
+        _check_wide_ranks(mariadb)
 
 
 @pytest.mark.django_db(databases=["default", "timeseries"])
