@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import re
 from collections.abc import Callable
+from types import SimpleNamespace
 from typing import Any
 
 import pytest
+from django.db.models.functions import Substr
 from django.test import override_settings
-from rest_framework.test import APIClient
+from rest_framework.test import APIClient, APIRequestFactory
 
 from crossprefetch import CrossDBPrefetch
 from crossprefetch.filters import CrossDBFilter
@@ -375,34 +377,56 @@ def test_a_failing_remote_database_raises_when_not_degrading(scenario: Scenario)
         _filtered_view("raise")(APIRequestFactory().get("/?customer_tier=gold"))
 
 
+PROJECTED = CrossDBPrefetch("testapp.Customer", key="customer_id", fields=("name", "tier"))
+
+
+class _MixinView:
+    """Stands for a view serializing through ``CrossDBPrefetchMixin``."""
+
+    def _crossprefetch_lookups(self) -> None:  # pragma: no cover - only its presence counts
+        raise NotImplementedError
+
+
+def _read_through(spec: CrossDBPrefetch, view: Any, request: Any) -> tuple[Any, Any]:
+    """Run a filter on ``spec`` for ``view``; its one query and the rows kept for the page."""
+    from crossprefetch.rest_framework._known import known_rows
+    from crossprefetch.rest_framework.filters import filter_by_remote
+
+    active = [("f", CrossDBFilter("s", "name", lookup="icontains"), "1")]
+    with capture_queries() as captured:
+        filter_by_remote(OrderEvent.objects.all(), spec, active, request=request, view=view)
+    (query,) = [q for alias in ("default", "legacy") for q in captured[alias]]
+    return query, known_rows(view, request, {"s": spec})
+
+
 @pytest.mark.parametrize(
     ("spec", "reads_rows"),
     [
-        (CrossDBPrefetch("testapp.Customer", key="customer_id", fields=("name", "tier")), True),
+        (PROJECTED, True),
         (CrossDBPrefetch("testapp.Customer", key="customer_id"), False),  # instances
         (CrossDBPrefetch("testapp.Region", key="region_code", to_field="code"), False),
         (
             CrossDBPrefetch("testapp.Customer", key="customer_id", fields=("region_code__x",)),
             False,  # a field across a relation: rows per key could repeat
         ),
+        (
+            CrossDBPrefetch(
+                Customer.objects.annotate(initial=Substr("name", 1, 1)),
+                key="customer_id",
+                fields=("name", "initial"),
+            ),
+            False,  # an annotation: a filter across a relation could change its value
+        ),
     ],
-    ids=["projected", "instances", "instances-to-field", "across-relation"],
+    ids=["projected", "instances", "instances-to-field", "across-relation", "annotation"],
 )
 def test_a_filter_reads_the_rows_of_a_projected_spec_only(
     scenario: Scenario, spec: CrossDBPrefetch, reads_rows: bool
 ) -> None:
     """The page's lookup is answered by the filter's query when its rows are the spec's
-    own (dicts of its fields, one per key); otherwise the filter reads keys only."""
-    from types import SimpleNamespace
-
-    from crossprefetch.rest_framework.filters import filter_by_remote
-
-    view = SimpleNamespace()
-    active = [("f", CrossDBFilter("s", "name", lookup="icontains"), "1")]
-    with capture_queries() as captured:
-        filter_by_remote(OrderEvent.objects.all(), spec, active, view=view)
-    (query,) = [q for alias in ("default", "legacy") for q in captured[alias]]
-    known = getattr(view, "_crossprefetch_known", None)
+    own (dicts of its columns, one per key); otherwise the filter reads keys only."""
+    request = APIRequestFactory().get("/")
+    query, known = _read_through(spec, _MixinView(), request)
     assert (known is not None) == reads_rows
     if reads_rows:
         assert known is not None
@@ -410,3 +434,29 @@ def test_a_filter_reads_the_rows_of_a_projected_spec_only(
         assert rows
         assert all(set(rows[key]) == {"name", "tier"} for key in rows)
         assert "tier" in query.sql.split("FROM", 1)[0]  # read with the keys
+
+
+@pytest.mark.parametrize(
+    ("view", "method"),
+    [(_MixinView(), "post"), (SimpleNamespace(), "get")],
+    ids=["a-write", "not-the-mixin"],
+)
+def test_a_filter_reads_keys_only_when_its_rows_could_not_serve_the_page(
+    scenario: Scenario, view: Any, method: str
+) -> None:
+    """A write could change the rows before the response is serialized; a view without the
+    mixin would never use them."""
+    query, known = _read_through(PROJECTED, view, getattr(APIRequestFactory(), method)("/"))
+    assert known is None
+    assert "tier" not in query.sql.split("FROM", 1)[0]
+
+
+def test_rows_kept_for_one_request_and_spec_only(scenario: Scenario) -> None:
+    from crossprefetch.rest_framework._known import known_rows
+
+    view, request = _MixinView(), APIRequestFactory().get("/")
+    _read_through(PROJECTED, view, request)
+    assert known_rows(view, request, {"s": PROJECTED})
+    assert known_rows(view, APIRequestFactory().get("/"), {"s": PROJECTED}) is None
+    other = CrossDBPrefetch("testapp.Customer", key="customer_id", fields=("name",))
+    assert known_rows(view, request, {"s": other}) == {}  # another spec under that name

@@ -15,7 +15,7 @@ QuerySet's own ordering.
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from itertools import islice
 from typing import Any
@@ -28,12 +28,14 @@ from django.http import HttpRequest
 from django.utils import timezone
 from rest_framework import exceptions
 from rest_framework.filters import BaseFilterBackend, OrderingFilter
+from rest_framework.permissions import SAFE_METHODS
 
 from crossprefetch import _keys
 from crossprefetch._keys import INTEGER_TYPES
 from crossprefetch._keyset import KeyIn, positions
 from crossprefetch._timeouts import statement_scope
 from crossprefetch.conf import conf
+from crossprefetch.rest_framework._known import KnownRows, remember_rows
 from crossprefetch.spec import CrossDBPrefetch
 
 __all__ = [
@@ -368,38 +370,33 @@ class _Match:
 def _row_fields(match: _Match) -> tuple[str, ...] | None:
     """The fields a filter's query reads besides the key, so that the page's lookup needs
     no query of its own: the spec's ``fields``, when its rows are one per key and are
-    dicts of those fields (a to-one projected spec, matched on a unique field, whose
-    fields follow no relation). ``None``: the query reads only keys."""
+    dicts of those fields whatever the query filters on (a to-one projected spec, matched
+    on a unique field, whose fields are columns of the remote model: not annotations, which
+    a filter across a relation could change, nor relations to many). ``None``: the query
+    reads only keys."""
     spec = match.spec
     fields = spec.fields
     if fields is None or spec.many or not match.match.unique:
         return None
-    if any("__" in name for name in fields):
-        return None
+    meta = match.remote.model._meta
+    for name in fields:
+        try:
+            field = meta.get_field(name)
+        except FieldDoesNotExist:
+            return None
+        if not getattr(field, "concrete", False) or field.many_to_many:
+            return None
     return tuple(fields)
 
 
-class KnownRows(Mapping[Any, dict[str, Any]]):
-    """The rows a filter's query read, ``{key: row}``: each row a new dict of the spec's
-    fields, built when the page's lookup asks for it (``prefetch_cross_db(known=...)``)."""
-
-    __slots__ = ("_read", "fields")
-
-    def __init__(self, fields: tuple[str, ...], values: dict[Any, tuple[Any, ...]]) -> None:
-        self.fields = fields
-        self._read = values
-
-    def __getitem__(self, key: Any) -> dict[str, Any]:
-        return dict(zip(self.fields, self._read[key], strict=True))
-
-    def __contains__(self, key: object) -> bool:
-        return key in self._read
-
-    def __iter__(self) -> Iterator[Any]:
-        return iter(self._read)
-
-    def __len__(self) -> int:
-        return len(self._read)
+def _reads_rows(view: Any, request: HttpRequest | None) -> bool:
+    """Whether the rows a filter reads can serve the page: a view serializing through
+    ``CrossDBPrefetchMixin``, answering a read (a write could change the rows first)."""
+    return (
+        view is not None
+        and hasattr(view, "_crossprefetch_lookups")
+        and getattr(request, "method", None) in SAFE_METHODS
+    )
 
 
 class RemoteUnavailable(exceptions.APIException):
@@ -449,7 +446,13 @@ def _at_most(rows: models.QuerySet[Any], count: int) -> list[Any]:
     stopping after ``count`` rows: with a ``LIMIT``, SQLite sorts into a B-tree instead of
     its (faster) sorter."""
     if rows.query.order_by and connections[rows.db].vendor == "sqlite":
-        return list(islice(rows.iterator(chunk_size=_CHUNK), count))
+        read = rows.iterator(chunk_size=_CHUNK)
+        try:
+            return list(islice(read, count))
+        finally:  # closes the cursor now, not when the generator is collected
+            close = getattr(read, "close", None)
+            if close is not None:
+                close()
     return list(rows[:count])
 
 
@@ -492,7 +495,7 @@ def filter_by_remote(
         narrowed = queryset.none()  # without a remote row, yet with one
         return narrowed
     remote = match.remote_rows([] if missing else conditions)
-    fields = None if missing or view is None else _row_fields(match)
+    fields = _row_fields(match) if not missing and _reads_rows(view, request) else None
     if fields is None:
         rows = remote.values_list(match.match.name, flat=True)
         if not match.match.unique:
@@ -501,8 +504,7 @@ def filter_by_remote(
     else:  # the spec's fields too: the page's rows, read in this same query
         found = _bounded(remote.values_list(match.match.name, *fields), spec, names, "matches")
         read = {row[0]: row[1:] for row in found}
-        known = getattr(view, "_crossprefetch_known", None) or {}
-        view._crossprefetch_known = {**known, active[0][1].spec: KnownRows(fields, read)}
+        remember_rows(view, request, active[0][1].spec, spec, KnownRows(fields, read))
         matched = list(read)
     keys = match.local_keys(matched, queryset.db)
     column = match.column

@@ -13,6 +13,7 @@ from rest_framework.serializers import BaseSerializer, ListSerializer
 from crossprefetch.conf import conf
 from crossprefetch.engine import prefetch_cross_db
 from crossprefetch.lookup import Lookup
+from crossprefetch.rest_framework._known import known_rows
 from crossprefetch.rest_framework.fields import DEFERRED_CONTEXT_KEY
 from crossprefetch.spec import CrossDBPrefetch
 
@@ -126,7 +127,7 @@ class CrossDBPrefetchMixin(_Base):
         ):
             return memo[3]
         # the rows the filter backend's remote queries read answer the page's keys
-        known = getattr(self, "_crossprefetch_known", None)
+        known = known_rows(self, request, specs)
         lookups = prefetch_cross_db(objects, specs, request=request, known=known)
         self._crossprefetch_memo = (instance, many, specs, lookups)
         self._built.extend(lookups.values())
