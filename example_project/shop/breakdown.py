@@ -29,6 +29,7 @@ from rest_framework.request import Request
 
 from crossprefetch import prefetch_cross_db
 from crossprefetch.filters import CrossDBFilterBackend, CrossDBOrderingFilter
+from crossprefetch.rest_framework._known import known_rows  # what the mixin passes on
 from shop.comparison import (
     CROSSPREFETCH,
     FILTER_QUERY,
@@ -89,7 +90,7 @@ def _through_backends(query: str) -> Callable[[], Any]:
         for backend in (CrossDBFilterBackend, CrossDBOrderingFilter):
             events = backend().filter_queryset(view.request, events, view)
         # the rows a filter's query read answer the page's lookup, as in the view
-        return events, getattr(view, "_crossprefetch_known", None)
+        return events, known_rows(view, view.request, view.get_cross_db_fields())
 
     return queryset
 
