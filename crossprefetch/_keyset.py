@@ -86,6 +86,18 @@ _KEY_MAP_MIN_KEYS = 64
 _BYTES_PER_KEY = 16
 
 
+def _dense_range(keys: Sequence[Any], per_key: int, slack: int) -> tuple[int, int] | None:
+    """``(lowest, highest)`` of integer ``keys`` whose range has at most ``per_key`` slots
+    per key plus ``slack``: a key map or rank vector over it stays about as small as the
+    keys themselves. ``None`` for no keys, keys that are not all integers, or too sparse."""
+    if not keys or set(map(type, keys)) != {int}:
+        return None
+    lowest, highest = min(keys), max(keys)
+    if highest - lowest + 1 > per_key * len(keys) + slack:
+        return None
+    return lowest, highest
+
+
 def _key_map(field: Any, values: Sequence[Any]) -> tuple[int, int, bytes] | None:
     """``(lowest, highest, map)`` for a large set of integer keys, dense enough: a byte per
     integer in the range, 1 for the keys in the set. ``None`` when the keys are not."""
@@ -93,11 +105,10 @@ def _key_map(field: Any, values: Sequence[Any]) -> tuple[int, int, bytes] | None
         return None
     if target_field(field).get_internal_type() not in INTEGER_TYPES:
         return None
-    if set(map(type, values)) != {int}:
+    span = _dense_range(values, _BYTES_PER_KEY, 1024)
+    if span is None:
         return None
-    lowest, highest = min(values), max(values)
-    if highest - lowest + 1 > _BYTES_PER_KEY * len(values) + 1024:
-        return None
+    lowest, highest = span
     marks = bytearray(highest - lowest + 1)
     for value in values:
         marks[value - lowest] = 1
@@ -409,14 +420,10 @@ def _vector(
     rows: Sequence[tuple[Any, Sequence[Any]]], descending: Sequence[bool]
 ) -> tuple[int, int, bytes] | None:
     """``(lowest, highest, vector)`` for integer keys dense enough; ``None`` otherwise."""
-    if not rows:
+    span = _dense_range([key for key, _ in rows], _SLOTS_PER_KEY, 64)
+    if span is None:
         return None
-    keys = [key for key, _ in rows]
-    if set(map(type, keys)) != {int}:
-        return None
-    lowest, highest = min(keys), max(keys)
-    if highest - lowest + 1 > _SLOTS_PER_KEY * len(rows) + 64:
-        return None
+    lowest, highest = span
     width = len(descending)
     slots = array("I", [_LAST[d] for d in descending]) * (highest - lowest + 1)
     if slots.itemsize != _POSITION_BYTES:  # pragma: no cover - no such platform in CI
