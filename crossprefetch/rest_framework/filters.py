@@ -342,6 +342,15 @@ class _Match:
         dropped (they match no object)."""
         if self._held([key for key, _ in pairs], alias):
             return list(pairs)
+        return self._normalized(pairs, alias)
+
+    def local_keys(self, keys: Sequence[Any], alias: str) -> list[Any]:
+        """The remote keys as local keys; those the local column cannot hold are dropped."""
+        if self._held(keys, alias):
+            return list(keys)
+        return [key for key, _ in self._normalized([(k, None) for k in keys], alias)]
+
+    def _normalized(self, pairs: Sequence[tuple[Any, Any]], alias: str) -> list[tuple[Any, Any]]:
         normalize = _keys.normalizer((self.local_field,), connections[alias])
         local = []
         for key, extra in pairs:
@@ -349,12 +358,6 @@ class _Match:
             if value is not None and value is not _keys.INVALID:
                 local.append((value, extra))
         return local
-
-    def local_keys(self, keys: Sequence[Any], alias: str) -> list[Any]:
-        """The remote keys as local keys; those the local column cannot hold are dropped."""
-        if self._held(keys, alias):
-            return list(keys)
-        return [key for key, _ in self.local_pairs([(k, None) for k in keys], alias)]
 
     def _held(self, keys: Sequence[Any], alias: str) -> bool:
         """Whether ``keys`` are already of the local column's type and within its range:
