@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import datetime as dt
 import os
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from typing import Any
 
 import pytest
@@ -197,54 +197,31 @@ def rest_with(pk: int, rest: list[int]) -> list[int]:
     return sorted([pk, *rest], reverse=True)
 
 
+#: The checks run on the configured backend and on MariaDB alike.
+CHECKS = {
+    "forty-thousand-keys": _check_key_set,
+    "text-keys": _check_text_keys,
+    "positions": _check_positions,
+    "wide-ranks": _check_wide_ranks,
+    "negated-key-set": _check_negation,
+    "big-keys": _check_big_keys,
+}
+
+
+@pytest.mark.parametrize("check", CHECKS.values(), ids=CHECKS.keys())
 @pytest.mark.django_db(databases=["default", "timeseries"])
-def test_forty_thousand_keys_configured_backend() -> None:
-    _check_key_set("timeseries")
+def test_configured_backend(check: Callable[[str], None]) -> None:
+    check("timeseries")
 
 
-@pytest.mark.django_db(databases=["default", "timeseries"])
-def test_text_keys_configured_backend() -> None:
-    _check_text_keys("timeseries")
+#: On MariaDB, the text keys' check runs with its collation test below.
+MARIADB_CHECKS = {name: check for name, check in CHECKS.items() if name != "text-keys"}
 
 
-@pytest.mark.django_db(databases=["default", "timeseries"])
-def test_positions_configured_backend() -> None:
-    _check_positions("timeseries")
-
-
-@pytest.mark.django_db(databases=["default", "timeseries"])
-def test_wide_ranks_configured_backend() -> None:
-    _check_wide_ranks("timeseries")
-
-
-def test_wide_ranks_mariadb(mariadb: str, django_db_blocker: Any) -> None:
+@pytest.mark.parametrize("check", MARIADB_CHECKS.values(), ids=MARIADB_CHECKS.keys())
+def test_mariadb(mariadb: str, django_db_blocker: Any, check: Callable[[str], None]) -> None:
     with django_db_blocker.unblock():
-        _check_wide_ranks(mariadb)
-
-
-@pytest.mark.django_db(databases=["default", "timeseries"])
-def test_negated_key_set_configured_backend() -> None:
-    _check_negation("timeseries")
-
-
-def test_negated_key_set_mariadb(mariadb: str, django_db_blocker: Any) -> None:
-    with django_db_blocker.unblock():
-        _check_negation(mariadb)
-
-
-@pytest.mark.django_db(databases=["default", "timeseries"])
-def test_big_keys_configured_backend() -> None:
-    _check_big_keys("timeseries")
-
-
-def test_big_keys_mariadb(mariadb: str, django_db_blocker: Any) -> None:
-    with django_db_blocker.unblock():
-        _check_big_keys(mariadb)
-
-
-def test_forty_thousand_keys_mariadb(mariadb: str, django_db_blocker: Any) -> None:
-    with django_db_blocker.unblock():
-        _check_key_set(mariadb)
+        check(mariadb)
 
 
 def test_text_keys_mariadb(mariadb: str, django_db_blocker: Any) -> None:
@@ -253,11 +230,6 @@ def test_text_keys_mariadb(mariadb: str, django_db_blocker: Any) -> None:
         _check_text_keys(mariadb)
         found = OrderEvent.objects.using(mariadb).filter(KeyIn("customer_ref", ["REF1"]))
         assert [e.pk for e in found] == [1]  # utf8mb4's default collation ignores case
-
-
-def test_positions_mariadb(mariadb: str, django_db_blocker: Any) -> None:
-    with django_db_blocker.unblock():
-        _check_positions(mariadb)
 
 
 def test_one_parameter_on_each_backend(mariadb: str, django_db_blocker: Any) -> None:
