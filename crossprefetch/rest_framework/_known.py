@@ -22,16 +22,19 @@ _ATTRIBUTE = "_crossprefetch_known"
 
 class KnownRows(Mapping[Any, dict[str, Any]]):
     """The rows a filter's query read, ``{key: row}``: each row a new dict of the spec's
-    fields, built when the page's lookup asks for it (``prefetch_cross_db(known=...)``)."""
+    fields, built when the page's lookup asks for it (``prefetch_cross_db(known=...)``).
+
+    ``rows`` maps each key to its row as read: the key, then the values of ``fields``.
+    """
 
     __slots__ = ("_read", "fields")
 
-    def __init__(self, fields: tuple[str, ...], values: dict[Any, tuple[Any, ...]]) -> None:
+    def __init__(self, fields: tuple[str, ...], rows: dict[Any, tuple[Any, ...]]) -> None:
         self.fields = fields
-        self._read = values
+        self._read = rows
 
     def __getitem__(self, key: Any) -> dict[str, Any]:
-        return dict(zip(self.fields, self._read[key], strict=True))
+        return dict(zip(self.fields, self._read[key][1:], strict=True))
 
     def __contains__(self, key: object) -> bool:
         return key in self._read

@@ -18,12 +18,14 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from itertools import islice
+from operator import itemgetter
 from typing import Any
 
 from django.conf import settings
 from django.core.exceptions import FieldDoesNotExist, ImproperlyConfigured, ValidationError
 from django.db import DatabaseError, connections, models
 from django.db.models.functions import DenseRank
+from django.db.models.query import ValuesListIterable
 from django.http import HttpRequest
 from django.utils import timezone
 from rest_framework import exceptions
@@ -411,7 +413,7 @@ class RemoteUnavailable(exceptions.APIException):
 
 def _bounded(
     rows: models.QuerySet[Any], spec: CrossDBPrefetch, names: Sequence[str], what: str
-) -> list[Any]:
+) -> list[tuple[Any, ...]]:
     """At most ``MAX_FILTER_KEYS`` rows, or a 400 naming the filters that asked for more.
 
     The remote query runs under the spec's ``timeout``, enforced by its database. When it
@@ -444,10 +446,14 @@ def _bounded(
     return found
 
 
-def _at_most(rows: models.QuerySet[Any], count: int) -> list[Any]:
-    """The first ``count`` rows. An ordered query on SQLite is read without ``LIMIT``,
-    stopping after ``count`` rows: with a ``LIMIT``, SQLite sorts into a B-tree instead of
-    its (faster) sorter."""
+def _at_most(rows: models.QuerySet[Any], count: int) -> list[tuple[Any, ...]]:
+    """The first ``count`` rows of a ``values_list()`` QuerySet (not ``flat``).
+
+    Read in one fetch rather than Django's chunks of 100: a filter's remote query returns
+    thousands of rows, and the chunks cost more than the rows. An ordered query on SQLite
+    is read without ``LIMIT``, stopping after ``count`` rows: with a ``LIMIT``, SQLite sorts
+    into a B-tree instead of its (faster) sorter.
+    """
     if rows.query.order_by and connections[rows.db].vendor == "sqlite":
         read = rows.iterator(chunk_size=_CHUNK)
         try:
@@ -456,7 +462,8 @@ def _at_most(rows: models.QuerySet[Any], count: int) -> list[Any]:
             close = getattr(read, "close", None)
             if close is not None:
                 close()
-    return list(rows[:count])
+    limited = rows[:count]
+    return list(ValuesListIterable(limited, chunk_size=count))
 
 
 #: Rows per fetch when reading without ``LIMIT``.
@@ -500,13 +507,13 @@ def filter_by_remote(
     remote = match.remote_rows([] if missing else conditions)
     fields = _row_fields(match) if not missing and _reads_rows(view, request) else None
     if fields is None:
-        rows = remote.values_list(match.match.name, flat=True)
+        rows = remote.values_list(match.match.name)
         if not match.match.unique:
             rows = rows.distinct()
-        matched = _bounded(rows, spec, names, "matches")
+        matched = [key for (key,) in _bounded(rows, spec, names, "matches")]
     else:  # the spec's fields too: the page's rows, read in this same query
         found = _bounded(remote.values_list(match.match.name, *fields), spec, names, "matches")
-        read = {row[0]: row[1:] for row in found}
+        read = dict(zip(map(itemgetter(0), found), found, strict=True))
         remember_rows(view, request, active[0][1].spec, spec, KnownRows(fields, read))
         matched = list(read)
     keys = match.local_keys(matched, queryset.db)
