@@ -9,9 +9,9 @@ be exact. So the keys travel as one value the database unpacks itself:
 * MariaDB/MySQL: a JSON array, ``column IN (SELECT k FROM JSON_TABLE(%s, '$[*]' ...))``;
 * on all three, a large set of integer keys that fills much of its range is a *key map*
   instead: one binary value with a byte per integer of the range, read row by row with
-  ``substr``/``substring`` in constant time. The database then plans the query as it would
-  a join's (no per-key estimates, no index search per key): a page ordered by another
-  column walks that column's index and stops once the page is full.
+  ``substr`` (``get_byte`` on PostgreSQL) in constant time. The database then plans the
+  query as it would a join's (no per-key estimates, no index search per key): a page
+  ordered by another column walks that column's index and stops once the page is full.
 
 Ordering by a remote value uses the same idea, in one of two forms (:func:`positions`):
 
@@ -149,29 +149,42 @@ class KeyIn(Lookup):
     def __init__(self, column: str | Any, keys: Sequence[Any]) -> None:
         lhs = models.F(column) if isinstance(column, str) else column
         super().__init__(lhs, list(keys))
+        # the key set as each database takes it, by (alias, key map or not): the count
+        # and the page compile the same condition
+        self._sent: dict[tuple[str, bool], Any] = {}
 
     def get_prep_lookup(self) -> Any:
         return self.rhs
 
+    def _keys_for(self, connection: BaseDatabaseWrapper, maps: bool) -> Any:
+        """``(lowest, highest, map)`` when ``maps`` and the keys suit a key map; else the
+        keys as ``connection`` stores them."""
+        sent_as = (connection.alias, maps)
+        if sent_as not in self._sent:
+            field = self.lhs.output_field
+            values = db_values(field, self.rhs, connection)
+            marks = _key_map(field, values) if maps else None
+            self._sent[sent_as] = values if marks is None else marks
+        return self._sent[sent_as]
+
     def as_sql(self, compiler: SQLCompiler, connection: BaseDatabaseWrapper) -> SQLParams:
         column, params = compiler.compile(self.lhs)
         field = self.lhs.output_field
-        values = db_values(field, self.rhs, connection)
         vendor = connection.vendor
-        marks = _key_map(field, values) if _maps_keys(compiler.query, vendor) else None
-        if marks is not None:
-            lowest, highest, data = marks
+        sent = self._keys_for(connection, _maps_keys(compiler.query, vendor))
+        if isinstance(sent, tuple):
+            lowest, highest, data = sent
             # guarded by the range: SQLite counts a start below 1 from the end, and
-            # PostgreSQL's substring takes an integer position (the column may be bigint)
-            start = f"{column} - {lowest} + 1"
+            # PostgreSQL's get_byte takes an integer offset (the column may be bigint)
             blob = _binary(vendor)
             if vendor == "postgresql":
-                piece = f"substring({blob} FROM ({start})::integer FOR 1)"
+                # get_byte reads an integer, without a bytea per row (cheaper by a fifth);
                 # unlike "= 1", "> 0" is estimated to keep many rows, so a page ordered by
                 # another column walks that column's index instead of sorting every match
-                absent = "decode('00', 'hex')"
-                test = f"> {absent}"
+                piece = f"get_byte({blob}, ({column} - {lowest})::integer)"
+                absent, test = "0", "> 0"
             else:  # binary literals
+                start = f"{column} - {lowest} + 1"
                 piece, absent, test = f"substr({blob}, {start}, 1)", "X'00'", "= X'01'"
             # outside the range: not in the set (false, not unknown, so that NOT keeps it);
             # a null key is unknown, as with IN
@@ -180,6 +193,7 @@ class KeyIn(Lookup):
                 f"WHEN {column} IS NOT NULL THEN {absent} END {test}"
             )
             return sql, (*params, data, *params, *params)
+        values: list[Any] = sent
         if vendor == "postgresql":
             cast = target_field(field).cast_db_type(connection)
             return f"{column} = ANY(%s::{cast}[])", (*params, values)
