@@ -17,7 +17,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from itertools import islice
+from itertools import groupby, islice
 from operator import itemgetter
 from typing import Any
 
@@ -597,14 +597,12 @@ def _ranked_in_python(
 ) -> list[tuple[Any, tuple[Any, ...]]]:
     ordered = rows.filter(**{f"{field}__isnull": False}).order_by(field).values_list(key, field)
     table: dict[Any, tuple[Any, ...]] = {}
-    rank = 0
-    previous: Any = object()
-    for remote_key, value in _bounded(ordered, spec, names, "orders"):
-        if value != previous:
-            rank += 1
-            previous = value
-        if remote_key not in table:
-            table[remote_key] = (rank,)
+    first = table.setdefault  # a key matched by several rows keeps its first rank
+    found = _bounded(ordered, spec, names, "orders")
+    for rank, (_, tied) in enumerate(groupby(found, itemgetter(1)), start=1):
+        position = (rank,)  # one tuple for the rows that tie
+        for remote_key, _ in tied:
+            first(remote_key, position)
     return list(table.items())
 
 
