@@ -29,6 +29,7 @@ import json
 import sys
 from array import array
 from collections.abc import Iterable, Mapping, Sequence
+from operator import itemgetter
 from typing import Any
 
 from django.db import connections, models
@@ -435,7 +436,7 @@ def _vector(
     rows: Sequence[tuple[Any, Sequence[Any]]], descending: Sequence[bool]
 ) -> tuple[int, int, bytes] | None:
     """``(lowest, highest, vector)`` for integer keys dense enough; ``None`` otherwise."""
-    span = _dense_range([key for key, _ in rows], _SLOTS_PER_KEY, 64)
+    span = _dense_range(list(map(itemgetter(0), rows)), _SLOTS_PER_KEY, 64)
     if span is None:
         return None
     lowest, highest = span

@@ -342,7 +342,7 @@ class _Match:
     def local_pairs(self, pairs: Sequence[tuple[Any, Any]], alias: str) -> list[tuple[Any, Any]]:
         """``(remote key, x)`` as ``(local key, x)``; keys the local column cannot hold are
         dropped (they match no object)."""
-        if self._held([key for key, _ in pairs], alias):
+        if self._held(list(map(itemgetter(0), pairs)), alias):
             return list(pairs)
         return self._normalized(pairs, alias)
 
