@@ -150,9 +150,9 @@ class KeyIn(Lookup):
     def __init__(self, column: str | Any, keys: Sequence[Any]) -> None:
         lhs = models.F(column) if isinstance(column, str) else column
         super().__init__(lhs, list(keys))
-        # the key set as each database takes it, by (alias, key map or not): the count
-        # and the page compile the same condition
-        self._sent: dict[tuple[str, bool], Any] = {}
+        # the key set as each database takes it, by (alias, column, key map or not): the
+        # count and the page compile the same condition
+        self._sent: dict[tuple[str, Any, bool], Any] = {}
 
     def get_prep_lookup(self) -> Any:
         return self.rhs
@@ -160,13 +160,15 @@ class KeyIn(Lookup):
     def _keys_for(self, connection: BaseDatabaseWrapper, maps: bool) -> Any:
         """``(lowest, highest, map)`` when ``maps`` and the keys suit a key map; else the
         keys as ``connection`` stores them."""
-        sent_as = (connection.alias, maps)
-        if sent_as not in self._sent:
-            field = self.lhs.output_field
+        field = self.lhs.output_field
+        # copies of the lookup share the dict; one unpickled from before it has none
+        sent: dict[tuple[str, Any, bool], Any] = self.__dict__.setdefault("_sent", {})
+        sent_as = (connection.alias, target_field(field), maps)
+        if sent_as not in sent:
             values = db_values(field, self.rhs, connection)
             marks = _key_map(field, values) if maps else None
-            self._sent[sent_as] = values if marks is None else marks
-        return self._sent[sent_as]
+            sent[sent_as] = values if marks is None else marks
+        return sent[sent_as]
 
     def as_sql(self, compiler: SQLCompiler, connection: BaseDatabaseWrapper) -> SQLParams:
         column, params = compiler.compile(self.lhs)
