@@ -15,7 +15,7 @@ from typing import Any
 from django.db import models
 from django.http import HttpRequest
 
-from crossprefetch._cache_policy import CachePolicy
+from crossprefetch._cache.policy import CachePolicy
 from crossprefetch._plans import Plan
 from crossprefetch.spec import CrossDBPrefetch
 

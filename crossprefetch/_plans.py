@@ -16,7 +16,13 @@ from django.db import connections, models
 from django.db.models.query import ModelIterable
 from django.http import HttpRequest
 
-from crossprefetch import _keys
+from crossprefetch._keys.normalize import (
+    KeyReader,
+    Normalizer,
+    key_reader,
+    normalize_all,
+    normalizer,
+)
 from crossprefetch.lookup import LookupStats
 from crossprefetch.spec import CrossDBPrefetch
 
@@ -30,8 +36,8 @@ class Plan:
     queryset: models.QuerySet[Any]
     alias: str
     match_fields: tuple[models.Field[Any, Any], ...]
-    normalize: _keys.Normalizer
-    read_key: _keys.KeyReader | None = None
+    normalize: Normalizer
+    read_key: KeyReader | None = None
     #: the distinct keys as read off the objects
     raw_keys: set[Hashable] = field(default_factory=set)
     #: raw keys whose normalised key differs (``"42"`` -> 42, or INVALID)
@@ -84,7 +90,7 @@ def make_plan(name: str, spec: Any, request: HttpRequest | None) -> Plan:
         queryset=queryset,
         alias=alias,
         match_fields=match_fields,
-        normalize=_keys.normalizer(match_fields, connections[alias]),
+        normalize=normalizer(match_fields, connections[alias]),
     )
 
 
@@ -92,19 +98,19 @@ def collect_keys(objs: Sequence[Any], plans: list[Plan]) -> None:
     """Read each distinct key getter once, then normalise per plan."""
     if not objs:
         return
-    seen: dict[Any, tuple[_keys.KeyReader, set[Hashable]]] = {}
+    seen: dict[Any, tuple[KeyReader, set[Hashable]]] = {}
     for plan in plans:
         key = plan.spec.key
         if key not in seen:
-            read = _keys.key_reader(key, objs[0])
+            read = key_reader(key, objs[0])
             seen[key] = (read, _read_all(read, objs, plan))
         plan.read_key, plan.raw_keys = seen[key]
-        plan.keys, plan.aliases = _keys.normalize_all(
+        plan.keys, plan.aliases = normalize_all(
             plan.raw_keys, plan.match_fields, plan.normalize, connections[plan.alias]
         )
 
 
-def _read_all(read: _keys.KeyReader, objs: Sequence[Any], plan: Plan) -> set[Hashable]:
+def _read_all(read: KeyReader, objs: Sequence[Any], plan: Plan) -> set[Hashable]:
     try:
         return set(map(read, objs))
     except (AttributeError, KeyError) as exc:

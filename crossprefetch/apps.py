@@ -11,25 +11,11 @@ class CrossPrefetchConfig(AppConfig):
     default_auto_field = "django.db.models.AutoField"
 
     def ready(self) -> None:
-        from django.core import checks as django_checks
+        from crossprefetch._cache import invalidation
+        from crossprefetch.checks.registry import register
 
-        from crossprefetch import (
-            _cache_checks,
-            _coalesce_checks,
-            _failure_checks,
-            _invalidation,
-            checks,
-        )
-
-        checks.spec_checks.append(_cache_checks.check_spec_cache)
-        django_checks.register(_cache_checks.check_cache_deploy, "crossprefetch", deploy=True)
-        django_checks.register(_failure_checks.check_failure_settings, "crossprefetch")
-        django_checks.register(_coalesce_checks.check_coalesce_setting, "crossprefetch")
-        _invalidation.connect()
-
-        from crossprefetch.rest_framework import _filter_checks
-
-        django_checks.register(_filter_checks.check_filters, "crossprefetch")
+        register()
+        invalidation.connect()
 
         if find_spec("drf_spectacular") is not None:
             from crossprefetch.rest_framework import openapi  # noqa: F401  (registers it)

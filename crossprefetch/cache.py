@@ -11,8 +11,8 @@ from __future__ import annotations
 
 from django.db import models
 
-from crossprefetch import _invalidation
-from crossprefetch._cache_policy import CachePolicy, ScopeFunc
+from crossprefetch._cache import invalidation
+from crossprefetch._cache.policy import CachePolicy, ScopeFunc
 
 __all__ = ["CachePolicy", "ScopeFunc", "failed_invalidations", "invalidate"]
 
@@ -28,7 +28,7 @@ def invalidate(model: type[models.Model] | str, *, using: str | None = None) -> 
     Inside a transaction, the invalidation happens when the transaction on ``using`` (the
     model's write database by default) commits, and is dropped if it rolls back.
     """
-    _invalidation.invalidate(model, using=using)
+    invalidation.invalidate(model, using=using)
 
 
 def failed_invalidations() -> dict[str, int]:
@@ -41,6 +41,6 @@ def failed_invalidations() -> dict[str, int]:
     :data:`crossprefetch.signals.invalidation_failed`, shown by the debug-toolbar panel and
     counted here, for a health check or a metrics exporter.
     """
-    from crossprefetch import _invalidation
+    from crossprefetch._cache import invalidation
 
-    return _invalidation.failed_invalidations()
+    return invalidation.failed_invalidations()

@@ -17,9 +17,10 @@ from typing import Any
 from django.core.exceptions import FieldError, ImproperlyConfigured
 from django.http import HttpRequest
 
-from crossprefetch import _keys, signals
+from crossprefetch import signals
 from crossprefetch._fetch import chain
 from crossprefetch._groups import Group, group_plans
+from crossprefetch._keys import normalize
 from crossprefetch._plans import Plan, collect_keys, make_plan
 from crossprefetch.lookup import Lookup, LookupStats
 from crossprefetch.spec import CrossDBPrefetch
@@ -123,7 +124,7 @@ def _fetch(group: Group) -> list[dict[Any, Any]]:
             model=first.queryset.model._meta.label,
             alias=first.alias,
             keys_asked=len(plan.keys),
-            keys_invalid=sum(1 for k in plan.aliases.values() if k is _keys.INVALID),
+            keys_invalid=sum(1 for k in plan.aliases.values() if k is normalize.INVALID),
             shared_with=[p.name for p in group.plans if p is not plan],
         )
     started = time.perf_counter()

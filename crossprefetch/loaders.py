@@ -35,7 +35,7 @@ from asgiref.sync import sync_to_async
 from django.db import close_old_connections, connections
 from django.http import HttpRequest
 
-from crossprefetch import _keys
+from crossprefetch._keys.normalize import INVALID, Normalizer, normalizer
 from crossprefetch.conf import conf
 from crossprefetch.engine import prefetch_cross_db
 from crossprefetch.lookup import MISSING, Lookup
@@ -447,7 +447,7 @@ class ModelLoader(DataLoader[Any, Any]):
             on_error=on_error,
             timeout=timeout,
         )
-        self._normalize: _keys.Normalizer | None = None
+        self._normalize: Normalizer | None = None
         super().__init__(**loader_kwargs)
 
     def __repr__(self) -> str:
@@ -478,9 +478,9 @@ class ModelLoader(DataLoader[Any, Any]):
         if normalize is None:
             queryset = self.spec.get_queryset(None)
             fields = self.spec.get_match_fields(queryset.model)
-            normalize = self._normalize = _keys.normalizer(fields, connections[queryset.db])
+            normalize = self._normalize = normalizer(fields, connections[queryset.db])
         normalized = normalize(key)
-        if normalized is None or normalized is _keys.INVALID:
+        if normalized is None or normalized is INVALID:
             return key  # type: ignore[no-any-return]
         return normalized  # type: ignore[no-any-return]
 

@@ -6,7 +6,7 @@ from collections.abc import Hashable, Iterable, Iterator, Mapping
 from dataclasses import asdict, dataclass, field
 from typing import TYPE_CHECKING, Any, Final
 
-from crossprefetch._keys import INVALID, KeyReader, Normalizer, _Sentinel, key_reader
+from crossprefetch._keys.normalize import INVALID, KeyReader, Normalizer, _Sentinel, key_reader
 
 if TYPE_CHECKING:
     from crossprefetch.spec import CrossDBPrefetch

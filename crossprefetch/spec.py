@@ -11,7 +11,7 @@ from django.core.exceptions import FieldDoesNotExist, ImproperlyConfigured
 from django.db import models
 from django.http import HttpRequest
 
-from crossprefetch._cache_policy import CachePolicy
+from crossprefetch._cache.policy import CachePolicy
 from crossprefetch.conf import conf, seconds_or_none
 
 #: The values of ``on_error`` and ``CROSSPREFETCH["ON_ERROR"]``.

@@ -97,12 +97,11 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
 @pytest.fixture(autouse=True)
 def _closed_breakers() -> Iterator[None]:
     """Circuit breakers are per process: no test inherits another's failures."""
-    from crossprefetch import _breaker
-    from crossprefetch._fetch import failure
+    from crossprefetch._fetch import breaker, failure
 
     yield
-    _breaker.databases.reset()
-    _breaker.caches.reset()
+    breaker.databases.reset()
+    breaker.caches.reset()
     failure.reset()
 
 

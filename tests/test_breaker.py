@@ -5,7 +5,7 @@ from __future__ import annotations
 import threading
 from typing import Any
 
-from crossprefetch._breaker import Breakers
+from crossprefetch._fetch.breaker import Breakers
 
 
 def test_consecutive_failures_open_it(settings: Any) -> None:

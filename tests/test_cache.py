@@ -31,17 +31,12 @@ from django.db.models.functions import Upper
 from django.test import override_settings
 from rest_framework.test import APIClient
 
-from crossprefetch import (
-    CachePolicy,
-    CrossDBPrefetch,
-    _cachestore,
-    _invalidation,
-    prefetch_cross_db,
-    signals,
-)
-from crossprefetch._cache_checks import check_cache_deploy, check_spec_cache
+from crossprefetch import CachePolicy, CrossDBPrefetch, prefetch_cross_db, signals
+from crossprefetch._cache import invalidation as _invalidation
+from crossprefetch._cache import store as _cachestore
 from crossprefetch._fetch import caching as cache_layer
 from crossprefetch.cache import failed_invalidations, invalidate
+from crossprefetch.checks.cache import check_cache_deploy, check_spec_cache
 from crossprefetch.lookup import Lookup, LookupStats
 from crossprefetch.testing import assert_num_queries, capture_queries
 from tests import settings as test_settings
@@ -993,9 +988,20 @@ def test_check_spec_cache() -> None:
 
 
 def test_check_spec_cache_is_run_by_the_view_checks() -> None:
-    from crossprefetch.checks import spec_checks
+    from django.contrib.auth.models import Permission
+    from rest_framework import generics
 
-    assert check_spec_cache in spec_checks
+    from crossprefetch import CrossDBPrefetchMixin
+    from crossprefetch.checks import check_view
+
+    class View(CrossDBPrefetchMixin, generics.ListAPIView):  # type: ignore[type-arg]
+        cross_db_fields = {
+            "c": CrossDBPrefetch(
+                Permission.objects.select_related("content_type"), key="permission_id", cache=60
+            )
+        }
+
+    assert "crossprefetch.E102" in _ids(check_view(View))
 
 
 def test_deploy_check_warns_about_per_process_caches() -> None:

@@ -13,7 +13,7 @@ from typing import Any
 import pytest
 
 from crossprefetch import CachePolicy, CrossDBPrefetch, prefetch_cross_db
-from crossprefetch import _breaker as breaker
+from crossprefetch._fetch import breaker as breaker
 from crossprefetch._fetch import caching as cache_layer
 from crossprefetch.lookup import LookupStats
 from crossprefetch.testing import assert_num_queries

@@ -167,7 +167,7 @@ def test_snippets_are_found() -> None:
 
 
 def test_every_check_id_is_documented() -> None:
-    source = "\n".join(p.read_text() for p in (ROOT / "crossprefetch").glob("*.py"))
+    source = "\n".join(p.read_text() for p in (ROOT / "crossprefetch").rglob("*.py"))
     ids = set(re.findall(r"crossprefetch\.[EW]\d{3}", source))
     ids |= {f"crossprefetch.{c}" for c in re.findall(r'_error\(\s*\w+,\s*"([EW]\d{3})"', source)}
     page = (DOCS / "reference" / "checks.rst").read_text()

@@ -21,10 +21,10 @@ from django.db import DatabaseError, connections, transaction
 from rest_framework.test import APIClient
 
 from crossprefetch import CachePolicy, CrossDBPrefetch, prefetch_cross_db
-from crossprefetch import _breaker as breaker
-from crossprefetch._failure_checks import check_failure_settings
+from crossprefetch._fetch import breaker as breaker
 from crossprefetch._fetch import caching as cache_layer
 from crossprefetch._fetch import failure
+from crossprefetch.checks.failure import check_failure_settings
 from crossprefetch.loaders import ModelLoader, aprefetch_cross_db
 from crossprefetch.lookup import MISSING
 from crossprefetch.testing import assert_num_queries

@@ -15,8 +15,8 @@ import pytest
 from django.conf import settings
 from django.db import connections, transaction
 
-from crossprefetch import _breaker as breaker
 from crossprefetch import prefetch_cross_db
+from crossprefetch._fetch import breaker as breaker
 from tests.failure_urls import REFERENCE
 from tests.servers import database_alias, unavailable
 from tests.test_failure import NAMES, create_customers, make_events, slow_spec, spec

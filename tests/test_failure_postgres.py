@@ -14,8 +14,8 @@ import pytest
 from django.db import DatabaseError, connections, transaction
 from rest_framework.test import APIClient
 
-from crossprefetch import _breaker as breaker
 from crossprefetch import prefetch_cross_db
+from crossprefetch._fetch import breaker as breaker
 from crossprefetch._fetch import failure
 from tests.failure_urls import REFERENCE
 from tests.servers import HangingUp, PostgresServer, database_alias

@@ -10,8 +10,8 @@ from django.core import checks
 from rest_framework import generics
 
 from crossprefetch import CrossDBPrefetch, CrossDBPrefetchMixin
+from crossprefetch.checks import check_view_filters
 from crossprefetch.filters import CrossDBFilter, CrossDBFilterBackend, CrossDBOrderingFilter
-from crossprefetch.rest_framework._filter_checks import check_view_filters
 from tests.testapp.filter_views import FilteredEventViewSet, TenantFilteredEventViewSet
 from tests.testapp.models import Customer, OrderEvent
 from tests.testapp.serializers import OrderEventSerializer

@@ -18,7 +18,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from rest_framework.test import APIClient
 
-from crossprefetch import _keyset
+from crossprefetch._keys import keyset
 from crossprefetch.testing import assert_max_num_queries
 from shop.models import Customer, JoinedOrderEvent, OrderEvent
 from tests.conftest import ALL_DATABASES, T0
@@ -126,7 +126,7 @@ def test_same_page_and_count_as_a_join_in_one_database(
     params: dict[str, str],
 ) -> None:
     if key_maps:  # the few keys of these datasets are sent as key maps, not lists
-        monkeypatch.setattr(_keyset, "_KEY_MAP_MIN_KEYS", 1)
+        monkeypatch.setattr(keyset, "_KEY_MAP_MIN_KEYS", 1)
     _load(*data)
     api = APIClient()
     query = urlencode(params)

@@ -16,7 +16,7 @@ import pytest
 from django.db import connections
 from django.db.models import Q
 
-from crossprefetch._keyset import KeyIn, positions
+from crossprefetch._keys.keyset import KeyIn, positions
 from crossprefetch.testing import assert_num_queries
 from tests.conftest import REQUIRE_SERVICES, T0
 from tests.testapp.models import OrderEvent

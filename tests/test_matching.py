@@ -15,7 +15,7 @@ import pytest
 from django.db import connections, models
 
 from crossprefetch import CachePolicy, CrossDBPrefetch, prefetch_cross_db
-from crossprefetch._matching import KeyPositions, matched_by_database
+from crossprefetch._keys.matching import KeyPositions, matched_by_database
 from crossprefetch.lookup import MISSING
 from crossprefetch.testing import assert_num_queries
 from tests.test_cache import _isolated_cache  # noqa: F401 (autouse: a cache of the test's own)

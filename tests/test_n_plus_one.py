@@ -11,7 +11,7 @@ from asgiref.sync import async_to_sync
 from rest_framework.test import APIClient
 
 from crossprefetch import CrossDBPrefetch, prefetch_cross_db
-from crossprefetch._repeats import shape
+from crossprefetch._observe.repeats import shape
 from crossprefetch.testing import NPlusOneError, detect_n_plus_one
 from shop import serializers
 from shop.models import Customer as ShopCustomer

@@ -21,13 +21,8 @@ from django.http import HttpRequest, HttpResponse
 from django.test import AsyncClient, Client, RequestFactory
 from rest_framework.request import Request
 
-from crossprefetch import (
-    CachePolicy,
-    CrossDBPrefetch,
-    LookupStats,
-    _invalidation,
-    prefetch_cross_db,
-)
+from crossprefetch import CachePolicy, CrossDBPrefetch, LookupStats, prefetch_cross_db
+from crossprefetch._cache import invalidation as _invalidation
 from crossprefetch.cache import failed_invalidations
 from shop import serializers
 from shop.models import Customer as ShopCustomer

@@ -6,7 +6,7 @@ from typing import Any
 
 import pytest
 
-from crossprefetch._written_tables import as_text, watched_names, written
+from crossprefetch._cache.written_tables import as_text, watched_names, written
 
 TABLES = {"shop_customer": frozenset({"shop.customer"}), "Shop_Region": frozenset({"shop.region"})}
 NAMES, FOLDED = watched_names(TABLES)

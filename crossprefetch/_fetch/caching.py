@@ -10,7 +10,7 @@ dict of a projected spec, the concrete field values of a model instance, a list 
 for ``many=True``, or ``None`` / ``[]`` for a reference with no row (negative caching).
 ``generations`` are the tokens of the models the rows were read from, taken before they
 were read; a write replaces a token, which makes every older entry a miss in every process
-sharing the cache (see :mod:`crossprefetch._invalidation`). ``not_after`` is the wall-clock
+sharing the cache (see :mod:`crossprefetch._cache.invalidation`). ``not_after`` is the wall-clock
 time the entry expires, so a copy of it outlives the cache's own entry by no more.
 
 Each process also keeps the entries it read or wrote in a bounded dict (the *local* layer,
@@ -23,7 +23,7 @@ A cache that raises never fails a request: the keys are read from the database, 
 failure is counted in :attr:`~crossprefetch.LookupStats.cache_errors` and logged at most
 once per ``CACHE_ERROR_LOG_INTERVAL`` per cache alias. A cache that keeps failing (a hung
 server makes each call wait for the client's socket timeout) trips its circuit breaker
-(:mod:`crossprefetch._breaker`): the cache is then skipped, and the database read, until
+(:mod:`crossprefetch._fetch.breaker`): the cache is then skipped, and the database read, until
 one trial ``BREAKER_RESET`` seconds later.
 """
 
@@ -40,8 +40,9 @@ from django.core.cache import BaseCache
 from django.core.exceptions import ImproperlyConfigured
 from django.db import models
 
-from crossprefetch import _breaker, _cachestore, _invalidation
-from crossprefetch._cachestore import get_cache, key_head, key_prefix, key_suffix, report_error
+from crossprefetch._cache import invalidation, store
+from crossprefetch._cache.store import get_cache, key_head, key_prefix, key_suffix, report_error
+from crossprefetch._fetch import breaker
 from crossprefetch._fetch.base import Fetch, Fetched
 from crossprefetch._groups import Group
 from crossprefetch._plans import Plan
@@ -124,14 +125,14 @@ def _fetch_cached(group: Group, policy: CachePolicy, inner: Fetch) -> Fetched:
     """Rows per plan, from the cache where it has them, from the next layer for the rest."""
     plans = group.plans
     first = group.first
-    scope = _cachestore.scope_value(policy, group.request)
-    identity = _cachestore.query_identity(first.queryset)
+    scope = store.scope_value(policy, group.request)
+    identity = store.query_identity(first.queryset)
     labels: tuple[str, ...] = ()
     if policy.invalidate and identity is not None:
-        dependencies = _invalidation.dependencies(first.queryset, _projection_paths(plans))
-        _invalidation.track(dependencies, policy.alias)
-        labels = _invalidation.labels(dependencies)
-        if _invalidation.pending(labels):
+        dependencies = invalidation.dependencies(first.queryset, _projection_paths(plans))
+        invalidation.track(dependencies, policy.alias)
+        labels = invalidation.labels(dependencies)
+        if invalidation.pending(labels):
             identity = None  # this transaction wrote such rows: the cache cannot know them
     if identity is None:
         fetched = inner(group)
@@ -143,11 +144,11 @@ def _fetch_cached(group: Group, policy: CachePolicy, inner: Fetch) -> Fetched:
     common = (first.queryset.model._meta.label, first.alias, identity, first.match_names, scope)
     now = _now()
     entries = [_entries(plan, prefix, policy.version, common, now) for plan in plans]
-    generation_keys = [_invalidation.generation_key(label) for label in labels]
+    generation_keys = [invalidation.generation_key(label) for label in labels]
     wanted = generation_keys + [k for e in entries for k in e.remote]
     errors = 0
     found: dict[str, Any] = {}
-    skipped = not _breaker.caches.allow(policy.alias)
+    skipped = not breaker.caches.allow(policy.alias)
     usable = not skipped
     if wanted and usable:
         try:
@@ -157,7 +158,7 @@ def _fetch_cached(group: Group, policy: CachePolicy, inner: Fetch) -> Fetched:
             errors += 1
             usable = False
         else:
-            _breaker.caches.success(policy.alias)
+            breaker.caches.success(policy.alias)
     generations: tuple[int, ...] | None = ()
     if usable and generation_keys:
         generations, failed = _generations(cache, policy.alias, generation_keys, found)
@@ -245,7 +246,7 @@ def _generations(
     if absent:
         try:
             for key in absent:
-                token = _invalidation.new_token()
+                token = invalidation.new_token()
                 if cache.add(key, token, timeout=None):
                     found[key] = token
                 else:  # another process has just added one: read it
@@ -390,7 +391,7 @@ def _write(cache: BaseCache, policy: CachePolicy, data: dict[str, Any], ttl: int
 
 def _failed(alias: str, operation: str, exc: Exception) -> None:
     """A cache call raised: count it against the cache's breaker, and log it (rate-limited)."""
-    _breaker.caches.failure(alias)
+    breaker.caches.failure(alias)
     report_error(alias, operation, exc)
 
 

@@ -29,7 +29,7 @@ from typing import Any
 
 from django.db import connections
 
-from crossprefetch import _cachestore
+from crossprefetch._cache import store
 from crossprefetch._fetch.base import Fetch, Fetched
 from crossprefetch._groups import Group
 from crossprefetch._plans import Plan
@@ -171,7 +171,7 @@ def _identity(group: Group) -> Hashable | None:
         repr(getattr(queryset, "_prefetch_related_lookups", ())),
         fields if fields is not None and any("__" in name for name in fields) else None,
         policy,
-        None if policy is None else _cachestore.scope_value(policy, group.request),
+        None if policy is None else store.scope_value(policy, group.request),
     )
 
 

@@ -3,7 +3,7 @@
 Only the union of the projected fields plus the matched field leaves the database; each
 row is placed in the result of every plan that asked for its key. The statements run with
 the spec's ``timeout`` enforced by the server, in a scope a failure cannot leave aborted
-(:mod:`crossprefetch._timeouts`).
+(:mod:`crossprefetch._fetch.timeouts`).
 """
 
 from __future__ import annotations
@@ -14,9 +14,10 @@ from typing import Any
 
 from django.db import connections, models
 
-from crossprefetch import _keys, _matching, _sql, _timeouts
+from crossprefetch._fetch import timeouts
 from crossprefetch._fetch.base import Fetched
 from crossprefetch._groups import Group
+from crossprefetch._keys import matching, normalize, sql
 from crossprefetch._plans import Plan
 
 
@@ -28,12 +29,14 @@ def query_database(group: Group) -> Fetched:
     plans = group.plans
     first = group.first
     queryset = group.queryset
-    if not any(p.spec.many for p in plans) and _keys.is_unique(first.match_fields, queryset.model):
+    if not any(p.spec.many for p in plans) and normalize.is_unique(
+        first.match_fields, queryset.model
+    ):
         queryset = queryset.order_by()
     spec = first.spec
     degrade = spec.error_policy() == "degrade"
-    with _timeouts.statement_scope(first.alias, spec.statement_timeout(), isolate=degrade):
-        if _matching.matched_by_database(first.match_fields, connections[group.alias]):
+    with timeouts.statement_scope(first.alias, spec.statement_timeout(), isolate=degrade):
+        if matching.matched_by_database(first.match_fields, connections[group.alias]):
             return _fetch_matched(plans, queryset, first.match_names, list(keys))
         if any(p.spec.fields is None for p in plans):
             return _fetch_instances(plans, queryset, first.match_names, list(keys))
@@ -59,7 +62,7 @@ def _fetch_values(
     queries = 0
     lone = plans[0]
     single = len(plans) == 1 and not lone.spec.many and pickers[0] is _whole_row
-    for part in _sql.filtered_by_keys(queryset, match_names, keys):
+    for part in sql.filtered_by_keys(queryset, match_names, keys):
         queries += 1
         if single:
             # one projected spec: a comprehension, and the first row of a key wins
@@ -107,7 +110,7 @@ def _fetch_instances(
             projections.append((plan.spec.fields, attnames))
     results = [plan.empty_rows() for plan in plans]
     queries = 0
-    for part in _sql.filtered_by_keys(queryset, match_names, keys):
+    for part in sql.filtered_by_keys(queryset, match_names, keys):
         queries += 1
         for obj in part:
             key = read_match(obj)
@@ -140,13 +143,13 @@ def _fetch_matched(
     pickers = [_matched_picker(plan.spec.fields, instances, columns, meta) for plan in plans]
     results = [plan.empty_rows() for plan in plans]
     queries = 0
-    for part, positions, offset in _sql.joined_with_keys(queryset, match_names, keys):
+    for part, positions, offset in sql.joined_with_keys(queryset, match_names, keys):
         queries += 1
         rows: Iterable[tuple[Any, int]]
         if instances:
-            rows = ((obj, obj.__dict__.pop(_sql.MATCHED_KEY)) for obj in part)
+            rows = ((obj, obj.__dict__.pop(sql.MATCHED_KEY)) for obj in part)
         else:
-            rows = ((row, row[-1]) for row in part.values_list(*columns, _sql.MATCHED_KEY))
+            rows = ((row, row[-1]) for row in part.values_list(*columns, sql.MATCHED_KEY))
         for row, position in rows:
             for key in positions.keys_at(offset + position):
                 for plan, pick, result in zip(plans, pickers, results, strict=True):

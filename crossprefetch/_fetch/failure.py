@@ -7,7 +7,7 @@ fields render their fallback or default. The plans are reported degraded
 (:attr:`Fetched.degraded <crossprefetch._fetch.base.Fetched.degraded>`), which the cache
 above never stores.
 
-A circuit breaker per database alias (:mod:`crossprefetch._breaker`) counts consecutive
+A circuit breaker per database alias (:mod:`crossprefetch._fetch.breaker`) counts consecutive
 failures; once open, degrade-mode groups on that alias skip the query, so a dead database
 costs nothing per request until the trial after ``BREAKER_RESET``. ``"raise"`` groups
 pass through untouched: their error propagates as it always has.
@@ -23,7 +23,7 @@ import time
 
 from django.db import DatabaseError, connections
 
-from crossprefetch import _breaker
+from crossprefetch._fetch import breaker
 from crossprefetch._fetch.base import Fetch, Fetched
 from crossprefetch._groups import Group
 from crossprefetch.conf import conf
@@ -41,7 +41,7 @@ class FailureLayer:
         if not group.keys or group.spec.error_policy() != "degrade":
             return self.inner(group)
         alias = group.alias
-        breakers = _breaker.databases
+        breakers = breaker.databases
         if not breakers.allow(alias):
             return _degraded(group, "circuit breaker open", breaker_open=True)
         try:

@@ -23,8 +23,8 @@ from django.template import Context, Engine
 from django.utils.translation import gettext_lazy as _
 from django.utils.translation import ngettext
 
-from crossprefetch._origin import origin_of
-from crossprefetch._repeats import Query, find_repeats, lookup_name
+from crossprefetch._observe.origin import origin_of
+from crossprefetch._observe.repeats import Query, find_repeats, lookup_name
 from crossprefetch.cache import failed_invalidations
 from crossprefetch.conf import conf
 from crossprefetch.lookup import Lookup, LookupStats

@@ -4,7 +4,7 @@ The filter runs where pagination needs it, before the page is cut: for each spec
 active filters, ONE query on the remote database returns the keys of the matching rows
 (through the spec's own QuerySet, so its filters and per-request scoping apply), and the
 listed QuerySet is narrowed to ``key IN <those keys>`` with the key set as one parameter
-(:mod:`crossprefetch._keyset`). The paginator's count and the page are then one query
+(:mod:`crossprefetch._keys.keyset`). The paginator's count and the page are then one query
 each, and exact: a semi-join done by hand across two databases.
 
 Ordering by a remote field asks the remote database for a dense rank of each key by that
@@ -32,10 +32,10 @@ from rest_framework import exceptions
 from rest_framework.filters import BaseFilterBackend, OrderingFilter
 from rest_framework.permissions import SAFE_METHODS
 
-from crossprefetch import _keys
-from crossprefetch._keys import INTEGER_TYPES
-from crossprefetch._keyset import KeyIn, positions
-from crossprefetch._timeouts import statement_scope
+from crossprefetch._fetch.timeouts import statement_scope
+from crossprefetch._keys import normalize
+from crossprefetch._keys.keyset import KeyIn, positions
+from crossprefetch._keys.normalize import INTEGER_TYPES
 from crossprefetch.conf import conf
 from crossprefetch.rest_framework._known import KnownRows, remember_rows
 from crossprefetch.spec import CrossDBPrefetch
@@ -205,7 +205,7 @@ def _boolean(name: str, raw: str) -> bool:
 
 
 def _to_field(name: str, field: models.Field[Any, Any], raw: str, alias: str) -> Any:
-    target = _keys.target_field(field)
+    target = normalize.target_field(field)
     if isinstance(target, models.BooleanField):
         return _boolean(name, raw)
     try:
@@ -353,11 +353,11 @@ class _Match:
         return [key for key, _ in self._normalized([(k, None) for k in keys], alias)]
 
     def _normalized(self, pairs: Sequence[tuple[Any, Any]], alias: str) -> list[tuple[Any, Any]]:
-        normalize = _keys.normalizer((self.local_field,), connections[alias])
+        to_local = normalize.normalizer((self.local_field,), connections[alias])
         local = []
         for key, extra in pairs:
-            value = normalize(key)
-            if value is not None and value is not _keys.INVALID:
+            value = to_local(key)
+            if value is not None and value is not normalize.INVALID:
                 local.append((value, extra))
         return local
 
@@ -366,7 +366,7 @@ class _Match:
         taken as they are, without normalising each."""
         if not keys:
             return True
-        exact, low, high = _keys._exact_type(self.local_field, connections[alias])
+        exact, low, high = normalize._exact_type(self.local_field, connections[alias])
         if exact is None or set(map(type, keys)) != {exact}:
             return False
         return low is None or (low <= min(keys) and max(keys) <= high)
@@ -777,7 +777,7 @@ def _parameter_schema(view: Any, cross_filter: CrossDBFilter) -> dict[str, Any]:
         )
         field = cross_filter.remote_field(model)
         assert field is not None
-        schema = dict(_OPENAPI_TYPES.get(_keys.target_field(field).get_internal_type(), schema))
+        schema = dict(_OPENAPI_TYPES.get(normalize.target_field(field).get_internal_type(), schema))
     except Exception:  # documented as a string; the system checks report the cause
         pass
     if cross_filter.lookup == "in":

@@ -40,7 +40,7 @@ connections are observed.
 
 from __future__ import annotations
 
-from crossprefetch._capture import (
+from crossprefetch._observe.capture import (
     CapturedQueries,
     CapturedQuery,
     ForbiddenQueryError,

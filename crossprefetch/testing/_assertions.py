@@ -6,7 +6,7 @@ from collections.abc import Mapping
 from types import TracebackType
 from typing import Protocol
 
-from crossprefetch._capture import QueryCapture, _check_alias, _configured_aliases
+from crossprefetch._observe.capture import QueryCapture, _check_alias, _configured_aliases
 
 
 class _QueryCountAssertion(QueryCapture):

@@ -5,8 +5,8 @@ from __future__ import annotations
 from collections.abc import Iterable
 from types import TracebackType
 
-from crossprefetch._capture import QueryCapture, _check_alias, _configured_aliases
-from crossprefetch._repeats import Query, Repeat, find_repeats, report
+from crossprefetch._observe.capture import QueryCapture, _check_alias, _configured_aliases
+from crossprefetch._observe.repeats import Query, Repeat, find_repeats, report
 from crossprefetch.conf import conf
 
 

@@ -32,7 +32,7 @@ from django.test import Client
 from django.test.utils import override_settings
 from django.urls import reverse
 
-from crossprefetch import _breaker
+from crossprefetch._fetch import breaker
 from shop.management.commands._options import count
 from shop.management.commands.benchmark import command_line, environment
 from shop.measuring import format_ms, median, timed_get
@@ -122,12 +122,12 @@ class Command(BaseCommand):
                 block("slow", slow, degraded=True)
                 with dead(alias):
                     block("dead", degrading, degraded=True)
-            _breaker.databases.reset()
+            breaker.databases.reset()
             with override_settings(CROSSPREFETCH=OPENS), dead(alias):
                 self._check(client, degrading, True)  # the failure that opens the breaker
-                assert _breaker.databases.is_open(alias)
+                assert breaker.databases.is_open(alias)
                 block("open", degrading, degraded=True)
-            _breaker.databases.reset()
+            breaker.databases.reset()
             self.stderr.write(".", ending="")
         self.stderr.write("\n")
         medians = {name: median(values) for name, values in times.items()}

@@ -68,7 +68,7 @@ def check_spec_cache(
 
 def check_cache_deploy(app_configs: Any = None, **kwargs: Any) -> list[checks.CheckMessage]:
     """``check --deploy``: invalidation through a per-process cache stays in its process."""
-    from crossprefetch._invalidation import declared_views
+    from crossprefetch._cache.invalidation import declared_views
 
     messages: list[checks.CheckMessage] = []
     for view, spec_name, spec in declared_views():

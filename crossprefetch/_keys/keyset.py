@@ -38,7 +38,7 @@ from django.db.models import Lookup
 from django.db.models.sql.compiler import SQLCompiler
 from django.db.models.sql.constants import LOUTER
 
-from crossprefetch._keys import INTEGER_TYPES, target_field
+from crossprefetch._keys.normalize import INTEGER_TYPES, target_field
 
 SQLParams = tuple[str, tuple[Any, ...]]
 

@@ -14,7 +14,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
 
-from crossprefetch._origin import Origin
+from crossprefetch._observe.origin import Origin
 
 _STRING = re.compile(r"'(?:[^']|'')*'")
 _NUMBER = re.compile(r"(?<![\w\"`.])-?\d+(?:\.\d+)?\b")

@@ -5,7 +5,7 @@ Each id is listed in the docs and never reused.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Iterator, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from typing import Any
 
 from django.conf import settings
@@ -14,15 +14,12 @@ from django.core.exceptions import ImproperlyConfigured
 from django.db import models
 
 from crossprefetch._urls import declaring_views
+from crossprefetch.checks.cache import check_spec_cache
 from crossprefetch.spec import CrossDBPrefetch, KeyArityError, attr_hint
 
 _CONTEXT_KEYS = frozenset({"request", "format", "view"})
 
-#: Extra per-spec checks (caching registers one): ``check(view_label, name, spec)``.
-spec_checks: list[Callable[[str, str, CrossDBPrefetch], list[checks.CheckMessage]]] = []
 
-
-@checks.register("crossprefetch")
 def check_views(
     app_configs: Iterable[Any] | None = None, **kwargs: Any
 ) -> list[checks.CheckMessage]:
@@ -64,8 +61,7 @@ def check_view(view: type) -> list[checks.CheckMessage]:
     for name, spec in specs.items():
         errors.extend(_check_spec(view, label, name, spec))
         if isinstance(spec, CrossDBPrefetch):
-            for extra in spec_checks:
-                errors.extend(extra(label, name, spec))
+            errors.extend(check_spec_cache(label, name, spec))
     if view.get_cross_db_fields is CrossDBPrefetchMixin.get_cross_db_fields:
         errors.extend(_check_serializer(view, label, specs))
     return errors
@@ -195,7 +191,7 @@ def _check_key(view: type, where: str, spec: CrossDBPrefetch) -> list[checks.Che
 
 
 def _unique(fields: tuple[models.Field[Any, Any], ...], model: type[models.Model]) -> bool:
-    from crossprefetch._keys import is_unique
+    from crossprefetch._keys.normalize import is_unique
 
     return is_unique(fields, model)
 

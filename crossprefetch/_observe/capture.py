@@ -21,7 +21,7 @@ from typing import Any, TypeVar, overload
 from django.db import connections
 from django.db.backends.base.base import BaseDatabaseWrapper
 
-from crossprefetch._origin import Origin, cursor_caller, is_user_file, origin_of
+from crossprefetch._observe.origin import Origin, cursor_caller, is_user_file, origin_of
 
 _F = TypeVar("_F", bound=Callable[..., Any])
 
@@ -174,7 +174,7 @@ class QueryCapture:
     of its own (``@assert_num_queries(default=1)``).
     """
 
-    #: Record each query's :class:`~crossprefetch._origin.Origin` (N+1 detection).
+    #: Record each query's :class:`~crossprefetch._observe.origin.Origin` (N+1 detection).
     _record_issuers = False
 
     def __init__(self, *, forbidden: tuple[str, ...] = (), label: str = "capture_queries") -> None:

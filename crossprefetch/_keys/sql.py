@@ -14,9 +14,9 @@ from django.db.models import Lookup
 from django.db.models.sql.compiler import SQLCompiler
 from django.db.models.sql.constants import INNER
 
-from crossprefetch._keys import is_plain_integer, target_field
-from crossprefetch._matching import KeyPositions
-from crossprefetch._packet import chunk_sizes
+from crossprefetch._keys.matching import KeyPositions
+from crossprefetch._keys.normalize import is_plain_integer, target_field
+from crossprefetch._keys.packet import chunk_sizes
 
 _POSTGRES_MAX_PARAMS = 65_535
 _VARCHAR = re.compile(r"^(varchar|character varying)\(\d+\)$")
@@ -385,7 +385,7 @@ def joined_with_keys(
     """QuerySets selecting each row once per key the database matches it with.
 
     Each row carries, as :data:`MATCHED_KEY`, the position of its key; yielded with each
-    QuerySet are the key set's :class:`~crossprefetch._matching.KeyPositions` and the
+    QuerySet are the key set's :class:`~crossprefetch._keys.matching.KeyPositions` and the
     position its first key has there. One QuerySet, except on MySQL where
     ``max_allowed_packet`` forces a split.
     """

@@ -20,7 +20,7 @@ from typing import Any, Final
 from django.db import models
 from django.db.backends.base.base import BaseDatabaseWrapper
 
-from crossprefetch._keys import target_field
+from crossprefetch._keys.normalize import target_field
 
 #: Field types whose values are text: compared by the column's collation.
 _TEXT_TYPES: Final = frozenset(

@@ -8,7 +8,7 @@ request on, whatever their scope or filter, with no list of keys to delete.
 
 Writes are seen at the SQL level, by an execute wrapper on every database connection: a
 statement other than a ``SELECT`` naming the table of a cached model (in any letter case,
-quoted or schema-qualified, see :mod:`crossprefetch._written_tables`), sent through Django
+quoted or schema-qualified, see :mod:`crossprefetch._cache.written_tables`), sent through Django
 (``save()``, ``delete()``, ``QuerySet.update()``, ``bulk_create()``, ``bulk_update()``,
 raw SQL or psycopg ``sql.Composed`` on ``connection.cursor()``), replaces the token. Inside a
 transaction the token is replaced when it commits (a rolled back write changes nothing),
@@ -43,7 +43,8 @@ from django.db import connections, models, router
 from django.db.backends.base.base import BaseDatabaseWrapper
 from django.db.backends.signals import connection_created
 
-from crossprefetch import _cachestore, _written_tables, signals
+from crossprefetch import signals
+from crossprefetch._cache import store, written_tables
 from crossprefetch.conf import conf
 
 logger = logging.getLogger("crossprefetch")
@@ -119,7 +120,7 @@ def labels(dependencies: Iterable[type[models.Model]]) -> tuple[str, ...]:
 def generation_key(label: str) -> str:
     if len(label) > 100:
         label = hashlib.blake2b(label.encode(), digest_size=16).hexdigest()
-    return f"{_cachestore.key_prefix()}:gen:{label}"
+    return f"{store.key_prefix()}:gen:{label}"
 
 
 def new_token() -> int:
@@ -145,7 +146,7 @@ def track(dependencies: Iterable[type[models.Model]], alias: str) -> None:
             aliases[label] = aliases.get(label, frozenset()) | {alias}
             table = model._meta.db_table
             tables[table] = tables.get(table, frozenset()) | {label}
-        _state = _Tracking(tables, aliases, *_written_tables.watched_names(tables))
+        _state = _Tracking(tables, aliases, *written_tables.watched_names(tables))
     for connection in connections.all():
         install(connection)
 
@@ -267,9 +268,9 @@ class _WriteWatcher:
         state = _state
         if state.names is not None and not (type(sql) is str and sql.startswith("SELECT")):
             connection = context["connection"]
-            text = _written_tables.as_text(sql, connection)
+            text = written_tables.as_text(sql, connection)
             if text is not None:
-                hit = _written_tables.written(text, state.names, state.folded, connection.vendor)
+                hit = written_tables.written(text, state.names, state.folded, connection.vendor)
                 if hit:
                     schedule(connection, hit)
         return result

@@ -1,0 +1,34 @@
+"""crossprefetch's system checks, one module per concern, registered in one place.
+
+Every check runs under the ``crossprefetch`` tag (``manage.py check --tag crossprefetch``);
+each id is listed in :doc:`/reference/checks` and never reused. :func:`check_view` and
+:func:`check_view_filters` run the checks of one view class, for views outside the URLconf.
+The names are imported on first access, as in :mod:`crossprefetch`.
+"""
+
+from __future__ import annotations
+
+from importlib import import_module
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from crossprefetch.checks.filters import check_view_filters
+    from crossprefetch.checks.registry import register
+    from crossprefetch.checks.views import check_view
+
+_EXPORTS = {
+    "check_view": "crossprefetch.checks.views",
+    "check_view_filters": "crossprefetch.checks.filters",
+    "register": "crossprefetch.checks.registry",
+}
+
+__all__ = ["check_view", "check_view_filters", "register"]
+
+
+def __getattr__(name: str) -> Any:
+    module = _EXPORTS.get(name)
+    if module is None:
+        raise AttributeError(f"module 'crossprefetch.checks' has no attribute {name!r}")
+    value = getattr(import_module(module), name)
+    globals()[name] = value
+    return value
