@@ -29,6 +29,7 @@ import json
 import sys
 from array import array
 from collections.abc import Iterable, Mapping, Sequence
+from functools import partial
 from operator import itemgetter
 from typing import Any
 
@@ -38,6 +39,7 @@ from django.db.models import Lookup
 from django.db.models.sql.compiler import SQLCompiler
 from django.db.models.sql.constants import LOUTER
 
+from crossprefetch._compat import quote_name
 from crossprefetch._keys.normalize import INTEGER_TYPES, target_field
 
 SQLParams = tuple[str, tuple[Any, ...]]
@@ -249,7 +251,7 @@ class PositionJoin:
     def as_sql(self, compiler: SQLCompiler, connection: BaseDatabaseWrapper) -> SQLParams:
         if not self._used_by(compiler.query):
             return "", ()
-        quote = compiler.quote_name_unless_alias
+        quote = partial(quote_name, compiler)
         alias = quote(self.table_alias or self.table_name)
         on = f"{alias}.{quote('k')} = {quote(self.parent_alias)}.{quote(self.column)}"
         if target_field(self.field).get_internal_type() in INTEGER_TYPES:
@@ -335,7 +337,7 @@ class Position(models.Expression):
         return f"{type(self).__name__}({self.alias!r}, {self.index})"
 
     def as_sql(self, compiler: SQLCompiler, connection: BaseDatabaseWrapper) -> SQLParams:
-        quote = compiler.quote_name_unless_alias
+        quote = partial(quote_name, compiler)
         return f"{quote(self.alias)}.{quote(f'p{self.index}')}", ()
 
     def relabeled_clone(self, change_map: Mapping[str, str]) -> Position:

@@ -6,6 +6,7 @@ import json
 import re
 import sqlite3
 from collections.abc import Iterable, Iterator, Mapping, Sequence
+from functools import partial
 from typing import Any
 
 from django.db import connections, models
@@ -14,6 +15,7 @@ from django.db.models import Lookup
 from django.db.models.sql.compiler import SQLCompiler
 from django.db.models.sql.constants import INNER
 
+from crossprefetch._compat import quote_name
 from crossprefetch._keys.matching import KeyPositions
 from crossprefetch._keys.normalize import is_plain_integer, target_field
 from crossprefetch._keys.packet import chunk_sizes
@@ -291,7 +293,7 @@ class _KeySet:
         self.values = values
 
     def as_sql(self, compiler: SQLCompiler, connection: BaseDatabaseWrapper) -> SQLParams:
-        quote = compiler.quote_name_unless_alias
+        quote = partial(quote_name, compiler)
         keys = quote(self.table_alias)
         source, params = self._source(connection, keys)
         conditions = []
@@ -309,7 +311,7 @@ class _KeySet:
         return f"{keys}.k{i}"
 
     def position(self, compiler: SQLCompiler, connection: BaseDatabaseWrapper) -> str:
-        keys = compiler.quote_name_unless_alias(self.table_alias)
+        keys = quote_name(compiler, self.table_alias)
         if connection.vendor == "sqlite":
             return f"{keys}.key"
         if connection.vendor == "postgresql":
