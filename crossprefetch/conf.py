@@ -23,6 +23,15 @@ def seconds_or_none(value: Any, where: str, error: type[Exception] = ValueError)
     raise error(f"{where % (value,)}: give a number of seconds >= 0 (such as 0.005), or None.")
 
 
+def positive_int(name: str, value: Any) -> int:
+    """``CROSSPREFETCH[name]`` as a whole number above 0, or :exc:`ImproperlyConfigured`."""
+    if isinstance(value, int) and not isinstance(value, bool) and value > 0:
+        return value
+    raise ImproperlyConfigured(
+        f"CROSSPREFETCH[{name!r}] = {value!r}: give a whole number above 0 (an int)."
+    )
+
+
 class Settings:
     """One typed property per setting; the default is inline."""
 
@@ -93,7 +102,18 @@ class Settings:
         The matched keys travel to the listed objects' database as one parameter; above
         this many, the request is refused rather than answered with a truncated result.
         """
-        return int(_get("MAX_FILTER_KEYS", 100_000))
+        return positive_int("MAX_FILTER_KEYS", _get("MAX_FILTER_KEYS", 100_000))
+
+    @property
+    def MAX_FILTER_VALUE_LENGTH(self) -> int:
+        """Characters a filter's value may have before the request fails (400).
+
+        Above it the value is refused, naming the filter, whatever the remote field: a
+        pattern of 50,000 bytes is past what SQLite's ``LIKE`` takes, and a list of tens of
+        thousands of values past what one statement may carry. A value longer than the
+        remote field's ``max_length`` is refused too.
+        """
+        return positive_int("MAX_FILTER_VALUE_LENGTH", _get("MAX_FILTER_VALUE_LENGTH", 10_000))
 
     @property
     def ON_ERROR(self) -> str:

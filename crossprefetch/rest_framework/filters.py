@@ -24,6 +24,7 @@ from typing import Any
 from django.conf import settings
 from django.core.exceptions import FieldDoesNotExist, ImproperlyConfigured, ValidationError
 from django.db import DatabaseError, connections, models
+from django.db.backends.base.base import BaseDatabaseWrapper
 from django.db.models.functions import DenseRank
 from django.db.models.query import ValuesListIterable
 from django.http import HttpRequest
@@ -33,7 +34,7 @@ from rest_framework.filters import BaseFilterBackend, OrderingFilter
 from rest_framework.permissions import SAFE_METHODS
 
 from crossprefetch._fetch.timeouts import statement_scope
-from crossprefetch._keys import normalize
+from crossprefetch._keys import normalize, values
 from crossprefetch._keys.keyset import KeyIn, positions
 from crossprefetch._keys.normalize import INTEGER_TYPES
 from crossprefetch.conf import conf
@@ -64,6 +65,10 @@ LOOKUPS = (
 )
 #: Lookups whose value is text matched inside the field, taken as it is.
 _TEXT_LOOKUPS = frozenset({"iexact", "icontains", "contains", "startswith", "istartswith"})
+#: Text fields whose ``max_length`` is the column's (a ``TextField``'s is the form's).
+_BOUNDED_TEXT = frozenset({"CharField", "SlugField", "EmailField", "URLField"})
+#: SQLite's SQLITE_MAX_LIKE_PATTERN_LENGTH, in bytes.
+_SQLITE_LIKE_BYTES = 50_000
 _TRUE = frozenset({"true", "1", "yes", "on"})
 _FALSE = frozenset({"false", "0", "no", "off"})
 
@@ -154,20 +159,32 @@ class CrossDBFilter:
             return None
         return remote_field(model, self.field)
 
+    def ignores(self, raw: str) -> bool:
+        """Whether ``?name=raw`` leaves the filter inactive: an empty list (``?tier__in=``)
+        filters nothing, as django-filter's ``BaseInFilter`` does."""
+        return self.lookup == "in" and raw == ""
+
     def parse(self, name: str, raw: str, model: type[models.Model], alias: str) -> Any:
-        """The value of ``?name=raw`` as the remote field holds it; 400 when it cannot."""
-        if "\x00" in raw:
-            raise _invalid(name, "contains a NUL character")
+        """The value of ``?name=raw`` as the remote field holds it; 400 when it cannot.
+
+        Refused before any query: text that cannot be sent (a NUL character, a lone
+        surrogate), a value longer than ``CROSSPREFETCH["MAX_FILTER_VALUE_LENGTH"]`` or than
+        the remote field holds, a value that is not one of the field's.
+        """
+        _sendable(name, raw)
         if self.lookup == "isnull":
             return _boolean(name, raw)
         field = self.remote_field(model)
         assert field is not None
-        if self.lookup == "in":
-            if raw == "":
-                raise _invalid(name, "is empty; give one or more comma-separated values")
-            return [_to_field(name, field, part, alias) for part in raw.split(",")]
+        target = normalize.target_field(field)
+        parts = raw.split(",") if self.lookup == "in" else [raw]
+        for part in parts:
+            _fits(name, target, part)
         if self.lookup in _TEXT_LOOKUPS:
+            _fits_like(name, raw, connections[alias])
             return raw
+        if self.lookup == "in":
+            return [_to_field(name, field, part, alias) for part in parts]
         return _to_field(name, field, raw, alias)
 
 
@@ -193,6 +210,49 @@ def remote_field(model: type[models.Model], path: str) -> models.Field[Any, Any]
 
 def _invalid(name: str, message: str) -> exceptions.ValidationError:
     return exceptions.ValidationError({name: [f"Filter {name!r}: {message}."]})
+
+
+def _sendable(name: str, raw: str) -> None:
+    if "\x00" in raw:
+        raise _invalid(name, "contains a NUL character")
+    if not raw.isascii():
+        try:
+            raw.encode("utf-8")
+        except UnicodeEncodeError:
+            raise _invalid(name, "is not valid text (a lone surrogate)") from None
+    cap = conf.MAX_FILTER_VALUE_LENGTH
+    if len(raw) > cap:
+        raise _invalid(
+            name,
+            f"is {len(raw):,} characters long, more than the {cap:,} a filter value may have "
+            '(CROSSPREFETCH["MAX_FILTER_VALUE_LENGTH"])',
+        )
+
+
+def _fits(name: str, field: models.Field[Any, Any], raw: str) -> None:
+    """400 for text longer than a text field holds (``max_length`` of a ``CharField``)."""
+    if field.get_internal_type() not in _BOUNDED_TEXT:
+        return
+    max_length = field.max_length
+    if isinstance(max_length, int) and len(raw) > max_length:
+        raise _invalid(
+            name,
+            f"is {len(raw):,} characters long; {_describe(field)} holds at most {max_length:,}",
+        )
+
+
+def _fits_like(name: str, raw: str, connection: BaseDatabaseWrapper) -> None:
+    """400 for a pattern SQLite's ``LIKE`` refuses ("LIKE or GLOB pattern too complex"):
+    its limit counts bytes, with Django's escapes and wildcards."""
+    if connection.vendor != "sqlite":
+        return
+    size = len(raw.encode("utf-8")) + sum(map(raw.count, "%_\\")) + 2
+    if size > _SQLITE_LIKE_BYTES:
+        raise _invalid(
+            name,
+            f"is {size:,} bytes as a pattern, more than the {_SQLITE_LIKE_BYTES:,} SQLite "
+            "matches; give a shorter value",
+        )
 
 
 def _boolean(name: str, raw: str) -> bool:
@@ -342,34 +402,11 @@ class _Match:
     def local_pairs(self, pairs: Sequence[tuple[Any, Any]], alias: str) -> list[tuple[Any, Any]]:
         """``(remote key, x)`` as ``(local key, x)``; keys the local column cannot hold are
         dropped (they match no object)."""
-        if self._held(list(map(itemgetter(0), pairs)), alias):
-            return list(pairs)
-        return self._normalized(pairs, alias)
+        return values.local_pairs(pairs, self.local_field, connections[alias])
 
     def local_keys(self, keys: Sequence[Any], alias: str) -> list[Any]:
         """The remote keys as local keys; those the local column cannot hold are dropped."""
-        if self._held(keys, alias):
-            return list(keys)
-        return [key for key, _ in self._normalized([(k, None) for k in keys], alias)]
-
-    def _normalized(self, pairs: Sequence[tuple[Any, Any]], alias: str) -> list[tuple[Any, Any]]:
-        to_local = normalize.normalizer((self.local_field,), connections[alias])
-        local = []
-        for key, extra in pairs:
-            value = to_local(key)
-            if value is not None and value is not normalize.INVALID:
-                local.append((value, extra))
-        return local
-
-    def _held(self, keys: Sequence[Any], alias: str) -> bool:
-        """Whether ``keys`` are already of the local column's type and within its range:
-        taken as they are, without normalising each."""
-        if not keys:
-            return True
-        exact, low, high = normalize._exact_type(self.local_field, connections[alias])
-        if exact is None or set(map(type, keys)) != {exact}:
-            return False
-        return low is None or (low <= min(keys) and max(keys) <= high)
+        return values.local_keys(keys, self.local_field, connections[alias])
 
 
 def _row_fields(match: _Match) -> tuple[str, ...] | None:
@@ -625,7 +662,7 @@ class CrossDBFilterBackend(BaseFilterBackend):
         params = request.query_params
         by_spec: dict[str, list[tuple[str, CrossDBFilter, str]]] = {}
         for name, cross_filter in filters.items():
-            if name in params:
+            if name in params and not cross_filter.ignores(params[name]):
                 by_spec.setdefault(cross_filter.spec, []).append((name, cross_filter, params[name]))
         for spec_name, active in by_spec.items():
             spec = _spec(view, spec_name, f"cross_db_filters[{active[0][0]!r}]")

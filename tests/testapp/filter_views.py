@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
+from typing import Any
 
 import django_filters
+from django.db.models import Exists, F, OuterRef, Q, QuerySet, Subquery
 from django_filters.rest_framework import DjangoFilterBackend
+from rest_framework import serializers as drf_serializers
 from rest_framework import viewsets
 
-from crossprefetch import CrossDBPrefetch, CrossDBPrefetchMixin
+from crossprefetch import ContextLookupField, CrossDBPrefetch, CrossDBPrefetchMixin
 from crossprefetch.filters import (
     CrossDBFilter,
     CrossDBFilterBackend,
@@ -16,7 +19,7 @@ from crossprefetch.filters import (
     CrossDBOrderingFilter,
 )
 from tests.testapp import serializers
-from tests.testapp.models import Customer, OrderEvent
+from tests.testapp.models import Customer, JoinedParcel, OrderEvent, Parcel, Vendor
 from tests.testapp.views import CUSTOMERS, PageNumber
 
 REGIONS = CrossDBPrefetch("testapp.Region", key="region_code", to_field="code", fields=("name",))
@@ -89,3 +92,104 @@ class FilterSetEventViewSet(CrossDBPrefetchMixin, viewsets.ReadOnlyModelViewSet)
     filter_backends = [DjangoFilterBackend]
     filterset_class = EventFilterSet
     cross_db_fields = {"customers": CUSTOMERS}
+
+
+# --- text keys longer than the local column: parcels and their vendors ------------------
+
+VENDORS = CrossDBPrefetch(
+    "testapp.Vendor", key="vendor_code", to_field="code", fields=("name", "tier")
+)
+
+
+class ParcelSerializer(drf_serializers.Serializer[Any]):
+    id = drf_serializers.IntegerField()
+    vendor_code = drf_serializers.CharField(allow_null=True)
+    weight = drf_serializers.IntegerField()
+    vendor_name = ContextLookupField("vendors", "name", default=None)
+
+
+class ParcelViewSet(CrossDBPrefetchMixin, viewsets.ReadOnlyModelViewSet):  # type: ignore[type-arg]
+    """Parcels (``legacy``) filtered and ordered by their vendor (``default``)."""
+
+    queryset = Parcel.objects.all()
+    serializer_class = ParcelSerializer
+    pagination_class = PageNumber
+    filter_backends = [CrossDBFilterBackend, CrossDBOrderingFilter]
+    cross_db_fields = {"vendors": VENDORS}
+    cross_db_filters = {
+        "vendor_tier": CrossDBFilter("vendors", "tier"),
+        "vendor_tier__in": CrossDBFilter("vendors", "tier", lookup="in"),
+        "vendor_name": CrossDBFilter("vendors", "name", lookup="icontains"),
+        "vendor_code__startswith": CrossDBFilter("vendors", "code", lookup="startswith"),
+        "vendor_notes": CrossDBFilter("vendors", "notes", lookup="icontains"),
+        "no_vendor": CrossDBFilter("vendors", lookup="isnull"),
+    }
+    ordering_fields = ["weight"]
+    cross_db_ordering_fields = {
+        "vendor_name": ("vendors", "name"),
+        "vendor_tier": ("vendors", "tier"),
+    }
+
+
+class JoinedParcelSerializer(drf_serializers.Serializer[Any]):
+    id = drf_serializers.IntegerField()
+    vendor_code = drf_serializers.CharField(allow_null=True)
+    weight = drf_serializers.IntegerField()
+    vendor_name = drf_serializers.CharField(allow_null=True)
+
+
+#: ``?parameter`` of ``parcels/`` -> the condition on the vendor, in the oracle's database.
+JOINED_PARCEL_FILTERS = {
+    "vendor_tier": "tier",
+    "vendor_tier__in": "tier__in",
+    "vendor_name": "name__icontains",
+    "vendor_code__startswith": "code__startswith",
+    "vendor_notes": "notes__icontains",
+}
+_BOOLEANS = {"true": True, "1": True, "false": False, "0": False}
+
+
+class JoinedParcelViewSet(viewsets.ReadOnlyModelViewSet):  # type: ignore[type-arg]
+    """``parcels/``'s query parameters applied in ONE database: the oracle.
+
+    The parcels are stored beside the vendors and compared with them by that database
+    (``vendor_code IN (SELECT code ...)``), with the column's own type and collation.
+    """
+
+    serializer_class = JoinedParcelSerializer
+    pagination_class = PageNumber
+
+    def get_queryset(self) -> QuerySet[JoinedParcel]:
+        vendor = Vendor.objects.filter(code=OuterRef("vendor_code"))
+        queryset = JoinedParcel.objects.annotate(
+            vendor_name=Subquery(vendor.values("name")[:1]),
+            vendor_tier=Subquery(vendor.values("tier")[:1]),
+        )
+        params = self.request.query_params
+        for name, condition in JOINED_PARCEL_FILTERS.items():
+            if name not in params:
+                continue
+            value: Any = params[name]
+            if condition.endswith("__in"):
+                if value == "":
+                    continue
+                value = value.split(",")
+            queryset = queryset.filter(Exists(vendor.filter(**{condition: value})))
+        if "no_vendor" in params:
+            has_vendor = Q(Exists(vendor))
+            missing = _BOOLEANS[params["no_vendor"].lower()]
+            queryset = queryset.filter(~has_vendor if missing else has_vendor)
+        terms: list[Any] = []
+        for term in filter(None, params.get("ordering", "").split(",")):
+            name = term.lstrip("-")
+            expression = F(name)
+            descending = term.startswith("-")
+            if name.startswith("vendor_"):
+                terms.append(
+                    expression.desc(nulls_last=True)
+                    if descending
+                    else expression.asc(nulls_last=True)
+                )
+            else:
+                terms.append(term)
+        return queryset.order_by(*terms, "id")

@@ -130,3 +130,48 @@ class OrderEvent(models.Model):
 
     def __str__(self) -> str:
         return f"{self.event_type} #{self.pk}"
+
+
+class Vendor(models.Model):
+    """Remote rows keyed by a code longer than the column that references it: a code
+    ``ABCDEFGHIJ`` must never match a parcel of vendor ``ABCDEFGH``."""
+
+    database = "default"
+
+    code = models.CharField(max_length=12, unique=True)
+    name = models.CharField(max_length=100)
+    tier = models.CharField(max_length=20)
+    notes = models.TextField(blank=True)
+
+    def __str__(self) -> str:
+        return self.code
+
+
+class Parcel(models.Model):
+    """References a :class:`Vendor` by code in a narrower column (``varchar(8)``)."""
+
+    database = "legacy"
+
+    vendor_code = models.CharField(max_length=8, null=True)  # noqa: DJ001
+    weight = models.IntegerField(default=0)
+
+    class Meta:
+        ordering = ["id"]
+
+    def __str__(self) -> str:
+        return f"parcel #{self.pk}"
+
+
+class JoinedParcel(models.Model):
+    """The same parcels stored beside :class:`Vendor`: the single-database oracle."""
+
+    database = "default"
+
+    vendor_code = models.CharField(max_length=8, null=True)  # noqa: DJ001
+    weight = models.IntegerField(default=0)
+
+    class Meta:
+        ordering = ["id"]
+
+    def __str__(self) -> str:
+        return f"parcel #{self.pk}"

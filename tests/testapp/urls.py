@@ -26,6 +26,8 @@ router.register(
     basename="tenant-filtered-events",
 )
 router.register("filterset-events", filter_views.FilterSetEventViewSet, basename="filterset-events")
+router.register("parcels", filter_views.ParcelViewSet, basename="parcels")
+router.register("joined-parcels", filter_views.JoinedParcelViewSet, basename="joined-parcels")
 
 urlpatterns = [
     path("", include(router.urls)),
