@@ -14,13 +14,27 @@ def _get(name: str, default: Any) -> Any:
     return getattr(django_settings, "CROSSPREFETCH", {}).get(name, default)
 
 
-def seconds_or_none(value: Any, where: str, error: type[Exception] = ValueError) -> float | None:
-    """A window in seconds (``>= 0``, finite) or ``None``; ``where`` is ``"...%r..."``."""
+def seconds_or_none(
+    value: Any, where: str, error: type[Exception] | None = None, *, zero: str = ""
+) -> float | None:
+    """A number of seconds (``>= 0``, finite) or ``None``; ``where`` is ``"...%r..."``.
+
+    The vocabulary of every argument crossprefetch validates: a value of the wrong type
+    raises :exc:`TypeError`, one of the right type but out of range :exc:`ValueError`;
+    ``error`` replaces both (settings raise :exc:`ImproperlyConfigured`).
+    """
     if value is None:
         return None
-    if isinstance(value, int | float) and not isinstance(value, bool) and 0 <= value < float("inf"):
-        return float(value)
-    raise error(f"{where % (value,)}: give a number of seconds >= 0 (such as 0.005), or None.")
+    if isinstance(value, int | float) and not isinstance(value, bool):
+        if 0 <= value < float("inf"):
+            return float(value)
+        kind: type[Exception] = ValueError
+    else:
+        kind = TypeError
+    hint = f" ({zero})" if zero else ""
+    raise (error or kind)(
+        f"{where % (value,)}: give a finite number of seconds >= 0{hint}, such as 0.005, or None."
+    )
 
 
 def positive_int(name: str, value: Any) -> int:
@@ -130,8 +144,9 @@ class Settings:
 
         The default of every spec without ``timeout=``.
         """
-        value = _get("TIMEOUT", None)
-        return None if value is None else float(value)
+        return seconds_or_none(
+            _get("TIMEOUT", None), 'CROSSPREFETCH["TIMEOUT"] = %r', ImproperlyConfigured
+        )
 
     @property
     def BREAKER_FAILURES(self) -> int:

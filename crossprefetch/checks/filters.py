@@ -105,27 +105,28 @@ def _check_filter(
                 view,
                 "E401",
                 f"{where} is {cross_filter!r}, not a CrossDBFilter.",
-                "Wrap it: CrossDBFilter('lookup', 'field', lookup='exact').",
+                "Wrap it: CrossDBFilter('spec', 'field_name', lookup_expr='exact').",
             )
         ]
     spec, errors = _spec(view, where, cross_filter.spec)
     if spec is None:
         return errors
     model = _remote_model(spec)
-    if model is not None and cross_filter.field is not None:
+    field_name, lookup_expr = cross_filter.field_name, cross_filter.lookup_expr
+    if model is not None and field_name is not None:
         try:
-            field = remote_field(model, cross_filter.field)
+            field = remote_field(model, field_name)
         except FieldDoesNotExist as exc:
-            errors.append(_unknown_field(view, where, model, cross_filter.field, exc))
+            errors.append(_unknown_field(view, where, model, field_name, exc))
         else:
-            if cross_filter.lookup != "isnull" and field.get_lookup(cross_filter.lookup) is None:
+            if lookup_expr != "isnull" and field.get_lookup(lookup_expr) is None:
                 errors.append(
                     _error(
                         view,
                         "E404",
-                        f"{where}: {model._meta.label}.{cross_filter.field} "
+                        f"{where}: {model._meta.label}.{field_name} "
                         f"({field.get_internal_type()}) does not support the lookup "
-                        f"{cross_filter.lookup!r}.",
+                        f"{lookup_expr!r}.",
                         "Choose a lookup the field supports, e.g. 'exact' or 'in'.",
                     )
                 )

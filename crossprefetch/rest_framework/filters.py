@@ -15,11 +15,12 @@ QuerySet's own ordering.
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from itertools import groupby, islice
 from operator import itemgetter
-from typing import Any
+from typing import Any, Final
 
 from django.conf import settings
 from django.core.exceptions import FieldDoesNotExist, ImproperlyConfigured, ValidationError
@@ -29,9 +30,11 @@ from django.db.models.functions import DenseRank
 from django.db.models.query import ValuesListIterable
 from django.http import HttpRequest
 from django.utils import timezone
+from django.utils.functional import Promise
 from rest_framework import exceptions
 from rest_framework.filters import BaseFilterBackend, OrderingFilter
 from rest_framework.permissions import SAFE_METHODS
+from rest_framework.settings import api_settings
 
 from crossprefetch._fetch.timeouts import statement_scope
 from crossprefetch._keys import normalize, values
@@ -73,58 +76,112 @@ _TRUE = frozenset({"true", "1", "yes", "on"})
 _FALSE = frozenset({"false", "0", "no", "off"})
 
 
+#: The value of an argument not given (``None`` can be given).
+UNSET: Final[Any] = object()
+_RENAMED = "%s is deprecated; use %s (named as django-filter names it)."
+
+
+def renamed(owner: str, old: str, new: str, old_value: Any, value: Any, default: Any) -> Any:
+    """``value``, or what was given under the argument's former name ``old`` (with a
+    :exc:`DeprecationWarning` pointing at the caller); both at once is a :exc:`TypeError`."""
+    if old_value is UNSET:
+        return value
+    if value != default:
+        raise TypeError(f"{owner}() got {new}= and its former name {old}=; give {new}= only.")
+    warnings.warn(_RENAMED % (f"{owner}({old}=...)", f"{new}="), DeprecationWarning, 3)
+    return old_value
+
+
+def validate_filter(owner: str, spec: Any, field_name: Any, lookup_expr: Any) -> None:
+    """The arguments of a filter by remote rows, checked where it is declared.
+
+    :exc:`TypeError` for an argument of the wrong type, :exc:`ValueError` for one of the
+    right type with a value it cannot take: the vocabulary of every crossprefetch argument.
+    """
+    call = f"{owner}({spec!r}, {field_name!r}, lookup_expr={lookup_expr!r})"
+    if not isinstance(spec, str):
+        raise TypeError(
+            f"{call}: the first argument is the name of a spec in the view's "
+            "cross_db_fields, e.g. CrossDBFilter('customers', 'tier')."
+        )
+    if not spec:
+        raise ValueError(f"{call}: the spec's name is empty; name a spec of cross_db_fields.")
+    if field_name is not None and not isinstance(field_name, str):
+        raise TypeError(f"{call}: field_name must be the name of a remote field, or None.")
+    if field_name == "":
+        raise ValueError(f"{call}: field_name is empty; name a remote field, or give None.")
+    if not isinstance(lookup_expr, str):
+        raise TypeError(f"{call}: lookup_expr must be one of {', '.join(LOOKUPS)}.")
+    if lookup_expr not in LOOKUPS:
+        raise ValueError(f"{call}: unsupported lookup; use one of {', '.join(LOOKUPS)}.")
+    if field_name is None and lookup_expr != "isnull":
+        raise ValueError(
+            f"{call}: name a remote field, or use lookup_expr='isnull' to filter on whether "
+            "the remote row exists."
+        )
+
+
 class CrossDBFilter:
     """One query parameter filtering the listed objects by their rows in another database.
 
     ``CrossDBFilter("customers", "tier")`` under the name ``customer_tier`` keeps the
     objects whose ``customers`` row (the view's ``cross_db_fields["customers"]``) has
-    ``tier == ?customer_tier``. Null and dangling keys never match.
+    ``tier == ?customer_tier``. Null and dangling keys never match. The arguments are
+    named as django-filter names them, and as :class:`CrossDBFilterSetFilter` takes them.
 
     :param spec: the name of a spec in the view's ``cross_db_fields``.
-    :param field: the remote field (``"tier"``, or across relations ``"region__name"``);
-        ``None`` with ``lookup="isnull"`` asks whether the object has a remote row at all.
-    :param lookup: one of :data:`LOOKUPS`. ``in`` takes comma-separated values;
-        ``isnull`` takes ``true`` or ``false``.
+    :param field_name: the remote field (``"tier"``, or across relations
+        ``"region__name"``); ``None`` with ``lookup_expr="isnull"`` asks whether the
+        object has a remote row at all. Formerly ``field=`` (deprecated).
+    :param lookup_expr: one of :data:`LOOKUPS`. ``in`` takes comma-separated values (an
+        empty value leaves the filter out); ``isnull`` takes ``true`` or ``false``.
+        Formerly ``lookup=`` (deprecated).
     :param help_text: the parameter's description in the OpenAPI schema.
+    :raises TypeError: an argument of the wrong type.
+    :raises ValueError: an argument of the right type with a value it cannot take.
     """
 
-    __slots__ = ("field", "help_text", "lookup", "spec")
+    __slots__ = ("field_name", "help_text", "lookup_expr", "spec")
 
     spec: str
-    field: str | None
-    lookup: str
+    field_name: str | None
+    lookup_expr: str
     help_text: str | None
 
     def __init__(
         self,
         spec: str,
-        field: str | None = None,
+        field_name: str | None = None,
+        lookup_expr: str = "exact",
         *,
-        lookup: str = "exact",
         help_text: str | None = None,
+        field: Any = UNSET,
+        lookup: Any = UNSET,
     ) -> None:
-        if not isinstance(spec, str) or not spec:
-            raise TypeError(
-                f"CrossDBFilter({spec!r}): the first argument is the name of a spec in the "
-                "view's cross_db_fields, e.g. CrossDBFilter('customers', 'tier')."
-            )
-        if field is not None and (not isinstance(field, str) or not field):
-            raise TypeError(f"CrossDBFilter({spec!r}, {field!r}): field must be a field name.")
-        if lookup not in LOOKUPS:
-            raise ValueError(
-                f"CrossDBFilter({spec!r}, {field!r}, lookup={lookup!r}): unsupported lookup; "
-                f"use one of {', '.join(LOOKUPS)}."
-            )
-        if field is None and lookup != "isnull":
-            raise ValueError(
-                f"CrossDBFilter({spec!r}, lookup={lookup!r}): name a remote field, or use "
-                "lookup='isnull' to filter on whether the remote row exists."
-            )
+        field_name = renamed("CrossDBFilter", "field", "field_name", field, field_name, None)
+        lookup_expr = renamed(
+            "CrossDBFilter", "lookup", "lookup_expr", lookup, lookup_expr, "exact"
+        )
+        validate_filter("CrossDBFilter", spec, field_name, lookup_expr)
+        if help_text is not None and not isinstance(help_text, str | Promise):
+            raise TypeError(f"CrossDBFilter(help_text={help_text!r}): help_text must be text.")
         set_ = object.__setattr__
         set_(self, "spec", spec)
-        set_(self, "field", field)
-        set_(self, "lookup", lookup)
+        set_(self, "field_name", field_name)
+        set_(self, "lookup_expr", lookup_expr)
         set_(self, "help_text", help_text)
+
+    @property
+    def field(self) -> str | None:
+        """Deprecated: :attr:`field_name`."""
+        warnings.warn(_RENAMED % ("CrossDBFilter.field", "field_name"), DeprecationWarning, 2)
+        return self.field_name
+
+    @property
+    def lookup(self) -> str:
+        """Deprecated: :attr:`lookup_expr`."""
+        warnings.warn(_RENAMED % ("CrossDBFilter.lookup", "lookup_expr"), DeprecationWarning, 2)
+        return self.lookup_expr
 
     def __setattr__(self, name: str, value: Any) -> None:
         raise AttributeError(f"CrossDBFilter is immutable; cannot set {name!r}.")
@@ -136,7 +193,7 @@ class CrossDBFilter:
         return self  # immutable: FilterSets deep-copy their filters on every instance
 
     def __reduce__(self) -> tuple[Any, ...]:
-        return (_rebuild, (self.spec, self.field, self.lookup, self.help_text))
+        return (_rebuild, (self.spec, self.field_name, self.lookup_expr, self.help_text))
 
     def __eq__(self, other: object) -> bool:
         if not isinstance(other, CrossDBFilter):
@@ -147,22 +204,22 @@ class CrossDBFilter:
         return hash(self._identity())
 
     def _identity(self) -> tuple[Any, ...]:
-        return (self.spec, self.field, self.lookup, self.help_text)
+        return (self.spec, self.field_name, self.lookup_expr, self.help_text)
 
     def __repr__(self) -> str:
-        field = "" if self.field is None else f", {self.field!r}"
-        return f"CrossDBFilter({self.spec!r}{field}, lookup={self.lookup!r})"
+        field = "" if self.field_name is None else f", {self.field_name!r}"
+        return f"CrossDBFilter({self.spec!r}{field}, lookup_expr={self.lookup_expr!r})"
 
     def remote_field(self, model: type[models.Model]) -> models.Field[Any, Any] | None:
         """The remote model field filtered on (``None`` for the row's existence)."""
-        if self.field is None:
+        if self.field_name is None:
             return None
-        return remote_field(model, self.field)
+        return remote_field(model, self.field_name)
 
     def ignores(self, raw: str) -> bool:
         """Whether ``?name=raw`` leaves the filter inactive: an empty list (``?tier__in=``)
         filters nothing, as django-filter's ``BaseInFilter`` does."""
-        return self.lookup == "in" and raw == ""
+        return self.lookup_expr == "in" and raw == ""
 
     def parse(self, name: str, raw: str, model: type[models.Model], alias: str) -> Any:
         """The value of ``?name=raw`` as the remote field holds it; 400 when it cannot.
@@ -172,24 +229,26 @@ class CrossDBFilter:
         the remote field holds, a value that is not one of the field's.
         """
         _sendable(name, raw)
-        if self.lookup == "isnull":
+        if self.lookup_expr == "isnull":
             return _boolean(name, raw)
         field = self.remote_field(model)
         assert field is not None
         target = normalize.target_field(field)
-        parts = raw.split(",") if self.lookup == "in" else [raw]
+        parts = raw.split(",") if self.lookup_expr == "in" else [raw]
         for part in parts:
             _fits(name, target, part)
-        if self.lookup in _TEXT_LOOKUPS:
+        if self.lookup_expr in _TEXT_LOOKUPS:
             _fits_like(name, raw, connections[alias])
             return raw
-        if self.lookup == "in":
+        if self.lookup_expr == "in":
             return [_to_field(name, field, part, alias) for part in parts]
         return _to_field(name, field, raw, alias)
 
 
-def _rebuild(spec: str, field: str | None, lookup: str, help_text: str | None) -> CrossDBFilter:
-    return CrossDBFilter(spec, field, lookup=lookup, help_text=help_text)
+def _rebuild(
+    spec: str, field_name: str | None, lookup_expr: str, help_text: str | None
+) -> CrossDBFilter:
+    return CrossDBFilter(spec, field_name, lookup_expr, help_text=help_text)
 
 
 def remote_field(model: type[models.Model], path: str) -> models.Field[Any, Any]:
@@ -514,11 +573,13 @@ def filter_by_remote(
     *,
     request: HttpRequest | None = None,
     view: Any = None,
+    parsed: bool = False,
 ) -> models.QuerySet[Any]:
     """Narrow ``queryset`` to the objects whose row through ``spec`` passes every filter.
 
-    ``active`` holds ``(parameter, filter, raw value)`` of the filters on this one spec;
-    they combine with AND in ONE remote query. The remote conditions are remembered on the
+    ``active`` holds ``(parameter, filter, raw value)`` of the filters on this one spec
+    (``parsed``: the value :meth:`CrossDBFilter.parse` made of it); they combine with AND
+    in ONE remote query. The remote conditions are remembered on the
     view, so that ordering by the same spec ranks only the rows left.
     """
     names = [name for name, _, _ in active]
@@ -528,11 +589,12 @@ def filter_by_remote(
     conditions: list[models.Q] = []
     existence: set[bool] = set()  # the answers of the filters on the row's existence
     for name, cross_filter, raw in active:
-        value = cross_filter.parse(name, raw, match.remote.model, alias)
-        if cross_filter.field is None:
+        value: Any = raw if parsed else cross_filter.parse(name, raw, match.remote.model, alias)
+        if cross_filter.field_name is None:
             existence.add(value)
             continue
-        conditions.append(models.Q(**{f"{cross_filter.field}__{cross_filter.lookup}": value}))
+        lookup = f"{cross_filter.field_name}__{cross_filter.lookup_expr}"
+        conditions.append(models.Q(**{lookup: value}))
     if view is not None:
         remembered = getattr(view, "_crossprefetch_remote_filters", None) or {}
         view._crossprefetch_remote_filters = {**remembered, active[0][1].spec: conditions}
@@ -697,15 +759,33 @@ class CrossDBOrderingFilter(OrderingFilter):
     null) come after the others in both directions; ties keep the view QuerySet's order.
     """
 
+    @property
+    def ordering_param(self) -> str:
+        """DRF's ``ORDERING_PARAM`` setting, read on each request (``override_settings``
+        works); a subclass or an instance may still set its own."""
+        own: str | None = self.__dict__.get("_ordering_param")
+        return own if own is not None else str(api_settings.ORDERING_PARAM)
+
+    @ordering_param.setter
+    def ordering_param(self, value: str) -> None:
+        self.__dict__["_ordering_param"] = value
+
     def get_valid_fields(
         self,
         queryset: models.QuerySet[Any],
         view: Any,
         context: Mapping[str, Any] | None = None,
     ) -> list[tuple[str, str]]:
-        valid: list[tuple[str, str]] = super().get_valid_fields(queryset, view, context or {})
+        """DRF's valid fields, and each remote term labelled with the remote field's
+        verbose name (as DRF labels a model field by its own)."""
+        context = context or {}
+        valid: list[tuple[str, str]] = super().get_valid_fields(queryset, view, context)
         remote = view_ordering_fields(view)
-        return [*(item for item in valid if item[0] not in remote), *((n, n) for n in remote)]
+        request = context.get("request")
+        labelled = [
+            (name, _remote_label(view, name, term, request)) for name, term in remote.items()
+        ]
+        return [*(item for item in valid if item[0] not in remote), *labelled]
 
     def filter_queryset(
         self, request: Any, queryset: models.QuerySet[Any], view: Any
@@ -765,6 +845,22 @@ class CrossDBOrderingFilter(OrderingFilter):
         return parameters
 
 
+def _remote_label(view: Any, name: str, term: Any, request: Any) -> str:
+    """The verbose name of the remote field a remote ordering term sorts by, or its name
+    when the remote model cannot be known here (the system checks say why)."""
+    try:
+        spec_name, field = term
+        spec = _spec(view, spec_name, f"ordering {name!r}")
+        source = spec.source
+        if callable(source) and not isinstance(source, type | models.QuerySet):
+            model = spec.get_queryset(request).model
+        else:
+            model = spec.get_model()
+        return str(remote_field(model, field).verbose_name)
+    except (ImproperlyConfigured, FieldDoesNotExist, TypeError, ValueError):
+        return name
+
+
 def _queryset(view: Any) -> models.QuerySet[Any]:
     queryset = getattr(view, "queryset", None)
     if isinstance(queryset, models.QuerySet):
@@ -799,9 +895,9 @@ _OPENAPI_TYPES: dict[str, dict[str, str]] = {
 
 
 def _parameter_schema(view: Any, cross_filter: CrossDBFilter) -> dict[str, Any]:
-    if cross_filter.lookup == "isnull":
+    if cross_filter.lookup_expr == "isnull":
         return {"type": "boolean"}
-    if cross_filter.lookup in _TEXT_LOOKUPS:
+    if cross_filter.lookup_expr in _TEXT_LOOKUPS:
         return {"type": "string"}
     schema: dict[str, Any] = {"type": "string"}
     try:
@@ -817,13 +913,13 @@ def _parameter_schema(view: Any, cross_filter: CrossDBFilter) -> dict[str, Any]:
         schema = dict(_OPENAPI_TYPES.get(normalize.target_field(field).get_internal_type(), schema))
     except Exception:  # documented as a string; the system checks report the cause
         pass
-    if cross_filter.lookup == "in":
+    if cross_filter.lookup_expr == "in":
         return {"type": "array", "items": schema}
     return schema
 
 
 def _describe_filter(cross_filter: CrossDBFilter) -> str:
-    if cross_filter.field is None:
+    if cross_filter.field_name is None:
         return f"true: only objects without a {cross_filter.spec!r} row; false: only with one."
     what = {
         "exact": "equals",
@@ -838,5 +934,6 @@ def _describe_filter(cross_filter: CrossDBFilter) -> str:
         "lt": "is less than",
         "lte": "is at most",
         "isnull": "is null (true) or not (false)",
-    }[cross_filter.lookup]
-    return f"Only objects whose {cross_filter.spec!r} row's {cross_filter.field} {what} this."
+    }[cross_filter.lookup_expr]
+    field = cross_filter.field_name
+    return f"Only objects whose {cross_filter.spec!r} row's {field} {what} this."

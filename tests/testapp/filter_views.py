@@ -33,22 +33,22 @@ class FilteredEventViewSet(CrossDBPrefetchMixin, viewsets.ReadOnlyModelViewSet):
     cross_db_fields = {"customers": CUSTOMERS, "regions": REGIONS}
     cross_db_filters = {
         "customer_tier": CrossDBFilter("customers", "tier"),
-        "customer_tier__iexact": CrossDBFilter("customers", "tier", lookup="iexact"),
-        "customer_tier__in": CrossDBFilter("customers", "tier", lookup="in"),
-        "customer_name": CrossDBFilter("customers", "name", lookup="icontains"),
-        "customer_name__contains": CrossDBFilter("customers", "name", lookup="contains"),
-        "customer_name__startswith": CrossDBFilter("customers", "name", lookup="startswith"),
-        "customer_name__istartswith": CrossDBFilter("customers", "name", lookup="istartswith"),
+        "customer_tier__iexact": CrossDBFilter("customers", "tier", lookup_expr="iexact"),
+        "customer_tier__in": CrossDBFilter("customers", "tier", lookup_expr="in"),
+        "customer_name": CrossDBFilter("customers", "name", lookup_expr="icontains"),
+        "customer_name__contains": CrossDBFilter("customers", "name", lookup_expr="contains"),
+        "customer_name__startswith": CrossDBFilter("customers", "name", lookup_expr="startswith"),
+        "customer_name__istartswith": CrossDBFilter("customers", "name", lookup_expr="istartswith"),
         "customer_active": CrossDBFilter("customers", "is_active"),
-        "customer_id__gt": CrossDBFilter("customers", "id", lookup="gt"),
-        "customer_id__gte": CrossDBFilter("customers", "id", lookup="gte"),
-        "customer_id__lt": CrossDBFilter("customers", "id", lookup="lt"),
-        "customer_id__lte": CrossDBFilter("customers", "id", lookup="lte"),
-        "customer_id__in": CrossDBFilter("customers", "id", lookup="in"),
+        "customer_id__gt": CrossDBFilter("customers", "id", lookup_expr="gt"),
+        "customer_id__gte": CrossDBFilter("customers", "id", lookup_expr="gte"),
+        "customer_id__lt": CrossDBFilter("customers", "id", lookup_expr="lt"),
+        "customer_id__lte": CrossDBFilter("customers", "id", lookup_expr="lte"),
+        "customer_id__in": CrossDBFilter("customers", "id", lookup_expr="in"),
         "customer_uuid": CrossDBFilter("customers", "external_id"),
-        "customer_email__isnull": CrossDBFilter("customers", "email", lookup="isnull"),
-        "no_customer": CrossDBFilter("customers", lookup="isnull"),
-        "no_customer__again": CrossDBFilter("customers", lookup="isnull"),
+        "customer_email__isnull": CrossDBFilter("customers", "email", lookup_expr="isnull"),
+        "no_customer": CrossDBFilter("customers", lookup_expr="isnull"),
+        "no_customer__again": CrossDBFilter("customers", lookup_expr="isnull"),
         "region_name": CrossDBFilter("regions", "name"),
     }
     ordering_fields = ["timestamp", "amount"]
@@ -118,11 +118,11 @@ class ParcelViewSet(CrossDBPrefetchMixin, viewsets.ReadOnlyModelViewSet):  # typ
     cross_db_fields = {"vendors": VENDORS}
     cross_db_filters = {
         "vendor_tier": CrossDBFilter("vendors", "tier"),
-        "vendor_tier__in": CrossDBFilter("vendors", "tier", lookup="in"),
-        "vendor_name": CrossDBFilter("vendors", "name", lookup="icontains"),
-        "vendor_code__startswith": CrossDBFilter("vendors", "code", lookup="startswith"),
-        "vendor_notes": CrossDBFilter("vendors", "notes", lookup="icontains"),
-        "no_vendor": CrossDBFilter("vendors", lookup="isnull"),
+        "vendor_tier__in": CrossDBFilter("vendors", "tier", lookup_expr="in"),
+        "vendor_name": CrossDBFilter("vendors", "name", lookup_expr="icontains"),
+        "vendor_code__startswith": CrossDBFilter("vendors", "code", lookup_expr="startswith"),
+        "vendor_notes": CrossDBFilter("vendors", "notes", lookup_expr="icontains"),
+        "no_vendor": CrossDBFilter("vendors", lookup_expr="isnull"),
     }
     ordering_fields = ["weight"]
     cross_db_ordering_fields = {

@@ -139,9 +139,11 @@ class Vendor(models.Model):
     database = "default"
 
     code = models.CharField(max_length=12, unique=True)
-    name = models.CharField(max_length=100)
+    name = models.CharField("trading name", max_length=100)
     tier = models.CharField(max_length=20)
     notes = models.TextField(blank=True)
+    rating = models.DecimalField(max_digits=6, decimal_places=2, default=0)
+    since = models.DateField(null=True)
 
     def __str__(self) -> str:
         return self.code
@@ -175,3 +177,42 @@ class JoinedParcel(models.Model):
 
     def __str__(self) -> str:
         return f"parcel #{self.pk}"
+
+
+# The models of the peers' test suites, ported (DRF's tests/test_filters.py) -------------
+
+
+class OrderingItem(models.Model):
+    """DRF's ``OrderingFilterModel``, referencing a :class:`Vendor` in another database."""
+
+    database = "timeseries"
+
+    title = models.CharField(max_length=20, verbose_name="verbose title")
+    text = models.CharField(max_length=100)
+    vendor_code = models.CharField(max_length=12, null=True)  # noqa: DJ001
+
+    def __str__(self) -> str:
+        return self.title
+
+
+class OrderingItemPart(models.Model):
+    """DRF's ``OrderingFilterRelatedModel``."""
+
+    database = "timeseries"
+
+    item = models.ForeignKey(OrderingItem, related_name="relateds", on_delete=models.CASCADE)
+
+    def __str__(self) -> str:
+        return f"part of {self.item_id}"
+
+
+class Credential(models.Model):
+    """DRF's ``SensitiveOrderingFilterModel``."""
+
+    database = "timeseries"
+
+    username = models.CharField(max_length=20)
+    password = models.CharField(max_length=100)
+
+    def __str__(self) -> str:
+        return self.username
