@@ -308,6 +308,10 @@ class Position(models.Expression):
     def relabeled_clone(self, change_map: Mapping[str, str]) -> Position:
         return Position(change_map.get(self.alias, self.alias), self.index)
 
+    def read(self, value: Any) -> int | None:
+        """The position a row selected this expression as (``None``: it has none)."""
+        return None if value is None else int(value)
+
     def get_group_by_cols(self) -> list[Any]:
         return [self]
 
@@ -399,6 +403,13 @@ class RankAt(models.Expression):
     @property
     def identity(self) -> tuple[Any, ...]:
         return (type(self), self.column, id(self.vector), self.index, self.descending)
+
+    def read(self, value: Any) -> int | None:
+        """The position a row selected this expression as (``None``: it has none)."""
+        if value is None:
+            return None
+        position = int.from_bytes(bytes(value), "big")
+        return None if position == _LAST[self.descending] else position
 
 
 def _vector(

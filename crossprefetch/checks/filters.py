@@ -12,6 +12,7 @@ from typing import Any
 from django.core import checks
 from django.core.exceptions import FieldDoesNotExist, ImproperlyConfigured
 from django.db import models
+from rest_framework.pagination import CursorPagination
 
 from crossprefetch._urls import declaring_views
 from crossprefetch.rest_framework.filters import (
@@ -21,6 +22,7 @@ from crossprefetch.rest_framework.filters import (
     local_key,
     remote_field,
 )
+from crossprefetch.rest_framework.pagination import CrossDBCursorPagination
 from crossprefetch.spec import CrossDBPrefetch
 
 
@@ -77,7 +79,32 @@ def check_view_filters(view: type) -> list[checks.CheckMessage]:
             local = getattr(view, "ordering_fields", None)
             for name, target in orderings.items():
                 errors.extend(_check_ordering(view, label, name, target, local))
+            if orderings:
+                errors.extend(_check_pagination(view, label))
     return errors
+
+
+def _check_pagination(view: type, label: str) -> list[checks.CheckMessage]:
+    """DRF's ``CursorPagination`` encodes one column's value and an offset: it cannot walk
+    an ordering by remote rows (a 500 on the first ``?ordering=`` of a remote term)."""
+    paginator = getattr(view, "pagination_class", None)
+    if not (
+        isinstance(paginator, type)
+        and issubclass(paginator, CursorPagination)
+        and not issubclass(paginator, CrossDBCursorPagination)
+    ):
+        return []
+    return [
+        _error(
+            view,
+            "E407",
+            f"{label} orders by remote rows (cross_db_ordering_fields) and paginates with "
+            f"{paginator.__module__}.{paginator.__qualname__}, a CursorPagination, whose "
+            "cursor holds one column's value: a remote ordering is no column.",
+            "Paginate with crossprefetch.filters.CrossDBCursorPagination (a CursorPagination "
+            "that walks remote orderings too), or use page-number pagination.",
+        )
+    ]
 
 
 def _has(backends: list[Any], backend: type) -> bool:

@@ -750,6 +750,35 @@ class CrossDBFilterBackend(BaseFilterBackend):
         return parameters
 
 
+@dataclass(frozen=True)
+class RemoteTerm:
+    """One remote field in an ordering, as the listed objects' database sorts by it."""
+
+    #: the local column holding the key
+    column: str
+    #: local key -> its rank by the field (keys without a value have none: they sort last)
+    ranked: Mapping[Any, int]
+    #: the ordering term sent to the database (a rank vector's or joined positions')
+    order: models.OrderBy
+
+    def read(self, value: Any) -> int | None:
+        """The rank a row selected ``order``'s expression as (``None``: it has none)."""
+        expression: Any = self.order.expression
+        rank: int | None = expression.read(value)
+        return rank
+
+
+@dataclass(frozen=True)
+class OrderingPlan:
+    """The ordering a :class:`CrossDBOrderingFilter` applied: the request's terms, and
+    what the QuerySet is ordered by (:class:`RemoteTerm` for a remote field, otherwise
+    the term as ``order_by`` takes it, the view's own ordering last). Left on the view
+    for :class:`~crossprefetch.filters.CrossDBCursorPagination`."""
+
+    requested: tuple[str, ...]
+    terms: tuple[Any, ...]
+
+
 class CrossDBOrderingFilter(OrderingFilter):
     """DRF's ``OrderingFilter`` plus ``cross_db_ordering_fields``.
 
@@ -806,7 +835,7 @@ class CrossDBOrderingFilter(OrderingFilter):
                 spec_name, field = remote[name]
                 directions.setdefault(spec_name, {}).setdefault(field, term != name)
                 names_of.setdefault(spec_name, []).append(name)
-        by_rank: dict[tuple[str, str], models.OrderBy] = {}
+        by_rank: dict[tuple[str, str], RemoteTerm] = {}
         for spec_name, fields in directions.items():
             where = f"ordering {', '.join(map(repr, names_of[spec_name]))}"
             spec = _spec(view, spec_name, where)
@@ -814,8 +843,9 @@ class CrossDBOrderingFilter(OrderingFilter):
             table = ranks(match, list(fields), remembered.get(spec_name, ()), names_of[spec_name])
             rows = match.local_pairs(table, queryset.db)
             queryset, ordered_by = positions(queryset, match.column, rows, list(fields.values()))
-            for field, order in zip(fields, ordered_by, strict=True):
-                by_rank[(spec_name, field)] = order
+            for i, (field, order) in enumerate(zip(fields, ordered_by, strict=True)):
+                ranked = {key: rank[i] for key, rank in rows if rank[i] is not None}
+                by_rank[(spec_name, field)] = RemoteTerm(match.column, ranked, order)
         terms: list[Any] = []
         for term in ordering:
             name = term.lstrip("-")
@@ -824,7 +854,10 @@ class CrossDBOrderingFilter(OrderingFilter):
             elif remote[name] in by_rank:
                 terms.append(by_rank.pop(remote[name]))
         terms += [t for t in own if t not in terms]
-        ordered: models.QuerySet[Any] = queryset.order_by(*terms)
+        if view is not None:  # what a cursor paginator needs to walk this order
+            view._crossprefetch_ordering = OrderingPlan(tuple(ordering), tuple(terms))
+        orders = [t.order if isinstance(t, RemoteTerm) else t for t in terms]
+        ordered: models.QuerySet[Any] = queryset.order_by(*orders)
         return ordered
 
     def get_schema_operation_parameters(self, view: Any) -> list[dict[str, Any]]:

@@ -13,11 +13,13 @@ from rest_framework import viewsets
 
 from crossprefetch import ContextLookupField, CrossDBPrefetch, CrossDBPrefetchMixin
 from crossprefetch.filters import (
+    CrossDBCursorPagination,
     CrossDBFilter,
     CrossDBFilterBackend,
     CrossDBFilterSetFilter,
     CrossDBOrderingFilter,
 )
+from shop.views import OrderEventViewSet as ShopEventViewSet
 from tests.testapp import serializers
 from tests.testapp.models import Customer, JoinedParcel, OrderEvent, Parcel, Vendor
 from tests.testapp.views import CUSTOMERS, PageNumber
@@ -193,3 +195,30 @@ class JoinedParcelViewSet(viewsets.ReadOnlyModelViewSet):  # type: ignore[type-a
             else:
                 terms.append(term)
         return queryset.order_by(*terms, "id")
+
+
+# --- cursor pagination over remote orderings ------------------------------------------------
+
+
+class EventCursor(CrossDBCursorPagination):
+    page_size = 4
+    page_size_query_param = "page_size"
+    ordering = ("-timestamp", "-id")
+
+
+class CursorShopEventViewSet(ShopEventViewSet):
+    """The example's ``events/`` (oracle: ``JoinedOrderEvent``), paginated by cursor."""
+
+    pagination_class = EventCursor
+
+
+class ParcelCursor(CrossDBCursorPagination):
+    page_size = 3
+    page_size_query_param = "page_size"
+    ordering = ("id",)
+
+
+class CursorParcelViewSet(ParcelViewSet):
+    """Parcels by text keys longer than their column, paginated by cursor."""
+
+    pagination_class = ParcelCursor
