@@ -75,7 +75,9 @@ class CapturedQuery:
     ``raw_sql`` and ``params`` are what Django passed to the cursor. For an
     ``executemany`` call, ``many`` is true and ``params`` is the parameter list.
     ``stack`` runs from the ``with`` statement down to the cursor call, most
-    recent call last. ``time`` is the seconds the statement took.
+    recent call last. ``time`` is the seconds the statement took. ``shared`` is true when
+    another request's work sent the query for this block too (the leader of a coalesced
+    batch this block's request joined): counted here, and sent once.
 
     ``query["sql"]`` and ``query["time"]`` read like the dicts of Django's
     ``CaptureQueriesContext`` (``time`` then as a ``"%.3f"`` string).
@@ -89,6 +91,7 @@ class CapturedQuery:
     stack: traceback.StackSummary = field(repr=False, compare=False)
     time: float = field(default=0.0, repr=False, compare=False)
     issuer: Origin | None = field(default=None, repr=False, compare=False)
+    shared: bool = field(default=False, compare=False)
 
     @property
     def origin(self) -> traceback.FrameSummary | None:
@@ -446,6 +449,7 @@ def _record(
                     stacks[id(block)],
                     duration,
                     issuer if block.issuers else None,
+                    shared=block not in watch.own,
                 )
             )
 
