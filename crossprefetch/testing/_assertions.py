@@ -21,6 +21,7 @@ from typing import Any, Protocol, TypeVar, overload
 
 from django.db import DEFAULT_DB_ALIAS
 from django.db.backends.base.base import BaseDatabaseWrapper
+from django.utils.connection import ConnectionProxy
 
 from crossprefetch import _test_run
 from crossprefetch._observe.capture import QueryCapture, _check_alias, _configured_aliases
@@ -165,7 +166,7 @@ def _parse(name: str, args: tuple[Any, ...], kwargs: dict[str, Any]) -> _Call:
 def _single_alias(name: str, num: int, args: tuple[Any, ...], kwargs: dict[str, Any]) -> _Call:
     """pytest-django's ``(num, connection=None, info=None, *, using=None)`` or Django's
     ``(num, func, *args, using=..., **kwargs)``: a count on one alias."""
-    if args and callable(args[0]) and not isinstance(args[0], BaseDatabaseWrapper):
+    if args and callable(args[0]) and not _is_connection(args[0]):
         rest = dict(kwargs)
         alias = _alias_of(name, None, rest.pop("using", None))
         return _Call({alias: num}, function=args[0], args=args[1:], kwargs=rest)
@@ -197,15 +198,22 @@ def _alias_of(name: str, connection: Any, using: Any) -> str:
             "(as in pytest-django): give one of them."
         )
     if connection is not None:
-        if not isinstance(connection, BaseDatabaseWrapper):
+        if not _is_connection(connection):
             raise TypeError(
                 f"{name}(connection={connection!r}): connection is a Django database "
-                "connection (django.db.connections['alias']); or give using='alias'."
+                "connection (django.db.connection, connections['alias']); or give "
+                "using='alias'."
             )
-        return connection.alias
+        alias: str = connection.alias
+        return alias
     if using is not None and not isinstance(using, str):
         raise TypeError(f"{name}(using={using!r}): using is a database alias, a str.")
     return DEFAULT_DB_ALIAS if using is None else using
+
+
+def _is_connection(value: object) -> bool:
+    """A ``DatabaseWrapper``, or ``django.db.connection`` (a proxy to the default one)."""
+    return isinstance(value, BaseDatabaseWrapper | ConnectionProxy)
 
 
 def _is_count(value: object) -> bool:
