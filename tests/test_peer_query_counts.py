@@ -177,7 +177,7 @@ def test_django_assert_num_queries_db_connection(
 
     with (
         pytest.raises(TypeError, match="connection is a Django database connection"),
-        crossprefetch_assert_num_queries(1, connection=False),  # type: ignore[call-overload]
+        crossprefetch_assert_num_queries(1, connection=False),
     ):
         pass
 
