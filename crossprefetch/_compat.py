@@ -90,6 +90,15 @@ def quote_name(compiler: Any, name: str) -> str:
     return str(quote(name))
 
 
+def annotation_field(queryset: Any, alias: str) -> Any:
+    """The output field of the annotation ``alias`` of ``queryset``, once resolved.
+
+    Breaks if: ``Query.annotations`` is renamed -- a cursor over the view's own ordering
+    (``CrossDBCursorPagination``) could no longer read its values back.
+    """
+    return queryset.query.annotations[alias].output_field
+
+
 # -- Django: tests and URLs ----------------------------------------------------------------------
 
 

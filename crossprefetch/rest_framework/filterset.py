@@ -62,7 +62,7 @@ class CrossDBFilterSetFilter(django_filters.Filter):  # type: ignore[misc]
     :raises ValueError: an argument of the right type with a value it cannot take.
     """
 
-    _label: Any
+    _given_label: Any
 
     def __init__(
         self,
@@ -105,16 +105,16 @@ class CrossDBFilterSetFilter(django_filters.Filter):  # type: ignore[misc]
     def label(self) -> Any:
         """The label set, or one from the remote field's verbose name (as django-filter's
         own filters label themselves from the model field), once the remote model is known."""
-        if self._label is None:
+        if self._given_label is None:
             remote = self._remote_model()
             if remote is None:
                 return self._fallback_label()
-            self._label = self._label_from(remote)
-        return self._label
+            self._given_label = self._label_from(remote)
+        return self._given_label
 
     @label.setter
     def label(self, value: Any) -> None:
-        self._label = value
+        self._given_label = value
 
     @property
     def field(self) -> forms.Field:

@@ -24,6 +24,7 @@ from django.db import models
 from rest_framework.exceptions import NotFound
 from rest_framework.pagination import Cursor, CursorPagination
 
+from crossprefetch._compat import annotation_field
 from crossprefetch._keys.keyset import KeyIn
 from crossprefetch.rest_framework.filters import OrderingPlan, RemoteTerm
 
@@ -252,8 +253,7 @@ class _Keyset:
             if type(value) is not int:
                 raise TypeError("a rank is an integer")
             return value
-        field = self.base.query.annotations[term.alias].output_field
-        return field.to_python(value)
+        return annotation_field(self.base, term.alias).to_python(value)
 
 
 def _local(term: Any) -> tuple[Any, bool]:
