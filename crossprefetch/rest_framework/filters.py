@@ -18,6 +18,7 @@ from __future__ import annotations
 import warnings
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from functools import cached_property
 from itertools import groupby, islice
 from operator import itemgetter
 from typing import Any, Final
@@ -756,10 +757,24 @@ class RemoteTerm:
 
     #: the local column holding the key
     column: str
-    #: local key -> its rank by the field (keys without a value have none: they sort last)
-    ranked: Mapping[Any, int]
+    #: ``(local key, (rank by field 1, rank by field 2, ...))`` of the spec's fields
+    rows: Sequence[tuple[Any, Sequence[int | None]]]
+    #: this field's place in those ranks
+    index: int
     #: the ordering term sent to the database (a rank vector's or joined positions')
     order: models.OrderBy
+
+    @cached_property
+    def ranked(self) -> Mapping[Any, int]:
+        """Local key -> its rank by the field; keys without a value have none (they sort
+        last). Built only when a cursor paginator asks."""
+        i = self.index
+        ranked: dict[Any, int] = {}
+        for key, rank in self.rows:
+            position = rank[i]
+            if position is not None:
+                ranked[key] = position
+        return ranked
 
     def read(self, value: Any) -> int | None:
         """The rank a row selected ``order``'s expression as (``None``: it has none)."""
@@ -844,8 +859,7 @@ class CrossDBOrderingFilter(OrderingFilter):
             rows = match.local_pairs(table, queryset.db)
             queryset, ordered_by = positions(queryset, match.column, rows, list(fields.values()))
             for i, (field, order) in enumerate(zip(fields, ordered_by, strict=True)):
-                ranked = {key: rank[i] for key, rank in rows if rank[i] is not None}
-                by_rank[(spec_name, field)] = RemoteTerm(match.column, ranked, order)
+                by_rank[(spec_name, field)] = RemoteTerm(match.column, rows, i, order)
         terms: list[Any] = []
         for term in ordering:
             name = term.lstrip("-")
