@@ -942,11 +942,28 @@ _OPENAPI_TYPES: dict[str, dict[str, str]] = {
 
 
 def _parameter_schema(view: Any, cross_filter: CrossDBFilter) -> dict[str, Any]:
+    """The parameter's schema: typed from the remote field, with the longest text a value
+    may have (the field's ``max_length``, else ``MAX_FILTER_VALUE_LENGTH``)."""
     if cross_filter.lookup_expr == "isnull":
         return {"type": "boolean"}
-    if cross_filter.lookup_expr in _TEXT_LOOKUPS:
-        return {"type": "string"}
-    schema: dict[str, Any] = {"type": "string"}
+    field = _documented_field(view, cross_filter)
+    internal = field.get_internal_type() if field is not None else None
+    if cross_filter.lookup_expr in _TEXT_LOOKUPS or internal is None:
+        schema: dict[str, Any] = {"type": "string"}
+    else:
+        schema = dict(_OPENAPI_TYPES.get(internal, {"type": "string"}))
+    if schema == {"type": "string"} or schema.get("format") == "email":
+        bounded = field is not None and internal in _BOUNDED_TEXT
+        max_length = field.max_length if bounded and field is not None else None
+        cap = conf.MAX_FILTER_VALUE_LENGTH
+        schema["maxLength"] = min(max_length, cap) if isinstance(max_length, int) else cap
+    if cross_filter.lookup_expr == "in":
+        return {"type": "array", "items": schema}
+    return schema
+
+
+def _documented_field(view: Any, cross_filter: CrossDBFilter) -> models.Field[Any, Any] | None:
+    """The remote field a filter compares, or ``None`` where it cannot be known here."""
     try:
         spec = _spec(view, cross_filter.spec, repr(cross_filter))
         source = spec.source
@@ -956,13 +973,9 @@ def _parameter_schema(view: Any, cross_filter: CrossDBFilter) -> dict[str, Any]:
             else spec.get_model()
         )
         field = cross_filter.remote_field(model)
-        assert field is not None
-        schema = dict(_OPENAPI_TYPES.get(normalize.target_field(field).get_internal_type(), schema))
     except Exception:  # documented as a string; the system checks report the cause
-        pass
-    if cross_filter.lookup_expr == "in":
-        return {"type": "array", "items": schema}
-    return schema
+        return None
+    return None if field is None else normalize.target_field(field)
 
 
 def _describe_filter(cross_filter: CrossDBFilter) -> str:
