@@ -228,7 +228,7 @@ def test_a_connection_scope_that_is_not_plain_is_refused_for_the_cache() -> None
     coalesced = CrossDBPrefetch(Customer, key="customer_id", fields=("name",), coalesce=0.01)
     with override_settings(CROSSPREFETCH={"CONNECTION_SCOPE": scope_by_marker}):
         assert identity_of(coalesced).coalesce  # hashable is enough within one process
-        with pytest.raises(TypeError, match=r'CONNECTION_SCOPE.*a str, an int, a UUID') as error:
+        with pytest.raises(TypeError, match=r"CONNECTION_SCOPE.*a str, an int, a UUID") as error:
             prefetch_cross_db([Key(1)], {"customers": cached})
         assert "'default'" in str(error.value)
         connection.marker = ["not", "hashable"]  # type: ignore[attr-defined]
@@ -297,5 +297,6 @@ def test_the_cache_scope_is_part_of_it() -> None:
             self.tenant = tenant
 
     identities = [group_of(spec, [1], Request(t)).identity for t in ("acme", "globex")]
-    assert identities[0] is not None and identities[1] is not None
+    assert identities[0] is not None
+    assert identities[1] is not None
     assert identities[0].rows != identities[1].rows
