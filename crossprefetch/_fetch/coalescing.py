@@ -57,11 +57,11 @@ MAX_WAIT = 30.0
 class _Batch:
     """The members of one shared query, and its outcome once the leader has run it.
 
-    Invariants (``_lock`` guards ``_open`` and every batch's ``members``, ``keys`` and
-    ``closed``; nothing else writes them):
+    Invariants (``_lock`` guards ``_open`` and every batch's ``members``, ``observers`` and
+    ``keys``; nothing else writes them):
 
     - ``_open[identity]`` is the one batch of that identity still taking members; a batch
-      leaves ``_open`` when it is closed, and is never reopened.
+      leaves ``_open`` when it is closed, and never returns to it.
     - Members are added only while the batch is open, so once closed its ``members`` and
       ``observers`` no longer change, and the leader reads them without the lock.
     - The leader registers its batch and completes it in one ``try/finally``: whatever
@@ -78,7 +78,6 @@ class _Batch:
     keys: int
     #: The query-capture blocks of each member's context, which the shared query is for.
     observers: list[tuple[Any, ...]] = field(default_factory=list)
-    closed: bool = False
     full: threading.Event = field(default_factory=threading.Event)
     done: threading.Event = field(default_factory=threading.Event)
     #: each member's rows, set at once when the shared query succeeded
@@ -169,16 +168,17 @@ def _join_open(key: Hashable, group: Group) -> tuple[_Batch, int] | None:
 
 def _close(key: Hashable, batch: _Batch) -> None:
     """No more members (called with the lock held; closing twice is harmless)."""
-    batch.closed = True
     if _open.get(key) is batch:
         del _open[key]
 
 
 def _complete(key: Hashable, batch: _Batch) -> None:
     """The leader is done, whatever happened: close the batch and wake its members."""
-    with _lock:
-        _close(key, batch)
-    batch.done.set()
+    try:
+        with _lock:
+            _close(key, batch)
+    finally:
+        batch.done.set()
 
 
 def _wait(key: Hashable, batch: _Batch, index: int, timeout: float) -> Fetched | None:
@@ -196,7 +196,7 @@ def _wait(key: Hashable, batch: _Batch, index: int, timeout: float) -> Fetched |
         _count(member, len(batch.members) - 1)
         raise _own_error(batch.error)
     rows = batch.rows
-    if rows is None:
+    if rows is None or index >= len(rows):  # interrupted, or joined as it was completing
         return None
     _count(member, len(batch.members) - 1)
     return Fetched(rows[index], 0)
