@@ -72,6 +72,19 @@ def connecting(connection: Any, frame: FrameType | None) -> bool:
     return False
 
 
+# -- Django: QuerySets -----------------------------------------------------------------------
+
+
+def prefetch_lookups(queryset: Any) -> tuple[Any, ...]:
+    """The ``prefetch_related()`` lookups of ``queryset`` (strings and ``Prefetch`` objects).
+
+    Django has no public accessor. Breaks if: ``QuerySet._prefetch_related_lookups`` is
+    renamed -- this returns ``()``, so two QuerySets differing only by their prefetches
+    could share one query or cache entry, and cached instances would lose their prefetches.
+    """
+    return tuple(getattr(queryset, "_prefetch_related_lookups", ()))
+
+
 # -- Django: SQL compilation ---------------------------------------------------------------------
 
 

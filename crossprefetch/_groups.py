@@ -7,7 +7,7 @@ group: one query with the union of their keys.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Hashable, Mapping
 from dataclasses import dataclass, replace
 from functools import cached_property
 from typing import Any
@@ -15,7 +15,9 @@ from typing import Any
 from django.db import models
 from django.http import HttpRequest
 
+from crossprefetch import _compat
 from crossprefetch._cache.policy import CachePolicy
+from crossprefetch._identity import Identity, identify, plan_shape, run_shape
 from crossprefetch._plans import Plan
 from crossprefetch.spec import CrossDBPrefetch
 
@@ -56,6 +58,12 @@ class Group:
         return self.plans[0].spec.cache
 
     @cached_property
+    def identity(self) -> Identity | None:
+        """What the group's answer depends on, computed once (the SQL compiled once) and read
+        by every layer that shares answers; ``None``: the group shares nothing."""
+        return identify(self.plans[0], self.request)
+
+    @cached_property
     def keys(self) -> set[Any]:
         """The union of the members' keys: what the query asks for."""
         plans = self.plans
@@ -69,52 +77,44 @@ class Group:
 
         For a layer that answers part of the keys itself: the cache, for its hits.
         """
-        return Group([replace(p, keys=keys[p]) for p in self.plans if p in keys], self.request)
+        return self.with_plans([replace(p, keys=keys[p]) for p in self.plans if p in keys])
+
+    def with_plans(self, plans: list[Plan]) -> Group:
+        """The same query for ``plans`` (which agree with this group's): same identity."""
+        group = Group(plans, self.request)
+        group.identity = self.identity
+        return group
 
 
 def group_plans(plans: list[Plan], request: HttpRequest | None = None) -> list[Group]:
     """Plans that can share one query: same database, model, filter and matched fields.
 
     Specs naming a model share its default manager; QuerySet and callable sources are
-    compared by their compiled SQL, which is only computed when a candidate shares the rest.
-    A shared query has one failure policy and one timeout, so the specs must agree on them.
+    compared by their compiled SQL, which is only computed when a candidate shares the rest
+    (and then serves as the group's identity too). A shared query has one failure policy
+    and one timeout, so the specs must agree on them.
     """
-    coarse: dict[tuple[Any, ...], list[Plan]] = {}
+    coarse: dict[tuple[Hashable, ...], list[Plan]] = {}
     for plan in plans:
-        fields = plan.spec.fields
-        identity = (
-            plan.alias,
-            plan.queryset.model,
-            plan.match_names,
-            # projections that follow relations (to-many joins) share only when identical
-            fields if fields is not None and any("__" in name for name in fields) else None,
-            plan.spec.cache,
-            plan.spec.error_policy(),
-            plan.spec.statement_timeout(),
-        )
-        coarse.setdefault(identity, []).append(plan)
+        coarse.setdefault((*plan_shape(plan), *run_shape(plan)), []).append(plan)
     groups: list[Group] = []
     for members in coarse.values():
         if len(members) == 1:
             groups.append(Group(members, request))
             continue
-        by_filter: dict[tuple[str, ...], list[Plan]] = {}
+        by_filter: dict[Hashable, list[Plan]] = {}
         for plan in members:
-            by_filter.setdefault(_filter_identity(plan), []).append(plan)
+            by_filter.setdefault(_filter(plan), []).append(plan)
         groups.extend(Group(same, request) for same in by_filter.values())
     return groups
 
 
-def _filter_identity(plan: Plan) -> tuple[str, ...]:
+def _filter(plan: Plan) -> Hashable:
     """What must match for two specs to share a query: SQL, parameters, prefetches."""
     if isinstance(plan.spec.source, type | str):
-        return ("<default manager>",)
+        return "<default manager>"
     queryset = plan.queryset
-    if queryset.query.is_empty():
-        return ("<empty>",)
-    try:
-        sql, params = queryset.query.get_compiler(using=plan.alias).as_sql()
-    except Exception:  # a QuerySet that cannot compile alone gets a group of its own
-        return (f"<{id(queryset)}>",)
-    prefetches = getattr(queryset, "_prefetch_related_lookups", ())
-    return (sql, repr(params), repr(prefetches))
+    sql = plan.compiled
+    if sql is None:  # empty, or does not compile alone: a group of its own
+        return id(queryset)
+    return (*sql, repr(_compat.prefetch_lookups(queryset)))

@@ -7,11 +7,13 @@ read off them and normalised to the remote field's type.
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Hashable, Mapping, Sequence
 from dataclasses import dataclass, field
+from functools import cached_property
 from typing import Any
 
-from django.core.exceptions import ImproperlyConfigured
+from django.core.exceptions import EmptyResultSet, ImproperlyConfigured
 from django.db import connections, models
 from django.db.models.query import ModelIterable
 from django.http import HttpRequest
@@ -25,6 +27,8 @@ from crossprefetch._keys.normalize import (
 )
 from crossprefetch.lookup import LookupStats
 from crossprefetch.spec import CrossDBPrefetch
+
+logger = logging.getLogger("crossprefetch")
 
 
 @dataclass(eq=False)
@@ -52,6 +56,26 @@ class Plan:
     @property
     def match_names(self) -> tuple[str, ...]:
         return tuple(f.name for f in self.match_fields)
+
+    @cached_property
+    def compiled(self) -> tuple[str, str] | None:
+        """The QuerySet's SQL and parameters, or ``None``: it is empty or cannot compile alone.
+
+        Compiled at most once per plan, for the group's identity
+        (:mod:`crossprefetch._identity`): a manager or a callable source may filter by
+        request state, and the SQL is what says so.
+        """
+        query = self.queryset.query
+        if query.is_empty():
+            return None
+        try:
+            sql, params = query.get_compiler(using=self.alias).as_sql()
+        except EmptyResultSet:
+            return None
+        except Exception:  # e.g. a reference to an outer query: it only means something there
+            logger.debug("%r is not shared: it does not compile alone", self.spec, exc_info=True)
+            return None
+        return sql, repr(params)
 
     def empty_rows(self) -> dict[Any, Any]:
         """The plan's rows before any is fetched: every key's empty list for to-many specs."""

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable, Hashable
 from typing import Any
 
 from django.conf import settings as django_settings
 from django.core.exceptions import ImproperlyConfigured
+from django.utils.module_loading import import_string
 
 from crossprefetch._test_run import running_tests
 
@@ -172,6 +174,31 @@ class Settings:
         return seconds_or_none(
             _get("COALESCE", None), 'CROSSPREFETCH["COALESCE"] = %r', ImproperlyConfigured
         )
+
+    @property
+    def CONNECTION_SCOPE(self) -> Callable[[Any], Hashable] | None:
+        """``scope(connection)``: the tenant state of a database connection (``None``: read it).
+
+        What makes the same SQL read other rows on this connection (a ``search_path`` set
+        per tenant, say). Requests whose connections differ by it never share a query or a
+        cache entry. Without it, ``connection.schema_name`` and ``connection.tenant`` are
+        read, as django-tenants and django-tenant-schemas set them; see
+        :doc:`/howto/tenants`. A callable or its dotted import path.
+        """
+        value = _get("CONNECTION_SCOPE", None)
+        where = f'CROSSPREFETCH["CONNECTION_SCOPE"] = {value!r}'
+        if isinstance(value, str):
+            try:
+                value = import_string(value)
+            except ImportError as exc:
+                raise ImproperlyConfigured(f"{where}: cannot import it ({exc}).") from exc
+        if value is not None and not callable(value):
+            raise ImproperlyConfigured(
+                f"{where}: give a callable(connection) returning the connection's tenant "
+                "(its schema name, say), or its dotted path, or None."
+            )
+        scope: Callable[[Any], Hashable] | None = value
+        return scope
 
     @property
     def SERVER_TIMING(self) -> bool:

@@ -35,6 +35,7 @@ from asgiref.sync import sync_to_async
 from django.db import close_old_connections, connections
 from django.http import HttpRequest
 
+from crossprefetch._identity import connection_scope
 from crossprefetch._keys.normalize import INVALID, Normalizer, normalizer
 from crossprefetch.conf import conf
 from crossprefetch.engine import prefetch_cross_db
@@ -523,8 +524,9 @@ async def aprefetch_cross_db(
     would issue the same queries through the same thread, one hop per query instead of
     one per call.
 
-    With coalescing (``coalesce=`` or ``CROSSPREFETCH["COALESCE"]``) and no transaction
-    open in that thread, the engine runs in a pool of threads of its own instead, so that
+    With coalescing (``coalesce=`` or ``CROSSPREFETCH["COALESCE"]``), no transaction open
+    in that thread and no tenant state on its connections (see :doc:`/howto/tenants`),
+    the engine runs in a pool of threads of its own instead, so that
     concurrent calls of one event loop, which would otherwise wait for each other on the
     one thread, share their queries. Those threads treat each call as Django treats a
     request: their connections are closed before and after it unless ``CONN_MAX_AGE``
@@ -535,7 +537,7 @@ async def aprefetch_cross_db(
     """
     if isinstance(objects, AsyncIterable) and not isinstance(objects, Iterable):
         objects = [obj async for obj in objects]
-    if _coalesces(specs) and not await sync_to_async(_in_transaction, thread_sensitive=True)():
+    if _coalesces(specs) and not await sync_to_async(_bound_to_thread, thread_sensitive=True)():
         return await sync_to_async(
             _prefetch_alone, thread_sensitive=False, executor=_coalescing_executor()
         )(objects, specs, request)
@@ -555,8 +557,13 @@ def _coalesces(specs: Mapping[str, CrossDBPrefetch]) -> bool:
     )
 
 
-def _in_transaction() -> bool:
-    return any(c.in_atomic_block for c in connections.all(initialized_only=True))
+def _bound_to_thread() -> bool:
+    """Whether the lookups must use this thread's connections: a transaction is open on one,
+    or one carries a tenant state (a ``search_path``), which another thread's would lack."""
+    return any(
+        c.in_atomic_block or connection_scope(c) is not None
+        for c in connections.all(initialized_only=True)
+    )
 
 
 def _prefetch_alone(

@@ -9,7 +9,9 @@ them; nothing here asserts on time.
 from __future__ import annotations
 
 import asyncio
+import signal
 import threading
+import time
 from collections.abc import Callable
 from typing import Any, TypeVar
 
@@ -22,6 +24,7 @@ from django.db.backends.signals import connection_created
 from django.test import RequestFactory, override_settings
 
 from crossprefetch import CrossDBPrefetch, Lookup, prefetch_cross_db
+from crossprefetch._fetch import coalescing
 from crossprefetch.conf import conf
 from crossprefetch.loaders import aprefetch_cross_db
 from crossprefetch.testing import capture_queries
@@ -317,3 +320,195 @@ def test_a_bad_setting_is_a_system_check_error() -> None:
 
 def test_the_window_is_in_the_spec_repr() -> None:
     assert "coalesce=0.005" in repr(CrossDBPrefetch(Customer, key="customer_id", coalesce=0.005))
+
+
+# No batch that hangs ----------------------------------------------------------------------------
+
+
+class RequestTimeout(Exception):
+    """What a server's request timeout raises in the worker's thread, from a signal handler."""
+
+
+def open_batch(timeout: float = 10.0) -> Any:
+    """The batch a leader has registered, once it has."""
+    give_up = time.monotonic() + timeout
+    while time.monotonic() < give_up:
+        with coalescing._lock:
+            if coalescing._open:
+                (batch,) = coalescing._open.values()
+                return batch
+        time.sleep(0.005)
+    raise AssertionError("no leader registered a batch")
+
+
+def in_thread(work: Callable[[], T]) -> tuple[threading.Thread, dict[str, Any]]:
+    """Run ``work`` in a thread of its own (with its own connections); its result, error and
+    when it finished are in the dict."""
+    outcome: dict[str, Any] = {}
+
+    def run() -> None:
+        try:
+            outcome["result"] = work()
+        except BaseException as exc:
+            outcome["error"] = exc
+        finally:
+            outcome["finished"] = time.monotonic()
+            connections.close_all()
+
+    thread = threading.Thread(target=run)
+    thread.start()
+    return thread, outcome
+
+
+@pytest.mark.parametrize("where", ["window", "query"])
+def test_a_leader_interrupted_by_a_signal_closes_its_batch_and_its_member_queries_alone(
+    customers: list[Customer], where: str
+) -> None:
+    """A real SIGALRM, whose handler raises in the main thread while it leads a batch: in its
+    window, or while its query runs. The member is woken at once and queries alone."""
+    window = 30.0 if where == "window" else 0.3
+    spec = CrossDBPrefetch(Customer, key="customer_id", fields=("name",), coalesce=window)
+    mine, theirs = customers[0], customers[1]
+    querying = threading.Event()
+    release = threading.Event()
+    joined: list[Any] = []
+
+    def on_alarm(signum: int, frame: Any) -> None:
+        batch = joined[0] if joined else None
+        if batch is None or len(batch.members) < 2:
+            return  # the member has not joined yet: the next tick
+        if where == "query" and not querying.is_set():
+            return
+        raise RequestTimeout
+
+    def stuck_query(execute: Any, sql: str, params: Any, many: bool, context: Any) -> Any:
+        if where == "query" and "testapp_customer" in sql:
+            querying.set()
+            release.wait(30)  # the alarm's exception arrives here
+        return execute(sql, params, many, context)
+
+    def member() -> dict[str, Lookup]:
+        joined.append(open_batch())
+        return prefetch_cross_db([Key(theirs.pk)], {"customers": spec})
+
+    previous = signal.signal(signal.SIGALRM, on_alarm)
+    thread, outcome = in_thread(member)
+    try:
+        signal.setitimer(signal.ITIMER_REAL, 0.05, 0.05)
+        with connections["default"].execute_wrapper(stuck_query), pytest.raises(RequestTimeout):
+            prefetch_cross_db([Key(mine.pk)], {"customers": spec})
+        interrupted = time.monotonic()
+    finally:
+        signal.setitimer(signal.ITIMER_REAL, 0)
+        signal.signal(signal.SIGALRM, previous)
+        release.set()
+    thread.join(30)
+    assert not thread.is_alive()
+    assert "error" not in outcome, outcome
+    assert outcome["finished"] - interrupted < 5
+    lookup = lookup_of(outcome["result"])
+    assert dict(lookup) == {theirs.pk: {"name": theirs.name}}
+    assert (lookup.stats.queries, lookup.stats.coalesced_with) == (1, 0)  # alone
+    assert len(joined[0].members) == 2
+    assert coalescing._open == {}
+    # the next request of the same identity leads a batch of its own, and is answered
+    quick = CrossDBPrefetch(Customer, key="customer_id", fields=("name",), coalesce=0.01)
+    assert dict(prefetch_cross_db([Key(mine.pk)], {"c": quick})["c"]) == {
+        mine.pk: {"name": mine.name}
+    }
+
+
+def test_a_member_whose_leader_is_stuck_gives_up_at_its_deadline(
+    customers: list[Customer],
+) -> None:
+    """The leader's query hangs (a hung server never answers, and its statement timeout
+    cannot reach it); the member waits its window plus its spec's timeout, then queries
+    alone."""
+    spec = CrossDBPrefetch(Customer, key="customer_id", fields=("name",), coalesce=0.2, timeout=0.5)
+    mine, theirs = customers[0], customers[1]
+    release = threading.Event()
+    querying = threading.Event()
+
+    def hung(execute: Any, sql: str, params: Any, many: bool, context: Any) -> Any:
+        if "testapp_customer" in sql:
+            querying.set()
+            release.wait(30)
+        return execute(sql, params, many, context)
+
+    def leader() -> dict[str, Lookup]:
+        with connections["default"].execute_wrapper(hung):
+            return prefetch_cross_db([Key(mine.pk)], {"customers": spec})
+
+    lead, led = in_thread(leader)
+    try:
+        batch = open_batch()
+        started = time.monotonic()
+        member, outcome = in_thread(
+            lambda: prefetch_cross_db([Key(theirs.pk)], {"customers": spec})
+        )
+        member.join(10)
+        assert not member.is_alive()
+        assert querying.is_set()
+        assert lead.is_alive()
+    finally:
+        release.set()
+        lead.join(30)
+    assert "error" not in outcome, outcome
+    waited = outcome["finished"] - started
+    assert 0.5 <= waited < 5  # at least its timeout; its window and the query on top
+    lookup = lookup_of(outcome["result"])
+    assert dict(lookup) == {theirs.pk: {"name": theirs.name}}
+    assert (lookup.stats.queries, lookup.stats.coalesced_with) == (1, 0)
+    assert len(batch.members) == 2
+    # the leader, released, answers its own keys (and the member's, for nobody)
+    assert dict(lookup_of(led["result"])) == {mine.pk: {"name": mine.name}}
+    assert coalescing._open == {}
+
+
+def test_a_member_without_a_timeout_waits_at_most_the_cap(
+    customers: list[Customer], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(coalescing, "MAX_WAIT", 0.3)
+    spec = CrossDBPrefetch(Customer, key="customer_id", fields=("name",), coalesce=0.2)
+    release = threading.Event()
+
+    def hung(execute: Any, sql: str, params: Any, many: bool, context: Any) -> Any:
+        if "testapp_customer" in sql:
+            release.wait(30)
+        return execute(sql, params, many, context)
+
+    def leader() -> dict[str, Lookup]:
+        with connections["default"].execute_wrapper(hung):
+            return prefetch_cross_db([Key(customers[0].pk)], {"customers": spec})
+
+    lead, _ = in_thread(leader)
+    try:
+        open_batch()
+        started = time.monotonic()
+        member, outcome = in_thread(
+            lambda: prefetch_cross_db([Key(customers[1].pk)], {"customers": spec})
+        )
+        member.join(10)
+        assert not member.is_alive()
+        assert lead.is_alive()
+    finally:
+        release.set()
+        lead.join(30)
+    assert outcome["finished"] - started < 5
+    assert lookup_of(outcome["result"]).stats.coalesced_with == 0
+
+
+def test_members_of_a_failed_batch_know_they_shared_it(customers: list[Customer]) -> None:
+    broken = Customer.objects.extra(where=["no_such_column = 1"])
+    spec = CrossDBPrefetch(
+        broken, key="customer_id", fields=("name",), coalesce=WINDOW, on_error="degrade"
+    )
+    results, queries = concurrently(
+        6, lambda i: prefetch_cross_db([Key(customers[i].pk)], {"customers": spec})
+    )
+    lookups = [lookup_of(r) for r in results]
+    assert all(lookup.degraded for lookup in lookups)
+    assert queries <= 3
+    shared = [lookup.stats.coalesced_with for lookup in lookups]
+    assert sum(1 for n in shared if n) >= 6 - queries, shared  # the leader counts them too
+    assert coalescing._open == {}

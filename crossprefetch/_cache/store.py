@@ -17,8 +17,7 @@ from collections.abc import Iterable
 from typing import TYPE_CHECKING, Any, Final
 
 from django.core.cache import BaseCache, InvalidCacheBackendError, caches
-from django.core.exceptions import EmptyResultSet, ImproperlyConfigured
-from django.db import models
+from django.core.exceptions import ImproperlyConfigured
 from django.http import HttpRequest
 
 from crossprefetch.conf import conf
@@ -54,7 +53,7 @@ def scope_value(policy: CachePolicy, request: HttpRequest | None) -> tuple[Any, 
     if policy.scope is None:
         return ("unscoped",)
     value = policy.scope(request)
-    if not _plain_scope(value):
+    if not plain(value):
         raise TypeError(
             f"CachePolicy(scope={policy.scope!r}) returned {value!r}; a scope must be a str, "
             "an int, a UUID or a tuple of them (a tenant id, say), the same in every process."
@@ -62,34 +61,21 @@ def scope_value(policy: CachePolicy, request: HttpRequest | None) -> tuple[Any, 
     return ("scope", value)
 
 
-def _plain_scope(value: object) -> bool:
+def plain(value: object) -> bool:
+    """Whether ``value`` is the same in every process: a str, an int, a UUID, ``None`` or a
+    tuple of them, which a cache key can carry."""
     if isinstance(value, tuple):
-        return all(_plain_scope(v) for v in value)
+        return all(plain(v) for v in value)
     return isinstance(value, _SCOPE_TYPES) and not isinstance(value, bool)
-
-
-def query_identity(queryset: models.QuerySet[Any]) -> str | None:
-    """The compiled SQL and parameters of the spec's QuerySet, or ``None`` if it has none.
-
-    Part of every key, so two QuerySets that filter differently (per tenant, say) never
-    share entries. Compiled on each request rather than remembered: a manager may filter
-    by request state, and the SQL is what says so.
-    """
-    try:
-        sql, params = queryset.query.get_compiler(using=queryset.db).as_sql()
-    except EmptyResultSet:
-        return None
-    except Exception:  # a QuerySet that cannot compile alone is not cached
-        logger.debug("not caching %r: it does not compile on its own", queryset, exc_info=True)
-        return None
-    return f"{sql}\x00{params!r}"
 
 
 def key_head(prefix: str, version: int | str, identity: Iterable[Any]) -> str:
     """``<prefix>:<version>:<digest>:``, the digest hashing a spec's identity.
 
-    The identity (model, database, compiled filter, matched fields, scope, projection) is
-    hashed once per request; each key then only appends its own value.
+    The identity (the group's :attr:`~crossprefetch._identity.Identity.rows`: model,
+    database, compiled filter, matched fields, tenant state of the connection, scope; and
+    the spec's projection) is hashed once per request; each key then only appends its own
+    value.
     """
     digest = hashlib.blake2b(repr((_FORMAT, *identity)).encode(), digest_size=16).digest()
     return f"{prefix}:{version}:{base64.urlsafe_b64encode(digest).decode().rstrip('=')}:"

@@ -40,7 +40,8 @@ from django.core.cache import BaseCache
 from django.core.exceptions import ImproperlyConfigured
 from django.db import models
 
-from crossprefetch._cache import invalidation, store
+from crossprefetch import _compat
+from crossprefetch._cache import invalidation
 from crossprefetch._cache.store import get_cache, key_head, key_prefix, key_suffix, report_error
 from crossprefetch._fetch import breaker
 from crossprefetch._fetch.base import Fetch, Fetched
@@ -125,8 +126,7 @@ def _fetch_cached(group: Group, policy: CachePolicy, inner: Fetch) -> Fetched:
     """Rows per plan, from the cache where it has them, from the next layer for the rest."""
     plans = group.plans
     first = group.first
-    scope = store.scope_value(policy, group.request)
-    identity = store.query_identity(first.queryset)
+    identity = group.identity
     labels: tuple[str, ...] = ()
     if policy.invalidate and identity is not None:
         dependencies = invalidation.dependencies(first.queryset, _projection_paths(plans))
@@ -141,9 +141,8 @@ def _fetch_cached(group: Group, policy: CachePolicy, inner: Fetch) -> Fetched:
 
     cache = get_cache(policy.alias)
     prefix = key_prefix()
-    common = (first.queryset.model._meta.label, first.alias, identity, first.match_names, scope)
     now = _now()
-    entries = [_entries(plan, prefix, policy.version, common, now) for plan in plans]
+    entries = [_entries(plan, prefix, policy.version, identity.rows, now) for plan in plans]
     generation_keys = [invalidation.generation_key(label) for label in labels]
     wanted = generation_keys + [k for e in entries for k in e.remote]
     errors = 0
@@ -214,8 +213,7 @@ def _refuse_unsafe(plan: Plan, policy: CachePolicy) -> None:
 
 def loads_related(queryset: models.QuerySet[Any]) -> bool:
     """Whether the QuerySet attaches related objects that a cached instance would lose."""
-    prefetches: tuple[Any, ...] = getattr(queryset, "_prefetch_related_lookups", ())
-    return bool(queryset.query.select_related) or bool(prefetches)
+    return bool(queryset.query.select_related) or bool(_compat.prefetch_lookups(queryset))
 
 
 def _projection_paths(plans: list[Plan]) -> list[str]:
@@ -223,10 +221,14 @@ def _projection_paths(plans: list[Plan]) -> list[str]:
 
 
 def _entries(
-    plan: Plan, prefix: str, version: int | str, common: tuple[Any, ...], now: float
+    plan: Plan, prefix: str, version: int | str, rows: tuple[Any, ...], now: float
 ) -> _Entries:
-    """Split the plan's keys between the local layer and the shared cache."""
-    head = key_head(prefix, version, (*common, plan.spec.fields, plan.spec.many))
+    """Split the plan's keys between the local layer and the shared cache.
+
+    ``rows`` is the group's :attr:`Identity.rows <crossprefetch._identity.Identity.rows>`,
+    the same in every process; the plan adds its own projection.
+    """
+    head = key_head(prefix, version, (*rows, plan.spec.fields, plan.spec.many))
     e = _Entries(plan, head, plan.empty_rows())
     local = _local
     for key in plan.keys:

@@ -13,10 +13,19 @@ The layer sits directly above the database, below the cache, so a batch asks onl
 what the members' caches missed, and below the failure policy: an error of the shared
 query is raised in every member's thread, where its own ``on_error`` decides.
 
-A request does not coalesce (it queries alone, at once) when its connection to the
-remote database is inside an atomic block: its transaction may have written rows that
-other connections cannot see, hold a snapshot or locks of its own, or roll back. Nor
-when the QuerySet locks rows (``select_for_update()``) or does not compile on its own.
+Which requests may share a batch is the group's :class:`~crossprefetch._identity.Identity`,
+the one the cache keys its entries by: same SQL and parameters, same alias, same tenant
+state of the connection. A request does not coalesce (it queries alone, at once) when its
+group has none (the QuerySet is empty, locks rows or does not compile alone), or when its
+connection to the remote database is inside an atomic block: its transaction may have
+written rows that other connections cannot see, hold a snapshot or locks of its own, or
+roll back.
+
+No request waits for another longer than its own deadline: a leader interrupted anywhere
+(a signal handler raising, as a server's request timeout does) still closes its batch
+and wakes its members, who then query alone; a member whose leader is stuck gives up
+after its window plus its spec's ``timeout`` (or :data:`MAX_WAIT` without one) and
+queries alone.
 """
 
 from __future__ import annotations
@@ -27,9 +36,8 @@ from collections.abc import Hashable
 from dataclasses import dataclass, field
 from typing import Any
 
-from django.db import connections
+from django.db import DatabaseError
 
-from crossprefetch._cache import store
 from crossprefetch._fetch.base import Fetch, Fetched
 from crossprefetch._groups import Group
 from crossprefetch._observe import capture
@@ -40,21 +48,43 @@ from crossprefetch.conf import conf
 #: next batch. Larger unions would only make one query slower for everyone in it.
 MAX_SHARED_KEYS = 10_000
 
+#: Seconds a member waits for the shared query beyond its window when its spec has no
+#: ``timeout``: then it queries alone. About a server's own request timeout.
+MAX_WAIT = 30.0
+
 
 @dataclass(eq=False)
 class _Batch:
-    """The members of one shared query, and its outcome once the leader has run it."""
+    """The members of one shared query, and its outcome once the leader has run it.
+
+    Invariants (``_lock`` guards ``_open`` and every batch's ``members``, ``observers`` and
+    ``keys``; nothing else writes them):
+
+    - ``_open[identity]`` is the one batch of that identity still taking members; a batch
+      leaves ``_open`` when it is closed, and never returns to it.
+    - Members are added only while the batch is open, so once closed its ``members`` and
+      ``observers`` no longer change, and the leader reads them without the lock.
+    - The leader registers its batch and completes it in one ``try/finally``: whatever
+      interrupts it (a signal handler raising, an error), ``done`` is set, exactly once,
+      after the batch is closed. ``rows`` / ``error`` are written by the leader alone,
+      before ``done``; members read them only after ``done``.
+    - ``rows is None and error is None`` once ``done``: the leader did not complete the
+      query (it was interrupted); members then query alone.
+    - Every wait is bounded: the leader waits for members at most its window, a member
+      waits for the outcome at most its own deadline.
+    """
 
     members: list[Group]
     keys: int
     #: The query-capture blocks of each member's context, which the shared query is for.
     observers: list[tuple[Any, ...]] = field(default_factory=list)
-    closed: bool = False
     full: threading.Event = field(default_factory=threading.Event)
     done: threading.Event = field(default_factory=threading.Event)
-    rows: list[list[dict[Any, Any]]] = field(default_factory=list)
+    #: each member's rows, set at once when the shared query succeeded
+    rows: list[list[dict[Any, Any]]] | None = None
     queries: int = 0
-    error: BaseException | None = None
+    #: the shared query's database error, which every member raises
+    error: DatabaseError | None = None
 
 
 _open: dict[Hashable, _Batch] = {}
@@ -71,67 +101,105 @@ class CoalesceLayer:
         window = _window(group)
         if not window or not group.keys or len(group.keys) >= MAX_SHARED_KEYS:
             return self.inner(group)
-        identity = _identity(group)
-        if identity is None:
+        identity = group.identity
+        if identity is None or not identity.coalesce:
             return self.inner(group)
-        with _lock:
-            batch = _open.get(identity)
-            if batch is None or batch.closed:
-                batch = _open[identity] = _Batch([group], len(group.keys))
-                index = -1
-            else:
-                index = len(batch.members)
-                batch.members.append(group)
-                batch.observers.append(capture.observers())
-                batch.keys += len(group.keys)
-                if batch.keys >= MAX_SHARED_KEYS:
-                    _close(identity, batch)
-                    batch.full.set()
-        if index < 0:
-            return self._lead(identity, batch, window)
-        return _join(batch, index)
+        key = identity.key
+        mine = _Batch([group], len(group.keys))
+        joined: tuple[_Batch, int] | None = None
+        try:  # from registering a batch to completing it: no batch outlives its leader
+            with _lock:
+                joined = _join_open(key, group)
+                if joined is None:
+                    _open[key] = mine
+            if joined is None:
+                return self._lead(key, mine, window)
+        finally:
+            if joined is None:
+                _complete(key, mine)
+        batch, index = joined
+        fetched = _wait(key, batch, index, window + (group.spec.statement_timeout() or MAX_WAIT))
+        return self.inner(group) if fetched is None else fetched
 
-    def _lead(self, identity: Hashable, batch: _Batch, window: float) -> Fetched:
-        """Wait for joiners, close the batch, run its query and share the rows."""
+    def _lead(self, key: Hashable, batch: _Batch, window: float) -> Fetched:
+        """Wait for members, close the batch, run its query and share the rows."""
         batch.full.wait(window)
         with _lock:
-            _close(identity, batch)
+            _close(key, batch)
         members = batch.members
+        _count(members[0], len(members) - 1)
+        combined = members[0].with_plans([p for g in members for p in g.plans])
         try:
-            combined = Group([p for g in members for p in g.plans], members[0].request)
-            with capture.on_behalf_of(batch.observers):  # the joiners' blocks count it too
+            with capture.on_behalf_of(batch.observers):  # the members' blocks count it too
                 fetched = self.inner(combined)
-            rows = fetched.rows
-            start = 0
-            for position, member in enumerate(members):
-                end = start + len(member.plans)
-                own = rows[start:end]
-                batch.rows.append(own if position == 0 else _copies(member.plans, own))
-                start = end
-            batch.queries = fetched.queries
-        except BaseException as exc:
+        except DatabaseError as exc:  # the query's own failure: every member's answer
             batch.error = exc
             raise
-        finally:
-            batch.done.set()
-        _count(members[0], len(members) - 1)
-        return Fetched(batch.rows[0], batch.queries)
+        rows = fetched.rows
+        shared: list[list[dict[Any, Any]]] = []
+        start = 0
+        for position, member in enumerate(members):
+            end = start + len(member.plans)
+            own = rows[start:end]
+            shared.append(own if position == 0 else _copies(member.plans, own))
+            start = end
+        batch.queries = fetched.queries
+        batch.rows = shared
+        return Fetched(shared[0], fetched.queries)
 
 
-def _close(identity: Hashable, batch: _Batch) -> None:
-    """No more joiners (called with the lock held)."""
-    batch.closed = True
-    if _open.get(identity) is batch:
-        del _open[identity]
+def _join_open(key: Hashable, group: Group) -> tuple[_Batch, int] | None:
+    """Join the open batch of ``key``, if any: the batch and this member's place in it.
+
+    Called with the lock held.
+    """
+    batch = _open.get(key)
+    if batch is None:
+        return None
+    index = len(batch.members)
+    batch.members.append(group)
+    batch.observers.append(capture.observers())
+    batch.keys += len(group.keys)
+    if batch.keys >= MAX_SHARED_KEYS:
+        _close(key, batch)
+        batch.full.set()
+    return batch, index
 
 
-def _join(batch: _Batch, index: int) -> Fetched:
-    batch.done.wait()
+def _close(key: Hashable, batch: _Batch) -> None:
+    """No more members (called with the lock held; closing twice is harmless)."""
+    if _open.get(key) is batch:
+        del _open[key]
+
+
+def _complete(key: Hashable, batch: _Batch) -> None:
+    """The leader is done, whatever happened: close the batch and wake its members."""
+    try:
+        with _lock:
+            _close(key, batch)
+    finally:
+        batch.done.set()
+
+
+def _wait(key: Hashable, batch: _Batch, index: int, timeout: float) -> Fetched | None:
+    """A member's answer: its rows, the shared error, or ``None`` to query alone.
+
+    ``None`` when the leader was interrupted before the query completed, or when it has not
+    answered by this member's deadline (then the batch takes no one else either).
+    """
+    if not batch.done.wait(timeout):
+        with _lock:
+            _close(key, batch)
+        return None
     member = batch.members[index]
     if batch.error is not None:
+        _count(member, len(batch.members) - 1)
         raise _own_error(batch.error)
+    rows = batch.rows
+    if rows is None or index >= len(rows):  # interrupted, or joined as it was completing
+        return None
     _count(member, len(batch.members) - 1)
-    return Fetched(batch.rows[index], 0)
+    return Fetched(rows[index], 0)
 
 
 def _count(member: Group, others: int) -> None:
@@ -147,37 +215,6 @@ def _window(group: Group) -> float | None:
     if any(not w for w in windows):
         return None
     return min(w for w in windows if w)
-
-
-def _identity(group: Group) -> Hashable | None:
-    """What must be equal for two requests' groups to share a query; ``None``: query alone."""
-    first = group.first
-    alias = first.alias
-    if connections[alias].in_atomic_block:
-        return None
-    queryset = first.queryset
-    if queryset.query.select_for_update:
-        return None
-    try:
-        sql, params = queryset.query.get_compiler(using=alias).as_sql()
-    except Exception:  # empty, or does not compile alone: nothing to share
-        return None
-    spec = first.spec
-    fields = spec.fields
-    policy = group.cache
-    return (
-        alias,
-        spec.error_policy(),  # the shared query runs under the leader's policy and timeout
-        spec.statement_timeout(),
-        queryset.model._meta.label,
-        first.match_names,
-        sql,
-        repr(params),
-        repr(getattr(queryset, "_prefetch_related_lookups", ())),
-        fields if fields is not None and any("__" in name for name in fields) else None,
-        policy,
-        None if policy is None else store.scope_value(policy, group.request),
-    )
 
 
 def _copies(plans: list[Plan], rows: list[dict[Any, Any]]) -> list[dict[Any, Any]]:

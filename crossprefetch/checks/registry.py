@@ -5,7 +5,7 @@ from __future__ import annotations
 from django.core import checks as django_checks
 
 from crossprefetch.checks.cache import check_cache_deploy
-from crossprefetch.checks.coalesce import check_coalesce_setting
+from crossprefetch.checks.coalesce import check_coalesce_setting, check_connection_scope
 from crossprefetch.checks.failure import check_failure_settings
 from crossprefetch.checks.filters import check_filters
 from crossprefetch.checks.views import check_views
@@ -15,6 +15,12 @@ TAG = "crossprefetch"
 
 def register() -> None:
     """Register every check with Django (from ``AppConfig.ready()``; idempotent)."""
-    for check in (check_views, check_filters, check_failure_settings, check_coalesce_setting):
+    for check in (
+        check_views,
+        check_filters,
+        check_failure_settings,
+        check_coalesce_setting,
+        check_connection_scope,
+    ):
         django_checks.register(check, TAG)
     django_checks.register(check_cache_deploy, TAG, deploy=True)
