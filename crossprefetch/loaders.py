@@ -657,16 +657,19 @@ class ModelLoader(DataLoader[Any, Any]):
                 "ModelLoader(batch_load_fn=...): a ModelLoader's batch function is its "
                 "query; use DataLoader for a batch function of your own."
             )
-        self.spec = CrossDBPrefetch(
-            model_or_queryset,
-            key=_identity,
-            to_field=to_field,
-            fields=fields,
-            using=using,
-            many=many,
-            on_error=on_error,
-            timeout=timeout,
-        )
+        try:
+            self.spec = CrossDBPrefetch(
+                model_or_queryset,
+                key=_identity,
+                to_field=to_field,
+                fields=fields,
+                using=using,
+                many=many,
+                on_error=on_error,
+                timeout=timeout,
+            )
+        except (TypeError, ValueError) as exc:  # the spec names the argument and the fix
+            raise type(exc)(f"{type(self).__name__}: {exc}") from None
         self._normalize: Normalizer | None = None
         super().__init__(**loader_kwargs)
 
