@@ -9,13 +9,18 @@ engine. :func:`aprefetch_cross_db` is the engine itself, awaitable from an async
 
 The interface is aiodataloader's (``load``, ``load_many``, ``prime``, ``clear``,
 ``clear_all``, ``batch``, ``max_batch_size``, ``cache``, ``get_cache_key`` /
-``cache_key_fn``, ``cache_map``, subclasses defining ``batch_load_fn``), so code written
-for it keeps working, plus ``batch_window`` to collect loads over a few milliseconds.
+``cache_key_fn``, ``cache_map``, subclasses defining ``batch_load_fn``), with strawberry's
+``prime_many``, ``clear_many`` and ``prime(..., force=True)``, so code written for either
+keeps working; plus ``batch_window`` to collect loads over a few milliseconds. Both
+suites run against it (``tests/test_loaders_aiodataloader.py``,
+``tests/test_loaders_strawberry.py``); its overhead is measured beside theirs by the
+example's ``manage.py benchmark_loaders``.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextvars
 import inspect
 import threading
 from collections.abc import (
@@ -440,6 +445,7 @@ class DataLoader(Generic[KeyT, ValueT]):
         assert task is not None
         batch = _Batch(self, task)
         gone = batch.gone
+        context = batch.context
         joiners = self._joiners
         keys: list[Any] = []
         slots = batch.slots
@@ -449,12 +455,12 @@ class DataLoader(Generic[KeyT, ValueT]):
             if head.done() and not self._waited_for(slot):
                 continue
             if not head.done():
-                head.add_done_callback(gone)
+                head.add_done_callback(gone, context=context)
                 waiting += 1
             if joiners and head in joiners:
                 for joiner in joiners[head]:
                     if not joiner.done():
-                        joiner.add_done_callback(gone)
+                        joiner.add_done_callback(gone, context=context)
                         waiting += 1
             keys.append(slot[0])
             slots.append(slot)
@@ -554,7 +560,7 @@ class DataLoader(Generic[KeyT, ValueT]):
             if not joiner.done()
         ]
         for joiner in late:
-            joiner.add_done_callback(batch.gone)
+            joiner.add_done_callback(batch.gone, context=batch.context)
         batch.waiting = len(late)
         if not late:
             batch.task.cancel()
@@ -582,11 +588,13 @@ class _Batch:
     counts the callers who joined since or, if there are none, cancels the task.
     """
 
-    __slots__ = ("loader", "over", "slots", "task", "waiting")
+    __slots__ = ("context", "loader", "over", "slots", "task", "waiting")
 
     def __init__(self, loader: DataLoader[Any, Any], task: asyncio.Task[Any]) -> None:
         self.loader = loader
         self.task = task
+        #: one context for every ``gone`` callback, instead of a copy per future
+        self.context = contextvars.copy_context()
         self.slots: list[_Slot] = []
         self.waiting = 0
         self.over = False
