@@ -89,9 +89,6 @@ def _isolated_cache(settings: Any) -> Iterator[str]:
     yield prefix
     _invalidation.reset()
     _invalidation._state, _invalidation._discovered = watched
-    if watched[0].tables:
-        for connection in connections.all():
-            _invalidation.install(connection)
     caches["default"].clear()  # LocMem: this process's memory only
     if _redis_unreachable() is None:
         import redis
@@ -1039,15 +1036,16 @@ def test_cache_invalidate_models_setting(settings: Any, caplog: pytest.LogCaptur
 
 
 def test_the_watcher_leaves_other_wrappers_in_place(data: Scenario) -> None:
-    prefetch_cross_db(data.events, {"c": _spec("default")})
     connection = connections["default"]
 
     def other(execute: Any, *args: Any) -> Any:
         return execute(*args)
 
     with connection.execute_wrapper(other):
-        _invalidation.reset()
-        prefetch_cross_db(data.events, {"c": _spec("default")})  # watches again, inside
+        connection.close()
+        connection.ensure_connection()  # a new connection inside the block: watched once
+        prefetch_cross_db(data.events, {"c": _spec("default")})  # watches its model, inside
         assert connection.execute_wrappers[-1] is other
+        assert connection.execute_wrappers.count(_invalidation._WATCHER) == 1
     assert other not in connection.execute_wrappers
     assert _invalidation._WATCHER in connection.execute_wrappers
