@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING, Any
 if TYPE_CHECKING:
     from crossprefetch.cache import CachePolicy
     from crossprefetch.engine import prefetch_cross_db
+    from crossprefetch.loaders import aprefetch_cross_db
     from crossprefetch.lookup import Lookup, LookupStats
     from crossprefetch.rest_framework.fields import ContextLookupField
     from crossprefetch.rest_framework.mixins import CrossDBPrefetchMixin
@@ -27,6 +28,7 @@ _EXPORTS = {
     "CrossDBPrefetchMixin": "crossprefetch.rest_framework.mixins",
     "Lookup": "crossprefetch.lookup",
     "LookupStats": "crossprefetch.lookup",
+    "aprefetch_cross_db": "crossprefetch.loaders",
     "prefetch_cross_db": "crossprefetch.engine",
 }
 
@@ -37,6 +39,7 @@ __all__ = [
     "CrossDBPrefetchMixin",
     "Lookup",
     "LookupStats",
+    "aprefetch_cross_db",
     "prefetch_cross_db",
 ]
 

@@ -121,7 +121,8 @@ def test_environment_active() -> bool:
 
     Read off ``django.test.utils._TestState.saved_data``, without importing the module.
     Breaks if: ``_TestState`` or ``saved_data`` is renamed -- strict mode's default would
-    then stay off under ``manage.py test`` (the pytest plugin still turns it on).
+    then stay off under ``manage.py test`` (the pytest plugin still turns it on), and
+    ``crossprefetch.W103`` would warn about the ``LocMemCache`` of test runs.
     """
     utils = sys.modules.get("django.test.utils")
     state = getattr(utils, "_TestState", None)

@@ -9,13 +9,18 @@ engine. :func:`aprefetch_cross_db` is the engine itself, awaitable from an async
 
 The interface is aiodataloader's (``load``, ``load_many``, ``prime``, ``clear``,
 ``clear_all``, ``batch``, ``max_batch_size``, ``cache``, ``get_cache_key`` /
-``cache_key_fn``, ``cache_map``, subclasses defining ``batch_load_fn``), so code written
-for it keeps working, plus ``batch_window`` to collect loads over a few milliseconds.
+``cache_key_fn``, ``cache_map``, subclasses defining ``batch_load_fn``), with strawberry's
+``prime_many``, ``clear_many`` and ``prime(..., force=True)``, so code written for either
+keeps working; plus ``batch_window`` to collect loads over a few milliseconds. Both
+suites run against it (``tests/test_loaders_aiodataloader.py``,
+``tests/test_loaders_strawberry.py``); its overhead is measured beside theirs by the
+example's ``manage.py benchmark_loaders``.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextvars
 import inspect
 import threading
 from collections.abc import (
@@ -48,7 +53,8 @@ KeyT = TypeVar("KeyT")
 ValueT = TypeVar("ValueT")
 
 BatchLoadFn = Callable[[list[KeyT]], Awaitable[Sequence[ValueT | Exception]]]
-_Entry = tuple[Any, "asyncio.Future[Any]"]
+#: A load waiting for its batch: the key, and the future of the key's first caller (the head)
+_Slot = tuple[Any, "asyncio.Future[Any]"]
 
 
 class DataLoader(Generic[KeyT, ValueT]):
@@ -62,11 +68,15 @@ class DataLoader(Generic[KeyT, ValueT]):
 
     Loads are memoised per loader: loading a key twice runs it once, so a loader is meant
     to live for one request (a cache across requests would serve stale rows, and rows
-    another user may not see). ``cache=False`` turns memoisation off. Unlike
-    aiodataloader, each ``load`` returns a future of its own that follows the key's one
-    entry: a caller cancelling its load (a timeout, a client gone) never cancels another
-    caller waiting on the same key, and a cancelled batch leaves no entry behind, so the
-    next load of its keys runs again.
+    another user may not see). ``cache=False`` turns memoisation off.
+
+    Unlike aiodataloader and strawberry, two callers loading one key while it is pending
+    get two futures: a caller cancelling its load (a timeout, a client gone) never cancels
+    another caller waiting on the same key, and never leaves a cancelled entry behind, so
+    the next load of the key runs again. A load answered already returns the cached
+    future itself, as theirs do (a done future cannot be cancelled). Keys nobody waits for
+    any more when their batch starts are not sent to the batch function, and a running
+    batch nobody waits for any more (every load cancelled or primed) is cancelled.
 
     :param batch_load_fn: ``async def batch_load_fn(keys: list) -> Sequence``; or define
         it as a method of a subclass.
@@ -76,7 +86,7 @@ class DataLoader(Generic[KeyT, ValueT]):
     :param get_cache_key: ``key -> hashable`` identity of a key in the cache (say, a
         normalised id); ``cache_key_fn`` is the same parameter under the name other
         DataLoader implementations use. The key itself by default.
-    :param cache_map: the mapping holding the memoised entries, if you want to share or
+    :param cache_map: the mapping holding the memoised futures, if you want to share or
         inspect it; a new ``dict`` by default.
     :param batch_window: seconds to keep collecting loads after the first one of a batch.
         ``0`` (the default) dispatches as soon as the loop has run the coroutines that were
@@ -84,13 +94,25 @@ class DataLoader(Generic[KeyT, ValueT]):
         loads made deeper in coroutines that await something else first.
 
     ``batch``, ``max_batch_size``, ``cache`` and ``batch_window`` may also be set as
-    class attributes of a subclass; an argument given to ``__init__`` wins.
+    class attributes of a subclass; an argument given to ``__init__`` wins. An argument
+    of the wrong type raises :class:`TypeError`, a value out of range :class:`ValueError`.
     """
 
     batch: bool = True
     max_batch_size: int | None = None
     cache: bool = True
     batch_window: float = 0.0
+
+    # State, touched from the loop's thread only (no lock: asyncio runs one callback at a
+    # time, and no method awaits between reading and writing it):
+    # - ``_cache[cache_key]`` is a future: while the key is pending, the head of its slot
+    #   (the future of the key's first caller); once answered, a done future holding the
+    #   answer, handed to every later caller (a done future cannot be cancelled).
+    # - ``_queue`` holds the slots of the batch not started yet; a slot whose head and
+    #   joiners are all done (cancelled, or settled by ``prime``) is dropped when it starts.
+    # - ``_joiners[head]`` are the futures of the later callers of a pending head's key;
+    #   popped whenever the slot is answered, failed, cancelled or dropped.
+    # - ``_batches`` are the batches running now.
 
     def __init__(
         self,
@@ -104,29 +126,40 @@ class DataLoader(Generic[KeyT, ValueT]):
         cache_map: MutableMapping[Hashable, asyncio.Future[ValueT]] | None = None,
         batch_window: float | None = None,
     ) -> None:
+        name = type(self).__name__
         if batch_load_fn is not None:
             if not callable(batch_load_fn):
                 raise TypeError(
-                    f"{type(self).__name__}(batch_load_fn={batch_load_fn!r}): batch_load_fn "
-                    "must be an async function taking a list of keys."
+                    f"{name}(batch_load_fn={batch_load_fn!r}): batch_load_fn must be an "
+                    "async function taking a list of keys."
                 )
             self._batch_load_fn: BatchLoadFn[KeyT, ValueT] = batch_load_fn
         elif type(self).batch_load_fn is not DataLoader.batch_load_fn:
             self._batch_load_fn = self.batch_load_fn
         else:
             raise TypeError(
-                f"{type(self).__name__}() needs a batch function: pass "
-                "DataLoader(batch_load_fn) or define `async def batch_load_fn(self, keys)` "
-                "in a subclass."
+                f"{name}() needs a batch function: pass DataLoader(batch_load_fn) or define "
+                "`async def batch_load_fn(self, keys)` in a subclass."
             )
         if get_cache_key is not None and cache_key_fn is not None:
             raise TypeError(
-                f"{type(self).__name__}(): give get_cache_key or cache_key_fn, not both; "
-                "they are the same parameter."
+                f"{name}(): give get_cache_key or cache_key_fn, not both; they are the same "
+                "parameter."
             )
-        self._cache_key: Callable[[KeyT], Hashable] = (
-            get_cache_key or cache_key_fn or self.get_cache_key
-        )
+        key_fn = get_cache_key if get_cache_key is not None else cache_key_fn
+        if key_fn is not None and not callable(key_fn):
+            raise TypeError(
+                f"{name}(get_cache_key={key_fn!r}): give a function of the key returning "
+                "its identity in the cache, such as str.lower."
+            )
+        if key_fn is None and type(self).get_cache_key is not DataLoader.get_cache_key:
+            key_fn = self.get_cache_key
+        #: ``None``: the key is its own cache key (no call per load)
+        self._cache_key: Callable[[KeyT], Hashable] | None = key_fn
+        if cache_map is not None and not isinstance(cache_map, MutableMapping):
+            raise TypeError(
+                f"{name}(cache_map={cache_map!r}): give a mutable mapping, such as a dict."
+            )
         if batch is not None:
             self.batch = batch
         if max_batch_size is not None:
@@ -139,25 +172,37 @@ class DataLoader(Generic[KeyT, ValueT]):
         self._cache: MutableMapping[Hashable, asyncio.Future[ValueT]] = (
             cache_map if cache_map is not None else {}
         )
-        self._queue: list[_Entry] = []
+        self._queue: list[_Slot] = []
+        self._joiners: dict[asyncio.Future[Any], list[asyncio.Future[Any]]] = {}
+        self._batches: set[_Batch] = set()
         self._loop: asyncio.AbstractEventLoop | None = None
         #: Running batch tasks, referenced so that the loop does not garbage-collect them.
         self._tasks: set[asyncio.Task[None]] = set()
 
     def _validate_options(self) -> None:
         name = type(self).__name__
+        for option in ("batch", "cache"):
+            value = getattr(self, option)
+            if not isinstance(value, bool):
+                raise TypeError(f"{name}({option}={value!r}): give True or False.")
         size = self.max_batch_size
-        if size is not None and (isinstance(size, bool) or not isinstance(size, int) or size < 1):
-            raise ValueError(
-                f"{name}(max_batch_size={size!r}): give a positive number of keys, or None "
-                "for no limit."
-            )
+        if size is not None:
+            if isinstance(size, bool) or not isinstance(size, int):
+                raise TypeError(
+                    f"{name}(max_batch_size={size!r}): give a whole number of keys, or None "
+                    "for no limit."
+                )
+            if size < 1:
+                raise ValueError(
+                    f"{name}(max_batch_size={size!r}): give a positive number of keys, or "
+                    "None for no limit."
+                )
         window = self.batch_window
-        if (
-            isinstance(window, bool)
-            or not isinstance(window, int | float)
-            or not 0 <= window < float("inf")
-        ):
+        if isinstance(window, bool) or not isinstance(window, int | float):
+            raise TypeError(
+                f"{name}(batch_window={window!r}): give a number of seconds, such as 0.002."
+            )
+        if not 0 <= window < float("inf"):
             raise ValueError(
                 f"{name}(batch_window={window!r}): give a number of seconds >= 0, such as 0.002."
             )
@@ -185,26 +230,41 @@ class DataLoader(Generic[KeyT, ValueT]):
     def load(self, key: KeyT) -> asyncio.Future[ValueT]:
         """A future for the value of ``key``, resolved when its batch has run.
 
-        Each call gets a future of its own, following the key's one entry: cancelling it
-        (a timeout, a client gone) never cancels another caller waiting on the same key,
-        and the entry stays usable for later loads.
+        While the key is pending each call gets a future of its own: cancelling it (a
+        timeout, a client gone) never cancels another caller waiting on the same key, and
+        the key stays loadable.
         """
         if key is None:
             raise TypeError(
                 f"{self!r}.load(None): a key cannot be None; test for a null reference "
                 "before loading it."
             )
-        loop = self._running_loop("load")
+        try:
+            loop = asyncio.get_running_loop()
+        except RuntimeError:
+            loop = self._running_loop("load")  # raises the explanation
+        if loop is not self._loop:
+            self._running_loop("load")
         if self.cache:
-            cache_key = self._cache_key(key)
-            entry = self._cache.get(cache_key)
-            if entry is None or entry.cancelled():
-                entry = self._cache[cache_key] = loop.create_future()
-                self._enqueue(loop, key, entry)
+            cache_key = key if self._cache_key is None else self._cache_key(key)
+            cache = self._cache
+            entry = cache.get(cache_key)
+            if entry is not None:
+                if not entry.done():
+                    return self._join(loop, entry)
+                if not entry.cancelled():
+                    return entry
+                if self._waiting_joiners(entry):  # its first caller gave up, others wait
+                    return self._join(loop, entry)
+            future: asyncio.Future[ValueT] = loop.create_future()
+            cache[cache_key] = future
         else:
-            entry = loop.create_future()
-            self._enqueue(loop, key, entry)
-        return _follow(loop, entry)
+            future = loop.create_future()
+        queue = self._queue
+        queue.append((key, future))
+        if len(queue) == 1:
+            self._schedule(loop)
+        return future
 
     def load_many(self, keys: Iterable[KeyT]) -> asyncio.Future[list[ValueT]]:
         """A future for the values of ``keys``, in order; the loads are batched together.
@@ -222,26 +282,66 @@ class DataLoader(Generic[KeyT, ValueT]):
             return done
         return asyncio.gather(*futures)
 
-    def prime(self, key: KeyT, value: ValueT | Exception) -> DataLoader[KeyT, ValueT]:
-        """Put ``value`` in the cache for ``key`` unless the key is cached already.
+    def prime(
+        self, key: KeyT, value: ValueT | Exception, force: bool = False
+    ) -> DataLoader[KeyT, ValueT]:
+        """Give ``key`` the answer ``value``, for rows obtained another way (a list query).
 
-        Use it for rows obtained another way (a list query), so that later loads of their
-        keys need no batch. An exception primes a failed load, as ``load`` would cache it.
-        Returns the loader, for chaining.
+        Loads of ``key`` still waiting get ``value`` at once (a key nobody else waits for
+        is then not sent to the batch function), and later loads get it from the cache,
+        unless the key was answered already: ``force=True`` replaces that answer too. An
+        exception primes a failed load, as ``load`` would cache it. Returns the loader,
+        for chaining.
         """
-        cache_key = self._cache_key(key)
-        if cache_key not in self._cache:
-            future: asyncio.Future[ValueT] = self._running_loop("prime").create_future()
-            if isinstance(value, Exception):
-                future.set_exception(value)
-            else:
-                future.set_result(value)
-            self._cache[cache_key] = future
+        return self.prime_many({key: value}, force)
+
+    def prime_many(
+        self, data: Mapping[KeyT, ValueT | Exception], force: bool = False
+    ) -> DataLoader[KeyT, ValueT]:
+        """:meth:`prime` every ``key: value`` of ``data``. Returns the loader."""
+        if not isinstance(data, Mapping):
+            raise TypeError(
+                f"{self!r}.prime_many({data!r}): give a mapping of keys to values, such as a dict."
+            )
+        if not isinstance(force, bool):
+            raise TypeError(f"{self!r}.prime(force={force!r}): give True or False.")
+        loop = self._running_loop("prime")
+        if self.cache:
+            cache = self._cache
+            for key, value in data.items():
+                cache_key = key if self._cache_key is None else self._cache_key(key)
+                entry = cache.get(cache_key)
+                if entry is not None and not entry.cancelled():
+                    if entry.done() and not force:
+                        continue
+                    if not entry.done():
+                        _settle(entry, value)
+                for joiner in self._joiners.pop(entry, ()) if entry is not None else ():
+                    _settle(joiner, value)
+                if entry is None or entry.cancelled() or force:
+                    cache[cache_key] = _answered(loop, value)
+        else:  # no cache to find them in: the loads waiting in the queue and running batches
+            wanted = {self._identity(key): value for key, value in data.items()}
+            slots = [*self._queue, *(s for b in self._batches for s in b.slots)]
+            for key, head in slots:
+                value_of = self._identity(key)
+                if value_of in wanted:
+                    _settle(head, wanted[value_of])
         return self
 
     def clear(self, key: KeyT) -> DataLoader[KeyT, ValueT]:
         """Forget the cached value of ``key`` (after writing it, say). Returns the loader."""
-        self._cache.pop(self._cache_key(key), None)
+        self._cache.pop(self._identity(key), None)
+        return self
+
+    def clear_many(self, keys: Iterable[KeyT]) -> DataLoader[KeyT, ValueT]:
+        """Forget the cached values of ``keys``. Returns the loader."""
+        if isinstance(keys, str | bytes) or not isinstance(keys, Iterable):
+            raise TypeError(
+                f"{self!r}.clear_many({keys!r}): give an iterable of keys, such as a list."
+            )
+        for key in keys:
+            self.clear(key)
         return self
 
     def clear_all(self) -> DataLoader[KeyT, ValueT]:
@@ -249,7 +349,10 @@ class DataLoader(Generic[KeyT, ValueT]):
         self._cache.clear()
         return self
 
-    # Dispatching ------------------------------------------------------------------------
+    # Loading ----------------------------------------------------------------------------
+
+    def _identity(self, key: KeyT) -> Hashable:
+        return key if self._cache_key is None else self._cache_key(key)
 
     def _running_loop(self, method: str) -> asyncio.AbstractEventLoop:
         """The running loop, which must be the one of the futures already handed out."""
@@ -263,6 +366,8 @@ class DataLoader(Generic[KeyT, ValueT]):
             if self._loop is not None:  # the previous loop is gone, and its futures with it
                 self._cache.clear()
                 self._queue.clear()
+                self._joiners.clear()
+                self._batches.clear()
             self._loop = loop
         elif self._loop is not loop:
             raise RuntimeError(
@@ -271,15 +376,28 @@ class DataLoader(Generic[KeyT, ValueT]):
             )
         return loop
 
-    def _enqueue(
-        self, loop: asyncio.AbstractEventLoop, key: KeyT, future: asyncio.Future[ValueT]
-    ) -> None:
-        self._queue.append((key, future))
-        if len(self._queue) > 1:
-            return  # a dispatch is already scheduled for this queue
+    def _join(
+        self, loop: asyncio.AbstractEventLoop, head: asyncio.Future[Any]
+    ) -> asyncio.Future[ValueT]:
+        """A future of its own for a caller of a pending key, answered with the head."""
+        mine: asyncio.Future[ValueT] = loop.create_future()
+        joiners = self._joiners.get(head)
+        if joiners is None:
+            self._joiners[head] = [mine]
+        else:
+            joiners.append(mine)
+        return mine
+
+    def _waiting_joiners(self, head: asyncio.Future[Any]) -> bool:
+        return any(not joiner.done() for joiner in self._joiners.get(head, ()))
+
+    # Dispatching ------------------------------------------------------------------------
+
+    def _schedule(self, loop: asyncio.AbstractEventLoop) -> None:
+        """The first load of a new queue: run the queue when the loop gets to it."""
         if not self.batch:
-            entries, self._queue = self._queue, []
-            self._track(self._run_batch(entries))
+            slots, self._queue = self._queue, []
+            self._track(loop, self._run_batch(slots))
         elif self.batch_window > 0:
             loop.call_later(self.batch_window, self._start_dispatch)
         else:
@@ -291,63 +409,105 @@ class DataLoader(Generic[KeyT, ValueT]):
         Starting a task from a ``call_soon`` callback leaves the coroutines that became
         ready meanwhile one more turn to add their keys: the same timing as aiodataloader.
         """
-        self._track(self._dispatch())
-
-    def _track(self, coroutine: Any) -> None:
         assert self._loop is not None
-        task = self._loop.create_task(coroutine)
+        self._track(self._loop, self._run_batch(None))
+
+    def _track(self, loop: asyncio.AbstractEventLoop, coroutine: Any) -> None:
+        task = loop.create_task(coroutine)
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
 
-    async def _dispatch(self) -> None:
-        queue, self._queue = self._queue, []
-        size = self.max_batch_size
-        if not size or len(queue) <= size:
-            await self._run_batch(queue)
-            return
+    def _split(self, queue: list[_Slot], size: int) -> None:
+        """Run a queue longer than ``max_batch_size`` as batches of that size, concurrently."""
+        queue = [slot for slot in queue if self._waited_for(slot)]
+        assert self._loop is not None
         for start in range(0, len(queue), size):
-            self._track(self._run_batch(queue[start : start + size]))
+            self._track(self._loop, self._run_batch(queue[start : start + size]))
 
-    async def _run_batch(self, entries: list[_Entry]) -> None:
-        keys = [key for key, _ in entries]
+    def _waited_for(self, slot: _Slot) -> bool:
+        """Whether a caller still waits for the slot's key; forgets the slot if none does."""
+        head = slot[1]
+        if not head.done():
+            return True
+        if self._waiting_joiners(head):
+            return True
+        self._joiners.pop(head, None)
+        return False
+
+    async def _run_batch(self, queue: list[_Slot] | None) -> None:
+        """Call the batch function for the slots of ``queue`` (``None``: the loader's queue)."""
+        if queue is None:
+            queue, self._queue = self._queue, []
+            size = self.max_batch_size
+            if size and len(queue) > size:
+                self._split(queue, size)
+                return
+        task = asyncio.current_task()
+        assert task is not None
+        batch = _Batch(self, task)
+        gone = batch.gone
+        context = batch.context
+        joiners = self._joiners
+        keys: list[Any] = []
+        slots = batch.slots
+        waiting = 0
+        for slot in queue:  # the hot loop: one pass, no call when nothing was cancelled
+            head = slot[1]
+            if head.done() and not self._waited_for(slot):
+                continue
+            if not head.done():
+                head.add_done_callback(gone, context=context)
+                waiting += 1
+            if joiners and head in joiners:
+                for joiner in joiners[head]:
+                    if not joiner.done():
+                        joiner.add_done_callback(gone, context=context)
+                        waiting += 1
+            keys.append(slot[0])
+            slots.append(slot)
+        if not slots:
+            return  # every caller gave up, or was primed: no call at all
+        batch.waiting = waiting
+        self._batches.add(batch)
         try:
-            values = await self._call_batch_load_fn(keys)
+            result = self._batch_load_fn(keys)
+            if not inspect.isawaitable(result):
+                raise TypeError(
+                    f"{self!r}: batch_load_fn returned {type(result).__name__}, not an "
+                    "awaitable; define it with `async def`."
+                )
+            values = self._checked(await result, keys)
         except asyncio.CancelledError:
-            for key, future in entries:
-                self._uncache(key, future)
-                future.cancel()
+            self._abandon(batch)
             raise
         except Exception as exc:
-            self._fail(entries, exc)
+            self._fail(batch, exc)
             return
-        for (_, future), value in zip(entries, values, strict=True):
-            if future.done():
-                continue
-            if isinstance(value, Exception):
-                future.set_exception(value)
-            else:
-                future.set_result(value)
+        finally:
+            self._batches.discard(batch)
+            batch.over = True
+        self._answer(batch, values)
 
-    async def _call_batch_load_fn(self, keys: list[KeyT]) -> list[Any]:
-        result = self._batch_load_fn(keys)
-        if not inspect.isawaitable(result):
-            raise TypeError(
-                f"{self!r}: batch_load_fn returned {type(result).__name__}, not an awaitable; "
-                "define it with `async def`."
-            )
-        values = await result
-        if isinstance(values, Mapping):
-            raise TypeError(
-                f"{self!r}: batch_load_fn returned a {type(values).__name__}; return a list "
-                "with one value per key, in the order of the keys: "
-                "`return [found.get(key) for key in keys]`."
-            )
-        if isinstance(values, str | bytes | set | frozenset) or not isinstance(values, Iterable):
-            raise TypeError(
-                f"{self!r}: batch_load_fn returned {values!r}; return a list with one value "
-                "per key, in the order of the keys."
-            )
-        values = list(values)
+    def _checked(self, result: Any, keys: list[KeyT]) -> list[Any]:
+        """``result`` as a list of one value per key, or an error saying what to return."""
+        values: list[Any]
+        if type(result) is list:
+            values = result
+        else:
+            if isinstance(result, Mapping):
+                raise TypeError(
+                    f"{self!r}: batch_load_fn returned a {type(result).__name__}; return a "
+                    "list with one value per key, in the order of the keys: "
+                    "`return [found.get(key) for key in keys]`."
+                )
+            if isinstance(result, str | bytes | set | frozenset) or not isinstance(
+                result, Iterable
+            ):
+                raise TypeError(
+                    f"{self!r}: batch_load_fn returned {result!r}; return a list with one "
+                    "value per key, in the order of the keys."
+                )
+            values = list(result)
         if len(values) != len(keys):
             raise ValueError(
                 f"{self!r}: batch_load_fn returned {len(values)} value(s) for {len(keys)} "
@@ -356,40 +516,108 @@ class DataLoader(Generic[KeyT, ValueT]):
             )
         return values
 
-    def _fail(self, entries: list[_Entry], error: Exception) -> None:
-        """Reject every load of a failed batch, and uncache them so a later load retries."""
-        for key, future in entries:
-            self._uncache(key, future)
-            if not future.done():
-                future.set_exception(error)
+    def _answer(self, batch: _Batch, values: list[Any]) -> None:
+        """Give each waiting caller its key's value; the cache keeps the answered heads."""
+        gone = batch.gone
+        joiners = self._joiners
+        for (key, head), value in zip(batch.slots, values, strict=True):
+            head.remove_done_callback(gone)
+            if not head.done():
+                if isinstance(value, Exception):
+                    head.set_exception(value)
+                else:
+                    head.set_result(value)
+            elif head.cancelled():  # its caller gave up: keep the answer for the next ones
+                self._recache(key, head, value)
+            if joiners and head in joiners:
+                for joiner in joiners.pop(head):
+                    joiner.remove_done_callback(gone)
+                    _settle(joiner, value)
 
-    def _uncache(self, key: KeyT, future: asyncio.Future[Any]) -> None:
+    def _fail(self, batch: _Batch, error: Exception) -> None:
+        """Fail every waiting load of ``batch``, uncached so that a later load retries."""
+        for key, head in batch.slots:
+            self._uncache(key, head)
+            for future in (head, *self._joiners.pop(head, ())):
+                future.remove_done_callback(batch.gone)
+                _settle(future, error)
+
+    def _abandon(self, batch: _Batch) -> None:
+        """The batch's task was cancelled: cancel the loads still waiting, uncached."""
+        for key, head in batch.slots:
+            self._uncache(key, head)
+            for future in (head, *self._joiners.pop(head, ())):
+                future.remove_done_callback(batch.gone)
+                future.cancel()
+
+    def _recount(self, batch: _Batch) -> None:
+        """No counted caller of ``batch`` waits: count the late joiners, or cancel it."""
+        if batch.over:
+            return
+        late = [
+            joiner
+            for _, head in batch.slots
+            for joiner in self._joiners.get(head, ())
+            if not joiner.done()
+        ]
+        for joiner in late:
+            joiner.add_done_callback(batch.gone, context=batch.context)
+        batch.waiting = len(late)
+        if not late:
+            batch.task.cancel()
+
+    def _recache(self, key: KeyT, head: asyncio.Future[Any], value: Any) -> None:
         if self.cache:
-            cache_key = self._cache_key(key)
-            if self._cache.get(cache_key) is future:
+            cache_key = self._identity(key)
+            if self._cache.get(cache_key) is head:
+                assert self._loop is not None
+                self._cache[cache_key] = _answered(self._loop, value)
+
+    def _uncache(self, key: KeyT, head: asyncio.Future[Any]) -> None:
+        """Forget ``head`` unless it holds an answer (primed while its batch ran)."""
+        if self.cache and not (head.done() and not head.cancelled()):
+            cache_key = self._identity(key)
+            if self._cache.get(cache_key) is head:
                 del self._cache[cache_key]
 
 
-def _follow(loop: asyncio.AbstractEventLoop, entry: asyncio.Future[Any]) -> asyncio.Future[Any]:
-    """A caller's own future, settled as ``entry`` is; cancelling it leaves ``entry`` alone."""
-    mine: asyncio.Future[Any] = loop.create_future()
+class _Batch:
+    """One call of the batch function: its slots, its task, and how many callers wait.
 
-    def settle(source: asyncio.Future[Any]) -> None:
-        if mine.done():
-            return
-        if source.cancelled():
-            mine.cancel()
-        elif (error := source.exception()) is not None:
-            mine.set_exception(error)
+    ``waiting`` counts the callers' futures given a ``gone`` callback when the batch
+    started; each one done (cancelled, or primed) decrements it, and at zero the loader
+    counts the callers who joined since or, if there are none, cancels the task.
+    """
+
+    __slots__ = ("context", "loader", "over", "slots", "task", "waiting")
+
+    def __init__(self, loader: DataLoader[Any, Any], task: asyncio.Task[Any]) -> None:
+        self.loader = loader
+        self.task = task
+        #: one context for every ``gone`` callback, instead of a copy per future
+        self.context = contextvars.copy_context()
+        self.slots: list[_Slot] = []
+        self.waiting = 0
+        self.over = False
+
+    def gone(self, future: asyncio.Future[Any]) -> None:
+        self.waiting -= 1
+        if self.waiting <= 0:
+            self.loader._recount(self)
+
+
+def _settle(future: asyncio.Future[Any], value: Any) -> None:
+    if not future.done():
+        if isinstance(value, Exception):
+            future.set_exception(value)
         else:
-            mine.set_result(source.result())
+            future.set_result(value)
 
-    if entry.done():
-        settle(entry)
-    else:
-        entry.add_done_callback(settle)
-        mine.add_done_callback(lambda _: entry.remove_done_callback(settle))
-    return mine
+
+def _answered(loop: asyncio.AbstractEventLoop, value: Any) -> asyncio.Future[Any]:
+    future: asyncio.Future[Any] = loop.create_future()
+    _settle(future, value)
+    return future
 
 
 class ModelLoader(DataLoader[Any, Any]):
@@ -438,16 +666,19 @@ class ModelLoader(DataLoader[Any, Any]):
                 "ModelLoader(batch_load_fn=...): a ModelLoader's batch function is its "
                 "query; use DataLoader for a batch function of your own."
             )
-        self.spec = CrossDBPrefetch(
-            model_or_queryset,
-            key=_identity,
-            to_field=to_field,
-            fields=fields,
-            using=using,
-            many=many,
-            on_error=on_error,
-            timeout=timeout,
-        )
+        try:
+            self.spec = CrossDBPrefetch(
+                model_or_queryset,
+                key=_identity,
+                to_field=to_field,
+                fields=fields,
+                using=using,
+                many=many,
+                on_error=on_error,
+                timeout=timeout,
+            )
+        except (TypeError, ValueError) as exc:  # the spec names the argument and the fix
+            raise type(exc)(f"{type(self).__name__}: {exc}") from None
         self._normalize: Normalizer | None = None
         super().__init__(**loader_kwargs)
 

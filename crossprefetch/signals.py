@@ -9,6 +9,7 @@ from django.dispatch import Signal
 lookups_prefetched = Signal()
 
 #: Sent when an invalidation could not be written to a cache (the cache is down, say), with
-#: ``alias`` (the cache), ``models`` (sorted ``app_label.model`` labels) and ``error``. Other
+#: ``alias`` (the cache), ``models`` (sorted ``app_label.model`` labels) and ``error`` (a
+#: ``ConnectionError`` when the cache was skipped because its circuit breaker is open). Other
 #: processes sharing that cache may serve the models' old rows until their entries expire.
 invalidation_failed = Signal()

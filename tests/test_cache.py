@@ -36,7 +36,11 @@ from crossprefetch._cache import invalidation as _invalidation
 from crossprefetch._cache import store as _cachestore
 from crossprefetch._fetch import caching as cache_layer
 from crossprefetch.cache import failed_invalidations, invalidate
-from crossprefetch.checks.cache import check_cache_deploy, check_spec_cache
+from crossprefetch.checks.cache import (
+    check_cache_deploy,
+    check_process_local_caches,
+    check_spec_cache,
+)
 from crossprefetch.lookup import Lookup, LookupStats
 from crossprefetch.testing import assert_num_queries, capture_queries
 from tests import settings as test_settings
@@ -89,9 +93,6 @@ def _isolated_cache(settings: Any) -> Iterator[str]:
     yield prefix
     _invalidation.reset()
     _invalidation._state, _invalidation._discovered = watched
-    if watched[0].tables:
-        for connection in connections.all():
-            _invalidation.install(connection)
     caches["default"].clear()  # LocMem: this process's memory only
     if _redis_unreachable() is None:
         import redis
@@ -1004,12 +1005,70 @@ def test_check_spec_cache_is_run_by_the_view_checks() -> None:
     assert "crossprefetch.E102" in _ids(check_view(View))
 
 
-def test_deploy_check_warns_about_per_process_caches() -> None:
+def test_deploy_check_warns_about_per_process_caches(settings: Any) -> None:
+    settings.DEBUG = True
     messages = check_cache_deploy()
     flagged = {m.obj for m in messages}
     assert {m.id for m in messages} == {"crossprefetch.W102"}
     assert any("CachedEventsDefault" in str(obj) for obj in flagged)
     assert not any("Redis" in str(obj) for obj in flagged)
+    settings.DEBUG = False
+    assert check_cache_deploy() == []  # W103 says it, once
+
+
+def test_per_process_caches_are_not_reported_in_a_test_run() -> None:
+    assert not settings.DEBUG  # as every test run sets it
+    assert check_process_local_caches() == []
+
+
+CHECK = """
+import django
+from django.conf import settings
+from django.core.management import call_command
+
+django.setup()
+settings.DEBUG = {debug}
+call_command("check", tags=["crossprefetch"], deploy={deploy})
+"""
+
+
+@pytest.mark.parametrize(
+    ("debug", "deploy", "reported"),
+    [
+        (False, False, "crossprefetch.W103"),
+        (False, True, "crossprefetch.W103"),
+        (True, True, "crossprefetch.W102"),
+        (True, False, None),
+    ],
+)
+def test_per_process_caches_are_reported_once_outside_tests(
+    debug: bool, deploy: bool, reported: str | None
+) -> None:
+    """``manage.py check`` in a process of its own, as a deployment runs it: W103 whenever
+    DEBUG is False, W102 under ``--deploy`` otherwise; one warning per spec either way."""
+    env = {**os.environ, "DJANGO_SETTINGS_MODULE": "tests.cache_settings"}
+    result = subprocess.run(
+        [sys.executable, "-c", CHECK.format(debug=debug, deploy=deploy)],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert result.returncode == 0, result.stderr
+    output = result.stdout + result.stderr
+    found = re.findall(r"\(crossprefetch\.(W10[23])\) (\S+): cache '(\w+)'", output)
+    if reported is None:
+        assert found == [], output
+        return
+    assert {f"crossprefetch.{code}" for code, _, _ in found} == {reported}
+    where = [spec for _, spec, _ in found]
+    assert len(set(where)) == len(where)  # once per spec
+    assert {alias for _, _, alias in found} == {"default"}  # LocMem; Redis is shared
+    assert any("CachedEventsDefault" in spec for spec in where)
+    if reported.endswith("W103"):
+        assert "SILENCED_SYSTEM_CHECKS" in output
 
 
 # Which models each process watches ------------------------------------------------------------
@@ -1039,15 +1098,16 @@ def test_cache_invalidate_models_setting(settings: Any, caplog: pytest.LogCaptur
 
 
 def test_the_watcher_leaves_other_wrappers_in_place(data: Scenario) -> None:
-    prefetch_cross_db(data.events, {"c": _spec("default")})
     connection = connections["default"]
 
     def other(execute: Any, *args: Any) -> Any:
         return execute(*args)
 
     with connection.execute_wrapper(other):
-        _invalidation.reset()
-        prefetch_cross_db(data.events, {"c": _spec("default")})  # watches again, inside
+        connection.close()
+        connection.ensure_connection()  # a new connection inside the block: watched once
+        prefetch_cross_db(data.events, {"c": _spec("default")})  # watches its model, inside
         assert connection.execute_wrappers[-1] is other
+        assert connection.execute_wrappers.count(_invalidation._WATCHER) == 1
     assert other not in connection.execute_wrappers
     assert _invalidation._WATCHER in connection.execute_wrappers

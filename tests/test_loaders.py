@@ -9,6 +9,7 @@ inside the test transaction, where ``assert_num_queries`` observes them.
 from __future__ import annotations
 
 import asyncio
+import random
 from collections.abc import Awaitable, Callable, Coroutine, Hashable
 from typing import Any, TypeVar
 
@@ -196,53 +197,6 @@ def test_a_cancelled_load_never_cancels_another_caller_of_the_same_key() -> None
     assert batch.calls == [[1]]
 
 
-def test_cancelled_futures_are_not_reused() -> None:
-    """Ported from strawberry's ``test_dont_dispatch_cancelled``."""
-
-    async def idx(keys: list[Any]) -> list[Any]:
-        await asyncio.sleep(0.05)
-        return keys
-
-    async def main() -> None:
-        loader: DataLoader[int, int] = DataLoader(idx)
-        assert await loader.load(1) == 1
-        by_hand = loader.load(2)
-        by_hand.cancel()
-        with pytest.raises(asyncio.TimeoutError):
-            await asyncio.wait_for(loader.load(3), 0.01)
-        assert await loader.load(4) == 4
-        assert await loader.load_many([1, 2, 3, 4, 5, 6]) == [1, 2, 3, 4, 5, 6]
-        with pytest.raises(asyncio.CancelledError):
-            by_hand.result()
-        assert [await loader.load(k) for k in (1, 2, 3, 4)] == [1, 2, 3, 4]
-
-    run(main)
-
-
-def test_a_cancelled_load_is_not_set_later() -> None:
-    """Ported from aiodataloader's ``test_does_not_attempt_to_set_cancelled_future``."""
-    handled: list[Any] = []
-
-    async def main() -> None:
-        loop = asyncio.get_running_loop()
-        loop.set_exception_handler(lambda _, context: handled.append(context))
-        gate: asyncio.Future[None] = loop.create_future()
-
-        async def wait_for_gate(keys: list[Any]) -> list[Any]:
-            await gate
-            return keys
-
-        promise = DataLoader(wait_for_gate).load(1)
-        promise.cancel()
-        gate.set_result(None)
-        with pytest.raises(asyncio.CancelledError):
-            await promise
-        await asyncio.sleep(0.001)
-
-    run(main)
-    assert handled == []
-
-
 def test_a_cancelled_batch_leaves_no_cancelled_entry() -> None:
     started = asyncio.Event()
     batch = Recorder()
@@ -268,6 +222,166 @@ def test_a_cancelled_batch_leaves_no_cancelled_entry() -> None:
 
     run(main)
     assert batch.calls == [[1]]
+
+
+def test_a_late_caller_keeps_a_running_batch_alive_when_the_first_gives_up() -> None:
+    started, release = asyncio.Event(), asyncio.Event()
+    batch = Recorder()
+
+    async def gated(keys: list[Any]) -> list[Any]:
+        started.set()
+        await release.wait()
+        return await batch(keys)
+
+    async def main() -> None:
+        loader = DataLoader(gated)
+        first = loader.load(1)
+        await started.wait()
+        late = loader.load(1)  # joins the running batch
+        first.cancel()
+        await asyncio.sleep(0.01)  # the batch would be cancelled now if late were not counted
+        release.set()
+        assert await late == 10
+        assert await loader.load(1) == 10  # answered once, memoised
+
+    run(main)
+    assert batch.calls == [[1]]
+
+
+def test_a_key_whose_first_caller_gave_up_is_joined_not_sent_twice() -> None:
+    batch = Recorder()
+
+    async def main() -> None:
+        loader = DataLoader(batch)
+        first, second = loader.load(1), loader.load(1)
+        first.cancel()
+        third = loader.load(1)  # the key is still pending for the second caller
+        assert await asyncio.gather(second, third) == [10, 10]
+        assert not loader._joiners
+
+    run(main)
+    assert batch.calls == [[1]]
+
+
+def test_keys_nobody_waits_for_are_not_sent() -> None:
+    batch = Recorder()
+
+    async def main() -> None:
+        loader = DataLoader(batch, max_batch_size=2)
+        loads = {key: loader.load(key) for key in range(1, 6)}
+        loads[2].cancel()
+        loads[3].cancel()
+        assert await asyncio.gather(loads[1], loads[4], loads[5]) == [10, 40, 50]
+        assert await loader.load(2) == 20  # a cancelled load leaves its key loadable
+
+    run(main)
+    assert batch.calls == [[1, 4], [5], [2]]
+
+
+def test_prime_settles_a_load_waiting_in_the_queue() -> None:
+    batch = Recorder()
+
+    async def main() -> None:
+        loader = DataLoader(batch)
+        waiting, joined, other = loader.load(1), loader.load(1), loader.load(2)
+        assert loader.prime(1, "primed") is loader
+        assert waiting.result() == joined.result() == "primed"  # settled at once
+        assert await other == 20
+        assert await loader.load(1) == "primed"
+
+    run(main)
+    assert batch.calls == [[2]]  # key 1 was never sent
+
+
+def test_prime_settles_a_load_in_flight_and_a_batch_nobody_waits_for_stops() -> None:
+    started, stopped = asyncio.Event(), asyncio.Event()
+
+    async def hangs(keys: list[Any]) -> list[Any]:
+        started.set()
+        try:
+            await asyncio.sleep(3600)
+        except asyncio.CancelledError:
+            stopped.set()
+            raise
+        return keys
+
+    async def main() -> None:
+        loader = DataLoader(hangs)
+        waiting = loader.load(1)
+        await started.wait()
+        loader.prime(1, "primed")
+        assert await waiting == "primed"
+        await asyncio.wait_for(stopped.wait(), 5)
+        assert await loader.load(1) == "primed"  # the cancelled batch did not uncache it
+
+    run(main)
+
+
+def test_prime_an_exception_fails_the_waiting_loads() -> None:
+    batch = Recorder()
+
+    async def main() -> None:
+        loader = DataLoader(batch)
+        waiting = loader.load(1)
+        loader.prime_many({1: LookupError("gone")})
+        with pytest.raises(LookupError, match="gone"):
+            await waiting
+
+    run(main)
+    assert batch.calls == []
+
+
+def test_prime_after_the_first_caller_gave_up_settles_the_others() -> None:
+    batch = Recorder()
+
+    async def main() -> None:
+        loader = DataLoader(batch)
+        first, second = loader.load(1), loader.load(1)
+        first.cancel()
+        loader.prime(1, "primed")
+        assert second.result() == "primed"
+        assert await loader.load(1) == "primed"
+
+    run(main)
+    assert batch.calls == []
+
+
+def test_many_callers_cancelling_at_random_never_disturb_the_others() -> None:
+    """Real timers, real cancellation: whoever did not give up gets its key's value."""
+    generator = random.Random(20)
+    batch = Recorder()
+
+    async def slow(keys: list[Any]) -> list[Any]:
+        await asyncio.sleep(generator.uniform(0, 0.004))
+        return await batch(keys)
+
+    async def caller(loader: DataLoader[int, int], key: int, patience: float) -> Any:
+        await asyncio.sleep(generator.uniform(0, 0.004))
+        try:
+            return await asyncio.wait_for(loader.load(key), patience)
+        except asyncio.TimeoutError:
+            return "gave up"
+
+    outcomes: list[Any] = []
+
+    async def main() -> None:
+        loader = DataLoader(slow, max_batch_size=7)
+        for _ in range(20):
+            plan = [
+                (generator.randrange(12), generator.choice([0.0005, 0.002, 5])) for _ in range(40)
+            ]
+            results = await asyncio.gather(*(caller(loader, k, p) for k, p in plan))
+            for (key, patience), result in zip(plan, results, strict=True):
+                assert result == key * 10 or (result == "gave up" and patience < 5)
+            outcomes.extend(results)
+            loader.clear_all()
+        await asyncio.sleep(0.02)
+        assert not loader._joiners
+        assert not loader._tasks
+        assert not loader._queue
+
+    run(main)
+    assert 0 < outcomes.count("gave up") < len(outcomes)  # both kinds of caller were seen
 
 
 def test_cache_false_loads_every_time() -> None:
@@ -433,26 +547,46 @@ def test_a_sync_batch_function_is_named_in_the_error() -> None:
     run(main)
 
 
+def loader_with(**options: Any) -> Callable[[], Any]:
+    return lambda: DataLoader(Recorder(), **options)
+
+
 @pytest.mark.parametrize(
     ("make", "error", "message"),
     [
+        # a wrong type: TypeError
         (lambda: DataLoader(), TypeError, r"DataLoader\(\) needs a batch function"),
         (
             lambda: DataLoader(42),  # type: ignore[arg-type]
             TypeError,
             r"batch_load_fn must be an async function",
         ),
-        (lambda: DataLoader(Recorder(), max_batch_size=0), ValueError, "max_batch_size=0"),
-        (lambda: DataLoader(Recorder(), batch_window=-1), ValueError, "batch_window=-1"),
-        (
-            lambda: DataLoader(Recorder(), get_cache_key=str, cache_key_fn=str),
-            TypeError,
-            "not both",
-        ),
+        (loader_with(max_batch_size="10"), TypeError, r"max_batch_size='10'\): give a whole"),
+        (loader_with(max_batch_size=2.5), TypeError, "max_batch_size=2.5"),
+        (loader_with(max_batch_size=True), TypeError, "max_batch_size=True"),
+        (loader_with(batch_window="1ms"), TypeError, r"batch_window='1ms'\): give a number"),
+        (loader_with(batch="yes"), TypeError, r"batch='yes'\): give True or False"),
+        (loader_with(cache=1), TypeError, r"cache=1\): give True or False"),
+        (loader_with(get_cache_key="id"), TypeError, r"get_cache_key='id'\): give a function"),
+        (loader_with(cache_key_fn=42), TypeError, "get_cache_key=42"),
+        (loader_with(cache_map=[]), TypeError, r"cache_map=\[\]\): give a mutable mapping"),
+        (loader_with(get_cache_key=str, cache_key_fn=str), TypeError, "not both"),
         (
             lambda: ModelLoader(Customer, batch_load_fn=Recorder()),
             TypeError,
             "use DataLoader",
+        ),
+        (lambda: ModelLoader(Customer, many="yes"), TypeError, "ModelLoader: .*many='yes'"),
+        (lambda: ModelLoader(Customer, timeout="1"), TypeError, "ModelLoader: .*timeout='1'"),
+        # the right type, a wrong value: ValueError
+        (loader_with(max_batch_size=0), ValueError, r"max_batch_size=0\): give a positive"),
+        (loader_with(batch_window=-1), ValueError, "batch_window=-1"),
+        (loader_with(batch_window=float("inf")), ValueError, "batch_window=inf"),
+        (loader_with(batch_window=float("nan")), ValueError, "batch_window=nan"),
+        (
+            lambda: ModelLoader(Customer, on_error="ignore"),
+            ValueError,
+            "ModelLoader: .*on_error='ignore'",
         ),
     ],
 )
@@ -461,6 +595,19 @@ def test_misconfigured_loaders_fail_at_construction(
 ) -> None:
     with pytest.raises(error, match=message):
         make()
+
+
+def test_prime_and_clear_check_their_arguments() -> None:
+    async def main() -> None:
+        loader = DataLoader(Recorder())
+        with pytest.raises(TypeError, match=r"prime\(force='yes'\): give True or False"):
+            loader.prime(1, 10, force="yes")  # type: ignore[arg-type]
+        with pytest.raises(TypeError, match=r"prime_many\(\[1\]\): give a mapping"):
+            loader.prime_many([1])  # type: ignore[arg-type]
+        with pytest.raises(TypeError, match=r"clear_many\('ab'\): give an iterable"):
+            loader.clear_many("ab")
+
+    run(main)
 
 
 def test_load_checks_its_arguments() -> None:
@@ -634,6 +781,15 @@ SPECS = {
     "sellers": CrossDBPrefetch("testapp.Customer", key="seller_id"),
     "history": CrossDBPrefetch(OrderEvent, key="customer_id", to_field="customer_id", many=True),
 }
+
+
+def test_aprefetch_cross_db_is_importable_from_the_package() -> None:
+    import crossprefetch
+    from crossprefetch import aprefetch_cross_db as exported
+
+    assert exported is aprefetch_cross_db
+    assert "aprefetch_cross_db" in crossprefetch.__all__
+    assert "aprefetch_cross_db" in dir(crossprefetch)
 
 
 @pytest_db

@@ -17,11 +17,22 @@ the transaction's writes and never store them.
 
 In a ``TestCase`` (whose transaction never commits), writes count as committed at once.
 
+The watcher is on every connection of every thread from the moment it opens, whether or not
+a table is watched yet: a ``SELECT`` costs it one ``str.startswith``, and any other statement
+one look at the watched tables, which cannot be missed by a connection opened too early.
+
 A process must know which models are cached to watch their tables. It learns it from the
-specs it uses, from the views of the URLconf (read once, when the process opens its first
-database connection, so a worker that only writes learns it too) and from
-``CROSSPREFETCH["CACHE_INVALIDATE_MODELS"]``. Writes crossprefetch cannot see (SQL outside
-Django, other services, database cascades) need :func:`crossprefetch.cache.invalidate`.
+specs it uses, from the views of the URLconf and from
+``CROSSPREFETCH["CACHE_INVALIDATE_MODELS"]``: the *discovery*, run once per process, under a
+lock, before the first statement other than a ``SELECT`` is classified (so a worker that only
+writes learns it too), never while a connection is being set up. Writes crossprefetch cannot
+see (SQL outside Django, other services, database cascades) need
+:func:`crossprefetch.cache.invalidate`.
+
+Generations are written through the cache's circuit breaker
+(:mod:`crossprefetch._fetch.breaker`, the one the cache layer reads through): a hung cache
+costs the first writes one client timeout each, then none while the breaker is open; every
+invalidation skipped or failed meanwhile is reported as failed.
 """
 
 from __future__ import annotations
@@ -45,6 +56,8 @@ from django.db.backends.signals import connection_created
 
 from crossprefetch import signals
 from crossprefetch._cache import store, written_tables
+from crossprefetch._compat import install_execute_wrapper
+from crossprefetch._fetch import breaker
 from crossprefetch.conf import conf
 
 logger = logging.getLogger("crossprefetch")
@@ -64,9 +77,17 @@ class _Tracking:
     folded: Mapping[str, frozenset[str]] = field(default_factory=dict)
 
 
+# ``_state`` is replaced whole under ``_lock``, never mutated: the watcher reads it without the
+# lock. ``_discovered`` turns True once, under ``_discovery_lock``, after the discovery has
+# tracked everything it found; a thread finding it False waits for the lock (at most
+# ``_DISCOVERY_WAIT`` seconds) rather than classify a write against an incomplete ``_state``.
 _state = _Tracking()
 _lock = threading.Lock()
 _discovered = False
+_discovery_lock = threading.Lock()
+#: the thread running the discovery: statements it sends meanwhile do not wait for it
+_discovering = threading.local()
+_DISCOVERY_WAIT = 10.0
 
 
 # What a spec's rows depend on ----------------------------------------------------------------
@@ -147,8 +168,6 @@ def track(dependencies: Iterable[type[models.Model]], alias: str) -> None:
             table = model._meta.db_table
             tables[table] = tables.get(table, frozenset()) | {label}
         _state = _Tracking(tables, aliases, *written_tables.watched_names(tables))
-    for connection in connections.all():
-        install(connection)
 
 
 def tracked() -> _Tracking:
@@ -157,14 +176,14 @@ def tracked() -> _Tracking:
 
 
 def reset() -> None:
-    """Forget what is watched and unwatch this thread's connections (for tests)."""
+    """Forget what is watched, and that the discovery ran (for tests).
+
+    The watchers stay on the connections: with nothing watched they pass statements through.
+    """
     global _state, _discovered
-    with _lock:
+    with _discovery_lock, _lock:
         _state = _Tracking()
         _discovered = False
-    for connection in connections.all():
-        while _WATCHER in connection.execute_wrappers:
-            connection.execute_wrappers.remove(_WATCHER)
 
 
 def track_spec(spec: Any) -> bool:
@@ -188,13 +207,36 @@ def track_spec(spec: Any) -> bool:
 def discover() -> None:
     """Watch the cached models of the URLconf's views and of ``CACHE_INVALIDATE_MODELS``.
 
-    Runs once per process, when its first database connection opens after the app
-    registry is ready: before any write, and late enough to import the URLconf.
+    Runs once per process, under a lock, when the first statement that may write is
+    classified (or :func:`invalidate` is called) after the app registry is ready: before
+    any write is judged, and outside the setup of any connection. A thread arriving while
+    another discovers waits for it, at most ``_DISCOVERY_WAIT`` seconds; statements sent
+    by the discovery itself (compiling a QuerySet may ask the server its version) do not.
     """
     global _discovered
-    if _discovered:
+    if _discovered or getattr(_discovering, "active", False):
         return
-    _discovered = True
+    if not _discovery_lock.acquire(timeout=_DISCOVERY_WAIT):
+        logger.warning(
+            "crossprefetch: waited %g s for another thread to find the cached models of the "
+            "URLconf; this statement is judged against the models known so far.",
+            _DISCOVERY_WAIT,
+        )
+        return
+    try:
+        if _discovered:
+            return
+        _discovering.active = True
+        try:
+            _discover()
+        finally:
+            _discovering.active = False
+        _discovered = True
+    finally:
+        _discovery_lock.release()
+
+
+def _discover() -> None:
     for label in conf.CACHE_INVALIDATE_MODELS:
         try:
             model = apps.get_model(label)
@@ -265,8 +307,12 @@ class _WriteWatcher:
         context: dict[str, Any],
     ) -> Any:
         result = execute(sql, params, many, context)
+        if type(sql) is str and sql.startswith("SELECT"):
+            return result
+        if not _discovered:
+            _discover_before_judging()
         state = _state
-        if state.names is not None and not (type(sql) is str and sql.startswith("SELECT")):
+        if state.names is not None:
             connection = context["connection"]
             text = written_tables.as_text(sql, connection)
             if text is not None:
@@ -279,27 +325,30 @@ class _WriteWatcher:
 _WATCHER = _WriteWatcher()
 
 
-def install(connection: BaseDatabaseWrapper) -> None:
-    """Watch ``connection``'s statements (idempotent).
+def _discover_before_judging() -> None:
+    """The discovery, from the watcher: it never fails the statement that triggered it."""
+    if not apps.ready:
+        return
+    try:
+        discover()
+    except Exception:
+        logger.exception("crossprefetch: could not find the cached models of the URLconf")
 
-    Inserted first, so that ``connection.execute_wrapper()`` blocks, which pop the last
-    wrapper on exit, still remove their own.
-    """
-    wrappers = connection.execute_wrappers
-    if _WATCHER not in wrappers:
-        wrappers.insert(0, _WATCHER)
+
+def install(connection: BaseDatabaseWrapper) -> None:
+    """Watch ``connection``'s statements (idempotent), first of its execute wrappers."""
+    install_execute_wrapper(connection, _WATCHER)
 
 
 def _on_connection_created(sender: Any, connection: BaseDatabaseWrapper, **kwargs: Any) -> None:
-    if not _discovered and apps.ready:
-        discover()
-    if _state.tables:
-        install(connection)
+    install(connection)
 
 
 def connect() -> None:
-    """Called from ``AppConfig.ready()``."""
+    """Called from ``AppConfig.ready()``: watch every connection, open now or later."""
     connection_created.connect(_on_connection_created, dispatch_uid="crossprefetch.watch")
+    for connection in connections.all(initialized_only=True):
+        install(connection)
 
 
 # Bumping generations -------------------------------------------------------------------------
@@ -369,13 +418,25 @@ def bump(labels: Iterable[str]) -> None:
         logger.error("crossprefetch: cannot invalidate %s: %s", sorted(labels), exc)
         return
     for alias, data in by_alias.items():
+        if not breaker.caches.allow(alias):
+            _undelivered(alias, labels, _BreakerOpen(f"cache {alias!r} skipped: {_OPEN}"))
+            continue
         try:
             failed = caches[alias].set_many(data, timeout=None)
         except Exception as exc:
+            breaker.caches.failure(alias)
             _undelivered(alias, labels, exc)
             continue
+        breaker.caches.success(alias)  # it answered, even if it refused keys
         if failed:
             _undelivered(alias, labels, RuntimeError(f"{len(failed)} generation(s) not stored"))
+
+
+_OPEN = "its circuit breaker is open after repeated failures"
+
+
+class _BreakerOpen(ConnectionError):
+    """The error reported for an invalidation skipped because the cache's breaker is open."""
 
 
 _failures: dict[str, int] = {}

@@ -1,22 +1,27 @@
 """System checks for the ``cache=`` of the specs declared by views.
 
 :func:`check_spec_cache` is run by :mod:`crossprefetch.checks` for every spec of every
-view of the URLconf; :func:`check_cache_deploy` is a ``--deploy`` check. Ids are listed in
-the docs and never reused.
+view of the URLconf. A process-local cache (``LocMemCache``) under invalidation is reported
+once: by :func:`check_process_local_caches` (W103) whenever ``DEBUG`` is False, the settings
+of a deployment, where other processes write (not in a test run); by
+:func:`check_cache_deploy` (W102, ``--deploy`` only) when ``DEBUG`` is True. Ids are listed
+in the docs and never reused.
 """
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from typing import Any
 
 from django.conf import settings
 from django.core import checks
+from django.core.cache.backends.locmem import LocMemCache
 from django.db import models
+from django.utils.module_loading import import_string
 
+from crossprefetch._compat import test_environment_active
 from crossprefetch._fetch.caching import loads_related
 from crossprefetch.spec import CrossDBPrefetch
-
-_PER_PROCESS = "django.core.cache.backends.locmem.LocMemCache"
 
 
 def check_spec_cache(
@@ -66,28 +71,71 @@ def check_spec_cache(
     return messages
 
 
+def check_process_local_caches(app_configs: Any = None, **kwargs: Any) -> list[checks.CheckMessage]:
+    """With ``DEBUG`` False, a cache private to each process misses other processes' writes.
+
+    Not in a test run (Django's test environment set up, which turns ``DEBUG`` off): its
+    one process writes what it reads, and a ``LocMemCache`` is the usual test cache.
+    """
+    if settings.DEBUG or test_environment_active():
+        return []
+    return [
+        checks.Warning(
+            f"{where}: cache {alias!r} is a {backend}, private to this process, and DEBUG is "
+            "False: a row written by another process (another worker of the server, a task "
+            "queue, a management command) is not invalidated in this one, which serves it for "
+            f"up to {timeout:g} s.",
+            hint="Point the CachePolicy at a cache all processes share (Redis, Memcached). If "
+            "one process does all the writing and serving, silence crossprefetch.W103 in "
+            "SILENCED_SYSTEM_CHECKS.",
+            obj=where.partition(".cross_db_fields")[0],
+            id="crossprefetch.W103",
+        )
+        for where, alias, backend, timeout in _process_local_specs()
+    ]
+
+
 def check_cache_deploy(app_configs: Any = None, **kwargs: Any) -> list[checks.CheckMessage]:
-    """``check --deploy``: invalidation through a per-process cache stays in its process."""
+    """``check --deploy`` with ``DEBUG`` True: W103's finding, which W103 itself reports
+    when ``DEBUG`` is False (once, either way)."""
+    if not settings.DEBUG:
+        return []
+    return [
+        checks.Warning(
+            f"{where}: cache {alias!r} is a {backend}, private to each process: a row written "
+            "by one process is not invalidated in the others, which serve it for up to "
+            f"{timeout:g} s.",
+            hint="Point the CachePolicy at a cache all processes share (Redis, "
+            "Memcached), or run a single process.",
+            obj=where.partition(".cross_db_fields")[0],
+            id="crossprefetch.W102",
+        )
+        for where, alias, backend, timeout in _process_local_specs()
+    ]
+
+
+def _process_local_specs() -> Iterator[tuple[str, str, str, float]]:
+    """``(where, cache alias, backend name, timeout)`` of each invalidating spec cached in a
+    cache private to its process: ``LocMemCache`` or a subclass."""
     from crossprefetch._cache.invalidation import declared_views
 
-    messages: list[checks.CheckMessage] = []
     for view, spec_name, spec in declared_views():
         policy = spec.cache
         if policy is None or not policy.invalidate:
             continue
-        backend = settings.CACHES.get(policy.alias, {}).get("BACKEND")
-        if backend != _PER_PROCESS:
+        backend = _backend(settings.CACHES.get(policy.alias, {}).get("BACKEND"))
+        if backend is None or not issubclass(backend, LocMemCache):
             continue
-        view_name = f"{view.__module__}.{view.__qualname__}"
-        messages.append(
-            checks.Warning(
-                f"{view_name}.cross_db_fields[{spec_name!r}]: cache {policy.alias!r} is a "
-                "LocMemCache, private to each process: a row written by one process is not "
-                f"invalidated in the others, which serve it for up to {policy.timeout:g} s.",
-                hint="Point the CachePolicy at a cache all processes share (Redis, "
-                "Memcached), or run a single process.",
-                obj=view_name,
-                id="crossprefetch.W102",
-            )
-        )
-    return messages
+        where = f"{view.__module__}.{view.__qualname__}.cross_db_fields[{spec_name!r}]"
+        yield where, policy.alias, backend.__name__, policy.timeout
+
+
+def _backend(path: Any) -> type | None:
+    """The class of a ``CACHES`` backend; ``None`` if it cannot be imported (Django says why)."""
+    if not isinstance(path, str):
+        return None
+    try:
+        backend = import_string(path)
+    except ImportError:
+        return None
+    return backend if isinstance(backend, type) else None

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from django.core import checks as django_checks
 
-from crossprefetch.checks.cache import check_cache_deploy
+from crossprefetch.checks.cache import check_cache_deploy, check_process_local_caches
 from crossprefetch.checks.coalesce import check_coalesce_setting, check_connection_scope
 from crossprefetch.checks.failure import check_failure_settings
 from crossprefetch.checks.filters import check_filters
@@ -21,6 +21,7 @@ def register() -> None:
         check_failure_settings,
         check_coalesce_setting,
         check_connection_scope,
+        check_process_local_caches,
     ):
         django_checks.register(check, TAG)
     django_checks.register(check_cache_deploy, TAG, deploy=True)
