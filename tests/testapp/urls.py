@@ -3,7 +3,7 @@ from __future__ import annotations
 from django.urls import include, path
 from rest_framework.routers import SimpleRouter
 
-from tests.testapp import filter_views, views
+from tests.testapp import filter_views, related_views, views
 
 router = SimpleRouter()
 router.register("events", views.OrderEventViewSet, basename="events")
@@ -26,6 +26,17 @@ router.register(
     basename="tenant-filtered-events",
 )
 router.register("filterset-events", filter_views.FilterSetEventViewSet, basename="filterset-events")
+router.register("tickets", related_views.TicketViewSet, basename="tickets")
+router.register("naive-tickets", related_views.NaiveTicketViewSet, basename="naive-tickets")
+router.register(
+    "support-accounts", related_views.SupportAccountViewSet, basename="support-accounts"
+)
+router.register(
+    "naive-support-accounts",
+    related_views.NaiveSupportAccountViewSet,
+    basename="naive-support-accounts",
+)
+router.register("method-tickets", related_views.MethodTicketViewSet, basename="method-tickets")
 
 urlpatterns = [
     path("", include(router.urls)),
