@@ -14,6 +14,7 @@ if TYPE_CHECKING:
     from crossprefetch.cache import CachePolicy
     from crossprefetch.engine import prefetch_cross_db
     from crossprefetch.lookup import Lookup, LookupStats
+    from crossprefetch.related import prefetch_related_objects
     from crossprefetch.rest_framework.fields import ContextLookupField
     from crossprefetch.rest_framework.mixins import CrossDBPrefetchMixin
     from crossprefetch.spec import CrossDBPrefetch
@@ -28,6 +29,7 @@ _EXPORTS = {
     "Lookup": "crossprefetch.lookup",
     "LookupStats": "crossprefetch.lookup",
     "prefetch_cross_db": "crossprefetch.engine",
+    "prefetch_related_objects": "crossprefetch.related",
 }
 
 __all__ = [
@@ -38,6 +40,7 @@ __all__ = [
     "Lookup",
     "LookupStats",
     "prefetch_cross_db",
+    "prefetch_related_objects",
 ]
 
 
