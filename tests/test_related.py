@@ -119,9 +119,7 @@ def test_reverse_relations() -> None:
     SupportAccount.objects.create(name="Quiet", region_id="EU")  # no tickets, no settings
     accounts = list(SupportAccount.objects.order_by("id"))
     with assert_num_queries(default=1, timeseries=1, legacy=3):
-        prefetch_related_objects(
-            accounts, "tickets__region", "region__accounts", "settings"
-        )
+        prefetch_related_objects(accounts, "tickets__region", "region__accounts", "settings")
     with assert_num_queries(total=0):
         ours = [_account_view(a) for a in accounts]
     assert ours == _naive(_account_view, accounts)
@@ -191,7 +189,8 @@ def test_a_forward_prefetch_queryset_selects_what_it_says() -> None:
             tickets, Prefetch("account", queryset=SupportAccount.objects.only("name"))
         )
     (query,) = captured.captured_queries
-    assert '"notes"' not in query["sql"].replace("`", '"') and "tier" not in query["sql"]
+    assert '"notes"' not in query["sql"].replace("`", '"')
+    assert "tier" not in query["sql"]
     with assert_num_queries(total=0):
         assert {t.account.name for t in tickets if t.account}
 
@@ -277,7 +276,8 @@ def test_relation_spec() -> None:
     assert (spec.key, spec.to_field, spec.many) == ("account_id", ("id",), False)
     assert spec.get_queryset().db == "default"
     region = relation_spec(SupportAccount, "region")
-    assert region is not None and (region.key, region.to_field) == ("region_id", ("code",))
+    assert region is not None
+    assert (region.key, region.to_field) == ("region_id", ("code",))
     reverse = relation_spec(SupportAccount, "tickets")
     assert reverse is not None
     assert (reverse.key, reverse.to_field, reverse.many) == ("id", ("account",), True)

@@ -140,11 +140,13 @@ class OrderEvent(models.Model):
 
 
 class SalesRegion(models.Model):
-    """Keyed by a text code compared by the column's collation (case-insensitive)."""
+    """Keyed by a text code, compared by the column's collation: case-insensitive on
+    MariaDB (the server's default), exact elsewhere. (No ``db_collation``: a ForeignKey's
+    column takes its target's, and the tickets' database may be of another backend.)"""
 
     database = "legacy"
 
-    code = models.CharField(max_length=10, unique=True, db_collation=TEXT_KEY_COLLATION)
+    code = models.CharField(max_length=10, unique=True)
     label = models.CharField(max_length=100)
     timezone = models.CharField(max_length=40, default="UTC")
 
