@@ -12,10 +12,12 @@ class CrossPrefetchConfig(AppConfig):
 
     def ready(self) -> None:
         from crossprefetch._cache import invalidation
+        from crossprefetch._observe.capture import watch_connections
         from crossprefetch.checks.registry import register
 
         register()
         invalidation.connect()
+        watch_connections()  # query capture sees every connection of every thread from now on
 
         if find_spec("drf_spectacular") is not None:
             from crossprefetch.rest_framework import openapi  # noqa: F401  (registers it)

@@ -17,10 +17,11 @@ from typing import Any
 from django.core.exceptions import FieldError, ImproperlyConfigured
 from django.http import HttpRequest
 
-from crossprefetch import signals
+from crossprefetch import _compat, signals
 from crossprefetch._fetch import chain
 from crossprefetch._groups import Group, group_plans
 from crossprefetch._keys import normalize
+from crossprefetch._observe import activity
 from crossprefetch._plans import Plan, collect_keys, make_plan
 from crossprefetch.lookup import Lookup, LookupStats
 from crossprefetch.spec import CrossDBPrefetch
@@ -106,8 +107,7 @@ def _field_error(
 
 def _view_label(request: HttpRequest | None) -> str:
     """``"module.View: "`` for the view serving ``request``, or ``""``."""
-    match = getattr(request, "resolver_match", None)
-    path = getattr(match, "_func_path", None)
+    path = _compat.view_path(getattr(request, "resolver_match", None))
     if path is None:
         view = (getattr(request, "parser_context", None) or {}).get("view")
         if view is not None:
@@ -128,7 +128,8 @@ def _fetch(group: Group) -> list[dict[Any, Any]]:
             shared_with=[p.name for p in group.plans if p is not plan],
         )
     started = time.perf_counter()
-    fetched = chain.fetch(group)
+    with activity.fetching(tuple(plan.name for plan in group.plans)):  # for query capture
+        fetched = chain.fetch(group)
     elapsed = (time.perf_counter() - started) * 1000
     degraded = fetched.degraded
     for plan, rows in zip(group.plans, fetched.rows, strict=True):

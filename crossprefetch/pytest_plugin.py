@@ -11,8 +11,12 @@ fixtures, and ``crossprefetch_detect_n_plus_one``:
         with crossprefetch_assert_num_queries(default=1, timeseries=1):
             client.get("/events/")
 
-Like pytest-django's, they do not grant database access themselves: mark the
-test with ``django_db(databases=[...])``.
+They also take pytest-django's call style for one alias
+(``crossprefetch_assert_num_queries(3, connection=connection, info="...")``, ``num=``,
+``using=``) and Django's callable form, and fail as pytest-django's do: with
+:class:`QueryCountFailed`, a ``pytest.fail.Exception`` that is an ``AssertionError`` too.
+Like pytest-django's, they do not grant database access themselves: mark the test with
+``django_db(databases=[...])``.
 
 While the plugin is active, crossprefetch's strict mode is on unless
 ``CROSSPREFETCH["STRICT"]`` says otherwise (tests run with ``DEBUG`` off, where
@@ -42,6 +46,20 @@ if TYPE_CHECKING:
 _CHECKS_INI = "crossprefetch_checks"
 
 
+# pytest documents the class as ``pytest.fail.Exception`` only, which mypy cannot follow.
+class QueryCountFailed(pytest.fail.Exception, AssertionError):  # type: ignore[name-defined,misc]
+    """A failed query-count assertion of ``crossprefetch.testing`` under pytest.
+
+    ``pytest.fail.Exception``, as pytest-django's ``django_assert_num_queries`` fails, so a
+    test ported from it keeps ``pytest.raises(pytest.fail.Exception)``; and
+    ``AssertionError``, as outside pytest and as Django's ``assertNumQueries``, so
+    ``pytest.raises(AssertionError)`` and ``except AssertionError`` keep working too.
+    """
+
+    def __init__(self, msg: str) -> None:
+        super().__init__(msg, pytrace=True)  # type: ignore[call-arg]
+
+
 def pytest_addoption(parser: pytest.Parser) -> None:
     parser.addini(
         _CHECKS_INI,
@@ -54,10 +72,12 @@ def pytest_addoption(parser: pytest.Parser) -> None:
 
 def pytest_configure(config: pytest.Config) -> None:
     _test_run.plugin_active = True
+    _test_run.assertion_failure = QueryCountFailed
 
 
 def pytest_unconfigure(config: pytest.Config) -> None:
     _test_run.plugin_active = False
+    _test_run.assertion_failure = AssertionError
 
 
 @pytest.hookimpl(trylast=True)
@@ -105,7 +125,7 @@ def crossprefetch_assert_num_queries() -> AssertNumQueries:
     """
     from crossprefetch.testing import assert_num_queries
 
-    return partial(assert_num_queries)
+    return assert_num_queries
 
 
 @pytest.fixture
@@ -117,7 +137,7 @@ def crossprefetch_assert_max_num_queries() -> AssertNumQueries:
     """
     from crossprefetch.testing import assert_max_num_queries
 
-    return partial(assert_max_num_queries)
+    return assert_max_num_queries
 
 
 @pytest.fixture

@@ -9,6 +9,7 @@ import pytest
 from django.db import connections
 
 from crossprefetch import CrossDBPrefetch, prefetch_cross_db
+from crossprefetch._keys import packet
 from crossprefetch._keys.packet import max_allowed_packet
 from crossprefetch._keys.sql import max_params
 from crossprefetch.testing import assert_num_queries
@@ -71,9 +72,9 @@ def test_mysql_splits_only_where_max_allowed_packet_forces_it() -> None:
     connection = connections["default"]
     if connection.vendor != "mysql":
         pytest.skip("needs 'default' on MySQL/MariaDB (CROSSPREFETCH_TEST_DB=mariadb)")
-    packet = max_allowed_packet(connection)  # asked once per connection, before counting
+    limit = max_allowed_packet(connection)  # asked once per connection, before counting
     length = 90
-    per_query = (packet - packet._HEADROOM) // (length + 4)  # 'key', then ", "
+    per_query = (limit - packet._HEADROOM) // (length + 4)  # 'key', then ", "
     keys = [f"{i:0{length}d}" for i in range(per_query + per_query // 2)]
     Customer.objects.bulk_create([Customer(name=keys[0]), Customer(name=keys[-1])])
     objects = [SimpleNamespace(name=key) for key in keys]
@@ -81,7 +82,7 @@ def test_mysql_splits_only_where_max_allowed_packet_forces_it() -> None:
     with assert_num_queries(default=2, timeseries=0, legacy=0) as captured:
         lookup = prefetch_cross_db(objects, {"c": spec})["c"]
     assert set(lookup) == {keys[0], keys[-1]}
-    assert all(len(query.sql) < packet for query in captured["default"])
+    assert all(len(query.sql) < limit for query in captured["default"])
 
 
 def test_fifty_thousand_text_keys_matched_by_the_collation() -> None:

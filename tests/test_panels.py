@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import datetime as dt
 import inspect
 import json
@@ -738,3 +739,69 @@ def test_panel_shows_requests_that_shared_a_coalesced_query(
         "+ 3 other requests",
         "+ 1 other request",
     ]
+
+
+# -- one capture: the testing toolkit's --------------------------------------------------------
+
+
+@pytest.mark.django_db(databases=ALL_DATABASES)
+def test_panel_counts_what_the_testing_toolkit_counts(toolbar: type[DebugToolbar]) -> None:
+    """Transaction control is not a query for the panel either: three savepoints are not an
+    N+1, and the panel lists exactly the statements ``capture_queries`` lists."""
+    from django.db import transaction
+
+    from crossprefetch.testing import capture_queries
+
+    panel = _panel(toolbar, RequestFactory().get("/"))
+    panel.enable_instrumentation()
+    try:
+        with capture_queries() as captured:
+            for read in (Customer.objects.count, Customer.objects.exists, Customer.objects.first):
+                with transaction.atomic():  # a SAVEPOINT and its RELEASE
+                    read()
+    finally:
+        panel.disable_instrumentation()
+    assert [q.sql for q in panel._queries] == [q.sql for q in captured]
+    assert len(captured) == 3
+    panel.generate_stats(panel.toolbar.request, HttpResponse())
+    assert panel.get_stats()["repeats"] == []
+
+
+@pytest.mark.django_db(databases=ALL_DATABASES, transaction=True)
+def test_panel_sees_the_queries_the_pool_sends_for_its_request(
+    toolbar: type[DebugToolbar],
+) -> None:
+    """``aprefetch_cross_db`` with coalescing runs in crossprefetch's own threads; their
+    queries are the request's, in its panel."""
+    from crossprefetch.loaders import aprefetch_cross_db
+
+    people = [Customer.objects.create(name=f"p{i}") for i in range(4)]
+    spec = {
+        "customers": CrossDBPrefetch(
+            "testapp.Customer", key="customer_id", fields=("name",), coalesce=0.5
+        )
+    }
+    panel = _panel(toolbar, RequestFactory().get("/"))
+    request = panel.toolbar.request
+
+    async def view() -> list[Any]:
+        return await asyncio.gather(
+            *(
+                aprefetch_cross_db([SimpleNamespace(customer_id=p.pk)], spec, request=request)
+                for p in people
+            )
+        )
+
+    panel.enable_instrumentation()
+    try:
+        results = async_to_sync(view)()
+    finally:
+        panel.disable_instrumentation()
+    panel.generate_stats(request, HttpResponse())
+
+    rows = panel.get_stats()["lookups"]
+    sent = sum(result["customers"].stats.queries for result in results)
+    assert len(rows) == 4
+    assert sent >= 1
+    assert sum(len(row["sql"]) for row in rows) == sent
+    assert panel.get_stats()["queries"] == sent

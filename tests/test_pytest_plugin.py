@@ -113,7 +113,7 @@ def test_fixtures_pass_and_fail_with_the_message(project: pytest.Pytester) -> No
     result.stdout.fnmatch_lines(
         [
             "*test_exact_fails*",
-            "E * AssertionError: Expected to perform 2 queries on 'default' but 1 was done",
+            "E * *.QueryCountFailed: Expected to perform 2 queries on 'default' but 1 was done",
             "E * Expected to perform 1 queries on 'time-series' but 2 were done",
             "E * Queries on 'default' (1, expected 2):",
             'E * 1. SELECT COUNT(*) AS "__count" FROM "django_content_type"',
@@ -121,7 +121,7 @@ def test_fixtures_pass_and_fail_with_the_message(project: pytest.Pytester) -> No
             'E * 1. SELECT COUNT(*) AS "__count" FROM "django_content_type"',
             'E * 2. SELECT 1 AS "a" FROM "django_content_type" WHERE * = \'widget\' LIMIT 1',
             "*test_max_fails*",
-            "E * AssertionError: Expected to perform 2 queries or less in total but 3 were done",
+            "E * *QueryCountFailed: Expected to perform 2 queries or less in total but 3 were done",
             "E * the widget page",
             "E * Queries on 'default' (1, counted in the total):",
             "E * Queries on 'time-series' (2, counted in the total):",

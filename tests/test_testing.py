@@ -4,10 +4,14 @@ from __future__ import annotations
 
 import pickle
 import re
+import subprocess
+import sys
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
 
 import pytest
 from asgiref.sync import async_to_sync
@@ -584,3 +588,204 @@ class DecoratedTests(CrossDBQueryAssertionsMixin, TestCase):
     @assert_num_queries(default=1)
     def test_decorated_in_a_test_case(self) -> None:
         Customer.objects.count()
+
+
+# -- peers' call styles -------------------------------------------------------------------------
+
+
+def _customers_named(name: str, *, tier: str = "basic") -> int:
+    return Customer.objects.filter(name=name, tier=tier).count()
+
+
+@pytest.mark.django_db(databases=ALL)
+class TestCallStyles:
+    def test_a_single_number_counts_default_and_reports_every_alias(self) -> None:
+        with assert_num_queries(1) as captured:
+            Customer.objects.count()
+            Region.objects.count()  # observed, not asserted
+        assert captured.counts == {"default": 1, "timeseries": 0, "legacy": 1}
+
+    @pytest.mark.parametrize(
+        "how",
+        [{"using": "legacy"}, {"connection": "legacy"}, {"positional": "legacy"}],
+    )
+    def test_a_single_number_on_another_alias(self, how: dict[str, str]) -> None:
+        alias = next(iter(how.values()))
+        if "using" in how:
+            block = assert_max_num_queries(1, using=alias)
+        elif "connection" in how:
+            block = assert_max_num_queries(1, connection=connections[alias])
+        else:
+            block = assert_max_num_queries(1, connections[alias], "the regions")
+        with (
+            pytest.raises(AssertionError, match="1 queries or less on 'legacy' but 2") as error,
+            block,
+        ):
+            _two_region_queries()
+        if "positional" in how:
+            assert "the regions" in str(error.value)
+
+    def test_num_by_keyword_with_info(self) -> None:
+        with (
+            pytest.raises(AssertionError, match="on 'default' but 1 was done\nwhy two"),
+            assert_num_queries(num=2, info="why two"),
+        ):
+            Customer.objects.count()
+
+    def test_django_s_callable_form_returns_the_result(self) -> None:
+        Customer.objects.create(name="a", tier="gold")
+        assert assert_num_queries(1, _customers_named, "a", tier="gold") == 1
+        assert assert_num_queries(1, _customers_named, "a", using="default") == 0
+        with pytest.raises(AssertionError, match="0 queries on 'legacy' but"):
+            assert_num_queries(0, Region.objects.count, using="legacy")
+
+    def test_the_callable_form_with_counts_per_alias(self) -> None:
+        assert assert_num_queries({"default": 1, "legacy": 1}, _touch_two) == "done"
+        with pytest.raises(AssertionError, match="0 queries or less on 'default' but 1 was"):
+            assert_max_num_queries({"default": 0}, _touch_two)
+
+    @pytest.mark.parametrize(
+        ("args", "kwargs", "error", "match"),
+        [
+            (("3",), {}, TypeError, r"the expected number of queries is an int"),
+            ((1, "legacy"), {}, TypeError, r"connection is a Django database connection"),
+            ((1,), {"connection": False}, TypeError, r"connection is a Django database"),
+            ((1,), {"using": 1}, TypeError, r"using is a database alias, a str"),
+            ((1,), {"using": "legacyy"}, ValueError, r"unknown database alias 'legacyy'"),
+            ((1,), {"timeseries": 1}, TypeError, r"unexpected keyword timeseries="),
+            ((1, None, "x"), {"info": "y"}, TypeError, r"info given both by position"),
+            ((1, None, "x", 3), {}, TypeError, r"the positional arguments are connection"),
+            ((), {"using": "legacy"}, TypeError, r"using= go\(es\) with a single number"),
+            (({"default": 1}, 5), {}, TypeError, r"a function to run in the block"),
+            ((), {"num": "1", "using": "legacy"}, TypeError, "num=, using= go"),
+        ],
+    )
+    def test_bad_calls_are_named(
+        self,
+        args: tuple[object, ...],
+        kwargs: dict[str, object],
+        error: type[Exception],
+        match: str,
+    ) -> None:
+        with pytest.raises(error, match=match):
+            assert_num_queries(*args, **kwargs)  # type: ignore[call-overload]
+
+    def test_connection_and_using_together(self) -> None:
+        with pytest.raises(ValueError, match='"connection" and "using" parameters cannot be'):
+            assert_num_queries(1, connection=connections["legacy"], using="legacy")
+
+
+def _two_region_queries() -> None:
+    Region.objects.count()
+    Region.objects.exists()
+
+
+def _touch_two() -> str:
+    Customer.objects.count()
+    Region.objects.count()
+    return "done"
+
+
+@pytest.mark.django_db(databases=ALL)
+def test_under_pytest_a_failure_is_pytest_fail_and_an_assertion_error() -> None:
+    from crossprefetch.pytest_plugin import QueryCountFailed
+
+    with pytest.raises(pytest.fail.Exception) as excinfo, assert_num_queries(default=1):
+        pass
+    assert type(excinfo.value) is QueryCountFailed
+    assert isinstance(excinfo.value, AssertionError)
+    assert excinfo.value.args[0].startswith("Expected to perform 1 queries on 'default' but 0")
+
+
+def test_outside_pytest_a_failure_is_an_assertion_error(tmp_path: Path) -> None:
+    """A plain script (no pytest plugin): ``AssertionError``, and pytest is not imported."""
+    script = tmp_path / "script.py"
+    script.write_text(
+        "import sys\n"
+        "import django\n"
+        "from django.conf import settings\n"
+        "settings.configure(DATABASES={'default': {'ENGINE': 'django.db.backends.sqlite3',"
+        " 'NAME': ':memory:'}}, INSTALLED_APPS=['crossprefetch'])\n"
+        "django.setup()\n"
+        "from crossprefetch.testing import assert_num_queries\n"
+        "try:\n"
+        "    with assert_num_queries(1):\n"
+        "        pass\n"
+        "except AssertionError as error:\n"
+        "    print(type(error).__name__, 'pytest' in sys.modules)\n"
+        "    print(str(error).splitlines()[0])\n"
+    )
+    result = subprocess.run(
+        [sys.executable, str(script)], capture_output=True, text=True, timeout=120, check=True
+    )
+    assert result.stdout.splitlines() == [
+        "AssertionError False",
+        "Expected to perform 1 queries on 'default' but 0 were done",
+    ]
+
+
+# -- the one execute wrapper --------------------------------------------------------------------
+
+
+@pytest.mark.django_db(databases=ALL, transaction=True)
+class TestOneWrapper:
+    def test_installed_once_first_on_every_connection_of_every_thread(self) -> None:
+        from crossprefetch._observe.capture import _observe
+
+        for _ in range(3):
+            with capture_queries():
+                Customer.objects.count()
+        assert connections["default"].execute_wrappers.count(_observe) == 1
+        seen: list[list[object]] = []
+
+        def elsewhere() -> None:  # a thread whose connection opens after the app started
+            Customer.objects.count()
+            seen.append(list(connections["default"].execute_wrappers))
+            connections.close_all()
+
+        thread = threading.Thread(target=elsewhere)
+        thread.start()
+        thread.join()
+        assert seen[0][:1] == [_observe]
+        assert seen[0].count(_observe) == 1
+
+    def test_an_execute_wrapper_block_keeps_removing_its_own(self) -> None:
+        """Connecting inside ``connection.execute_wrapper()`` installs the capture's wrapper
+        first: the block, which pops the last wrapper, still removes its own."""
+        from crossprefetch._observe.capture import _observe
+
+        def mine(execute: Any, sql: str, params: Any, many: bool, context: Any) -> Any:
+            return execute(sql, params, many, context)
+
+        default = connections["default"]
+        default.close()
+        default.execute_wrappers.remove(_observe)
+        with default.execute_wrapper(mine):
+            Customer.objects.count()  # opens the connection: connection_created installs it
+        assert default.execute_wrappers[:1] == [_observe]
+        assert mine not in default.execute_wrappers
+
+    def test_a_decorated_function_in_two_threads_counts_each_call_alone(self) -> None:
+        both = threading.Barrier(2, timeout=10)
+        errors: list[BaseException] = []
+
+        @assert_num_queries(default=2)
+        def two_counts() -> None:
+            Customer.objects.count()
+            both.wait()
+            Customer.objects.count()
+
+        def run() -> None:
+            try:
+                two_counts()
+            except BaseException as error:
+                errors.append(error)
+            finally:
+                connections.close_all()
+
+        threads = [threading.Thread(target=run) for _ in range(2)]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join(30)
+        assert errors == []

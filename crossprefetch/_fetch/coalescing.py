@@ -32,6 +32,7 @@ from django.db import connections
 from crossprefetch._cache import store
 from crossprefetch._fetch.base import Fetch, Fetched
 from crossprefetch._groups import Group
+from crossprefetch._observe import capture
 from crossprefetch._plans import Plan
 from crossprefetch.conf import conf
 
@@ -46,6 +47,8 @@ class _Batch:
 
     members: list[Group]
     keys: int
+    #: The query-capture blocks of each member's context, which the shared query is for.
+    observers: list[tuple[Any, ...]] = field(default_factory=list)
     closed: bool = False
     full: threading.Event = field(default_factory=threading.Event)
     done: threading.Event = field(default_factory=threading.Event)
@@ -79,6 +82,7 @@ class CoalesceLayer:
             else:
                 index = len(batch.members)
                 batch.members.append(group)
+                batch.observers.append(capture.observers())
                 batch.keys += len(group.keys)
                 if batch.keys >= MAX_SHARED_KEYS:
                     _close(identity, batch)
@@ -95,7 +99,8 @@ class CoalesceLayer:
         members = batch.members
         try:
             combined = Group([p for g in members for p in g.plans], members[0].request)
-            fetched = self.inner(combined)
+            with capture.on_behalf_of(batch.observers):  # the joiners' blocks count it too
+                fetched = self.inner(combined)
             rows = fetched.rows
             start = 0
             for position, member in enumerate(members):

@@ -1,9 +1,15 @@
-"""Where a query came from: the user's frame, the serializer field, the object it was about.
+"""Where a query came from: the user's frame, the serializer field, the lookups it fetched.
 
-Read off the live frames while the query runs (an execute wrapper's caller), because the
-locals are gone afterwards: which serializer field was rendering, and which attribute of
-which model instance holds a parameter of the query (the key an N+1 looks up per row).
-Shared by ``crossprefetch.testing`` and the debug-toolbar panel; imports neither.
+Read while the query runs (in the execute wrapper), because the frames are gone afterwards.
+What crossprefetch itself is doing -- the lookups a fetch is for, the field of ours that
+renders which object -- comes from the context variables of
+:mod:`crossprefetch._observe.activity`, set by the engine and the field. The frames give the
+user's code location (``file:line``, the function) and, through
+:func:`crossprefetch._compat.rendering_field`, the field of a plain DRF serializer. The
+user's own frame is also searched for the model instance whose attribute values are the
+query's parameters (``event.customer_id``): values are compared, never names of another
+library's variables. Shared by ``crossprefetch.testing`` and the debug-toolbar panel;
+imports neither.
 """
 
 from __future__ import annotations
@@ -14,17 +20,21 @@ import sys
 import sysconfig
 from collections.abc import Iterator
 from dataclasses import dataclass
+from dataclasses import field as _field
 from functools import cache
 from importlib.util import find_spec
 from types import FrameType
 from typing import Any
 
+from crossprefetch import _compat
+from crossprefetch._observe import activity
+
 _COMPREHENSION = re.compile(r"\.<(?:listcomp|setcomp|dictcomp|genexpr)>")
-_HERE = os.path.dirname(os.path.abspath(__file__))
-#: crossprefetch's own frames that are never the origin of a query.
+_PACKAGE = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+#: crossprefetch's own frames that are never the origin of a query: the observers.
 _OWN = tuple(
-    os.path.join(_HERE, name)
-    for name in ("testing", "debug_toolbar", "_origin.py", "_capture.py", "_repeats.py")
+    os.path.join(_PACKAGE, name)
+    for name in (f"_observe{os.sep}", f"testing{os.sep}", f"debug_toolbar{os.sep}", "_compat.py")
 )
 
 
@@ -50,6 +60,8 @@ class Origin:
     keys: frozenset[str] = frozenset()
     #: The lookups whose rows the query fetched, when crossprefetch's engine issued it.
     lookups: tuple[str, ...] = ()
+    #: The run of the fetch chain that sent the query (its key chunks share it).
+    fetch: activity.Fetch | None = _field(default=None, compare=False, repr=False)
 
     @property
     def where(self) -> str:
@@ -72,20 +84,6 @@ def display_path(filename: str) -> str:
     except ValueError:  # another drive
         return filename
     return filename if relative.startswith(os.pardir) else relative
-
-
-def cursor_caller(frame: FrameType) -> FrameType:
-    """The frame of Django's cursor that runs the wrappers, whatever wrappers sit between.
-
-    Other execute wrappers (crossprefetch's own cache invalidation, django-read-only, ...)
-    may run before this one; their frames say nothing about who issued the query.
-    """
-    current: FrameType | None = frame
-    while current is not None:
-        if current.f_code.co_name == "_execute_with_wrappers":
-            return current
-        current = current.f_back
-    return frame
 
 
 @cache
@@ -114,58 +112,46 @@ def _frames(frame: FrameType | None, stop: FrameType | None) -> Iterator[FrameTy
         frame = frame.f_back
 
 
-def lookups_fetched(frame: FrameType, stop: FrameType | None = None) -> tuple[str, ...]:
-    """The names of the lookups whose rows the query at ``frame`` fetches, if the bottom of
-    the fetch chain issued it (its ``group`` of plans names them)."""
-    database = sys.modules.get("crossprefetch._fetch.database")
-    if database is None:
-        return ()
-    code = database.query_database.__code__
-    for depth, current in enumerate(_frames(frame, stop)):
-        if current.f_code is code:
-            plans = getattr(current.f_locals.get("group"), "plans", ())
-            return tuple(str(getattr(plan, "name", "?")) for plan in plans)
-        if depth > 40:
-            break
-    return ()
-
-
 def origin_of(frame: FrameType, params: Any, stop: FrameType | None = None) -> Origin | None:
-    """The origin of the query run by the cursor at ``frame`` (walking out to ``stop``)."""
-    user: FrameType | None = None
-    field: Any = None
-    caller = cursor_caller(frame)
-    for current in _frames(caller, stop):
-        if user is None and is_user_file(current.f_code.co_filename):
-            user = current
-        if field is None:
-            field = _serializer_field(current)
-        if user is not None and field is not None:
-            break
+    """The origin of the query run by the cursor at ``frame`` (walking out to ``stop``).
+
+    ``None`` when no frame up to ``stop`` is the user's (nor crossprefetch's engine).
+    """
+    user = next((f for f in _frames(frame, stop) if is_user_file(f.f_code.co_filename)), None)
     if user is None:
         return None
-    model, keys = _key_candidates(user, params)
-    field_name = field_class = None
-    if field is not None:
-        parent = getattr(field, "parent", None)
-        owner = type(parent).__name__ if parent is not None else "serializer"
-        field_name = f"{owner}.{field.field_name}"
-        field_class = type(field).__name__
+    fetch = activity.current_fetch()
+    rendered = activity.current_rendering()
+    if rendered is not None:
+        field: str | None = rendered.field
+        field_class: str | None = rendered.field_class
+        model, keys = _instance_keys(rendered.instance, _hashable(params))
+    else:
+        field = field_class = None
+        drf_field = _compat.rendering_field(user, stop)
+        if drf_field is not None:
+            parent = getattr(drf_field, "parent", None)
+            owner = type(parent).__name__ if parent is not None else "serializer"
+            field = f"{owner}.{drf_field.field_name}"
+            field_class = type(drf_field).__name__
+        model, keys = _key_candidates(user, params)
     code = user.f_code
     return Origin(
         function=_qualname(user),
         filename=code.co_filename,
         lineno=user.f_lineno,
         line=_source_line(code.co_filename, user.f_lineno),
-        field=field_name,
+        field=field,
         field_class=field_class,
         model=model,
         keys=keys,
-        lookups=lookups_fetched(caller, stop),
+        lookups=fetch.lookups if fetch is not None else (),
+        fetch=fetch,
     )
 
 
 def _qualname(frame: FrameType) -> str:
+    """``Class.method`` of the user's code running in ``frame``, comprehensions folded in."""
     qualname: str | None = getattr(frame.f_code, "co_qualname", None)  # Python 3.11+
     if qualname:
         return _COMPREHENSION.sub("", qualname.replace(".<locals>", ""))
@@ -174,22 +160,6 @@ def _qualname(frame: FrameType) -> str:
     if name.startswith("<") and frame.f_back is not None:  # a comprehension's own frame
         return _qualname(frame.f_back)
     return f"{type(owner).__name__}.{name}" if owner is not None else name
-
-
-def _serializer_field(frame: FrameType) -> Any:
-    """The DRF field (not a whole serializer) whose method runs in ``frame``, if any."""
-    fields = sys.modules.get("rest_framework.fields")
-    serializers = sys.modules.get("rest_framework.serializers")
-    if fields is None or serializers is None:
-        return None
-    owner = frame.f_locals.get("self")
-    if (
-        isinstance(owner, fields.Field)
-        and not isinstance(owner, serializers.BaseSerializer)
-        and getattr(owner, "field_name", None)
-    ):
-        return owner
-    return None
 
 
 def _flat(params: Any) -> list[Any]:
@@ -203,36 +173,46 @@ def _flat(params: Any) -> list[Any]:
     return [] if params is None else [params]
 
 
-def _key_candidates(frame: FrameType, params: Any) -> tuple[str | None, frozenset[str]]:
-    """``(app_label.Model, attribute names)`` of a model instance of ``frame`` whose
-    attribute values are parameters of the query."""
-    models = sys.modules.get("django.db.models")
-    if models is None:
-        return None, frozenset()
-    values = []
+def _hashable(params: Any) -> set[Any]:
+    values = set()
     for value in _flat(params):
         try:
-            hash(value)
+            values.add(value)
         except TypeError:
             continue
-        values.append(value)
-    if not values:
+    return values
+
+
+def _key_candidates(frame: FrameType, params: Any) -> tuple[str | None, frozenset[str]]:
+    """``(app_label.Model, attribute names)`` of a model instance of the user's ``frame``
+    whose attribute values are parameters of the query."""
+    wanted = _hashable(params)
+    if not wanted:
         return None, frozenset()
-    wanted = set(values)
     for name, local in frame.f_locals.items():
-        if name == "self" or not isinstance(local, models.Model):
-            continue
-        names = set()
-        for field in local._meta.concrete_fields:
-            try:
-                value = local.__dict__[field.attname]
-                if value is not None and not isinstance(value, bool) and value in wanted:
-                    names.add(field.attname)
-            except (KeyError, TypeError):
-                continue
-        if names:
-            return local._meta.label, frozenset(names)
+        if name != "self":
+            model, keys = _instance_keys(local, wanted)
+            if keys:
+                return model, keys
     return None, frozenset()
+
+
+def _instance_keys(instance: Any, wanted: set[Any]) -> tuple[str | None, frozenset[str]]:
+    """``(app_label.Model, attribute names)`` of ``instance`` holding one of ``wanted``."""
+    models = sys.modules.get("django.db.models")
+    if models is None or not wanted or not isinstance(instance, models.Model):
+        return None, frozenset()
+    names = set()
+    for field in instance._meta.concrete_fields:
+        try:
+            value = instance.__dict__[field.attname]
+            if value is not None and not isinstance(value, bool) and value in wanted:
+                names.add(field.attname)
+        except (KeyError, TypeError):
+            continue
+    if not names:
+        return None, frozenset()
+    return instance._meta.label, frozenset(names)
 
 
 def _source_line(filename: str, lineno: int) -> str | None:

@@ -8,22 +8,18 @@ stays an optional dependency.
 
 from __future__ import annotations
 
-import sys
-import time
-from collections.abc import Callable
 from contextvars import ContextVar
 from pathlib import Path
 from typing import Any
 
 from debug_toolbar.panels import Panel
-from django.db import connections
-from django.db.backends.base.base import BaseDatabaseWrapper
 from django.http import HttpRequest, HttpResponse
 from django.template import Context, Engine
 from django.utils.translation import gettext_lazy as _
 from django.utils.translation import ngettext
 
-from crossprefetch._observe.origin import origin_of
+from crossprefetch import _compat
+from crossprefetch._observe.capture import CapturedQuery, QueryCapture
 from crossprefetch._observe.repeats import Query, find_repeats, lookup_name
 from crossprefetch.cache import failed_invalidations
 from crossprefetch.conf import conf
@@ -41,18 +37,9 @@ TEMPLATE = Path(__file__).with_name("panel.html")
 MISSING_KEYS_SHOWN = 5
 
 
-class _Recorded:
-    """One query the request ran: alias, SQL, time, origin and the lookups it fetched."""
-
-    __slots__ = ("alias", "lookups", "origin", "raw_sql", "sql", "time_ms")
-
-    def __init__(self, alias: str, raw_sql: str, sql: str, time_ms: float, origin: Any) -> None:
-        self.alias = alias
-        self.raw_sql = raw_sql
-        self.sql = sql
-        self.time_ms = time_ms
-        self.origin = origin
-        self.lookups: tuple[str, ...] = origin.lookups if origin is not None else ()
+def _lookups(query: CapturedQuery) -> tuple[str, ...]:
+    """The lookups whose rows ``query`` fetched (none when the engine did not send it)."""
+    return query.issuer.lookups if query.issuer is not None else ()
 
 
 class CrossDBPrefetchPanel(Panel):
@@ -65,8 +52,10 @@ class CrossDBPrefetchPanel(Panel):
     was built for its own request (the signal's ``request``, unwrapped from DRF's
     ``Request``, is the toolbar's), or without a request in its own context.
 
-    The queries are observed through an execute wrapper on every alias's connection of the
-    request's context, installed while the toolbar instruments the request.
+    The queries are those a :class:`~crossprefetch.testing.QueryCapture` sees while the
+    toolbar instruments the request -- the same capture, and so the same rule of what
+    counts, as ``crossprefetch.testing`` (no transaction control, no connection setup),
+    including the queries crossprefetch's own threads send for the request.
 
     The ``LookupStats`` objects are kept, not copied: ``ContextLookupField`` counts
     fallbacks on them while the response is serialized, after the signal was sent, so the
@@ -80,9 +69,9 @@ class CrossDBPrefetchPanel(Panel):
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self._batches: list[list[tuple[LookupStats, list[str]]]] = []
-        self._queries: list[_Recorded] = []
+        self._capture: QueryCapture | None = None
+        self._queries: list[CapturedQuery] = []
         self._failed_invalidations: list[dict[str, Any]] = []
-        self._wrapped: list[BaseDatabaseWrapper] = []
         self._token: Any = None
 
     def get_stats(self) -> dict[str, Any]:
@@ -118,51 +107,23 @@ class CrossDBPrefetchPanel(Panel):
             self._token = _current_panel.set(self)
         lookups_prefetched.connect(self._receive)
         invalidation_failed.connect(self._receive_failed_invalidation)
-        self._wrapped = [connections[alias] for alias in connections]
-        for connection in self._wrapped:
-            connection.execute_wrappers.append(self._record)
+        if self._capture is None:
+            self._capture = QueryCapture(label="CrossDBPrefetchPanel", issuers=True)
+            self._capture.__enter__()
 
     def disable_instrumentation(self) -> None:
         lookups_prefetched.disconnect(self._receive)
         invalidation_failed.disconnect(self._receive_failed_invalidation)
-        for connection in self._wrapped:
-            wrappers = connection.execute_wrappers
-            for index in range(len(wrappers) - 1, -1, -1):
-                if wrappers[index] == self._record:
-                    del wrappers[index]
-                    break
-        self._wrapped = []
+        capture, self._capture = self._capture, None
+        if capture is not None:
+            capture.__exit__(None, None, None)
+            self._queries.extend(capture.captured.queries)
         if self._token is not None:
             try:
                 _current_panel.reset(self._token)
             except ValueError:  # disabled from another context than the one it was enabled in
                 _current_panel.set(None)
             self._token = None
-
-    def _record(
-        self,
-        execute: Callable[[str, Any, bool, dict[str, Any]], Any],
-        sql: str,
-        params: Any,
-        many: bool,
-        context: dict[str, Any],
-    ) -> Any:
-        connection: BaseDatabaseWrapper = context["connection"]
-        origin = origin_of(sys._getframe(1), params)
-        started = time.perf_counter()
-        try:
-            return execute(sql, params, many, context)
-        finally:
-            elapsed = (time.perf_counter() - started) * 1000
-            executed = sql
-            if not many:
-                try:
-                    executed = connection.ops.last_executed_query(context["cursor"], sql, params)
-                except Exception:  # the raw SQL is good enough for a panel
-                    executed = sql
-            self._queries.append(
-                _Recorded(connection.alias, sql, str(executed or sql), elapsed, origin)
-            )
 
     def _receive(
         self,
@@ -175,7 +136,7 @@ class CrossDBPrefetchPanel(Panel):
         if request is None:
             if _current_panel.get() is not self:
                 return
-        elif getattr(request, "_request", request) is not self.toolbar.request:
+        elif _compat.http_request(request) is not self.toolbar.request:
             return
         self._batches.append(
             [
@@ -198,9 +159,9 @@ class CrossDBPrefetchPanel(Panel):
             )
 
     def generate_stats(self, request: HttpRequest, response: HttpResponse) -> None:
-        by_lookup: dict[str, list[_Recorded]] = {}
+        by_lookup: dict[str, list[CapturedQuery]] = {}
         for query in self._queries:
-            for name in query.lookups:
+            for name in _lookups(query):
                 by_lookup.setdefault(name, []).append(query)
         rows: list[dict[str, Any]] = []
         queries = 0
@@ -209,12 +170,12 @@ class CrossDBPrefetchPanel(Panel):
             counted: set[frozenset[str]] = set()
             for stats, missing in batch:
                 own = by_lookup.pop(stats.name, [])
-                lookup_sql_ms = sum(query.time_ms for query in own)
+                lookup_sql_ms = sum(query.time for query in own) * 1000
                 row = {
                     **stats.as_dict(),
                     "call": call,
                     "missing_keys": missing,
-                    "sql": [{"sql": q.sql, "time_ms": q.time_ms} for q in own],
+                    "sql": [{"sql": q.sql, "time_ms": q.time * 1000} for q in own],
                     "sql_ms": lookup_sql_ms,
                     "rows_ms": max(stats.time_ms - lookup_sql_ms, 0.0),
                 }
@@ -227,12 +188,7 @@ class CrossDBPrefetchPanel(Panel):
                     sql_ms += lookup_sql_ms
         threshold = conf.N_PLUS_ONE_THRESHOLD
         repeats = find_repeats(
-            (
-                Query(q.alias, q.sql, q.raw_sql, q.origin)
-                for q in self._queries
-                if not q.lookups  # a lookup's key chunks share a shape, by design
-            ),
-            threshold,
+            (Query(q.alias, q.sql, q.raw_sql, q.issuer) for q in self._queries), threshold
         )
         failed = self._failed_invalidations
         self._batches = []

@@ -9,6 +9,7 @@ from django.core.exceptions import ImproperlyConfigured
 from rest_framework import serializers
 from rest_framework.fields import empty
 
+from crossprefetch._observe import activity
 from crossprefetch.conf import conf
 from crossprefetch.lookup import MISSING, NOT_PREFETCHED, Lookup
 from crossprefetch.spec import attr_hint
@@ -113,7 +114,8 @@ class ContextLookupField(serializers.Field):  # type: ignore[type-arg]
 
     def _missing(self, instance: Any) -> Any:
         if self.fallback is not None:
-            return self.fallback(instance)
+            with activity.rendering(self, instance):  # who sent its queries, for capture
+                return self.fallback(instance)
         return self.missing_value
 
     def _get_lookup(self) -> Lookup | None:

@@ -19,10 +19,22 @@ name. The context managers here (decorators too) observe every alias in
     with detect_n_plus_one():
         client.get("/naive-events/")
 
-They work by installing an execute wrapper on the ``DatabaseWrapper`` of every
-alias (see ``BaseDatabaseWrapper.execute_wrapper``). The wrapper lives on the
-Django object, not on the DB-API connection, so a connection that is opened
-lazily inside the block is observed too, and nothing is connected eagerly.
+They also take pytest-django's call style for one alias
+(``assert_num_queries(3, connection=connection, info="...")``, ``num=``,
+``using=``) and Django's callable form (``assert_num_queries(1, client.get,
+"/events/")``), so tests written for those helpers keep their shape.
+
+How queries are seen: one execute wrapper sits on every connection of every
+thread (``BaseDatabaseWrapper.execute_wrapper``'s list; installed when the app
+is ready and on every ``connection_created``), and a block registers itself in
+a context variable. A query counts in the blocks of the context it runs in:
+the test's own thread, the thread of ``sync_to_async``, and crossprefetch's
+own threads working for the block (the coalescing pool of
+``aprefetch_cross_db``; the leader of a coalesced batch counts its one query
+in every member's block, marked ``shared`` in the others). A thread the code
+under test starts itself has a context of its own and is not observed, as
+with Django's assertions. Nothing is connected eagerly: a connection opened
+inside the block is observed from its first statement.
 
 What counts as a query: every statement sent through a Django cursor
 (``execute`` and ``executemany``, the latter counted once, as Django does),
@@ -34,8 +46,12 @@ same everywhere. Nor are the statements a connection runs while it opens
 (the backend's own setup, such as MySQL's ``SET SQL_AUTO_IS_NULL = 0``, and
 ``connection_created`` receivers): Django's ``CaptureQueriesContext`` opens the
 connection before it starts counting, and a lazily opened connection here
-counts the same. Like Django's own assertions, only the current thread's
-connections are observed.
+counts the same. The debug-toolbar panel counts by the same rule.
+
+A failed count raises ``AssertionError``; under pytest, with crossprefetch's
+plugin, :class:`crossprefetch.pytest_plugin.QueryCountFailed`, which is both
+``pytest.fail.Exception`` (as pytest-django's fixtures fail) and
+``AssertionError``.
 """
 
 from __future__ import annotations

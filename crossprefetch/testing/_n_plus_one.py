@@ -24,10 +24,8 @@ class NPlusOneError(AssertionError):
 class NPlusOneDetector(QueryCapture):
     """The block (or decorated function) of :func:`detect_n_plus_one`."""
 
-    _record_issuers = True
-
     def __init__(self, threshold: int | None, aliases: tuple[str, ...]) -> None:
-        super().__init__(label="detect_n_plus_one")
+        super().__init__(label="detect_n_plus_one", issuers=True)
         if threshold is not None and (
             isinstance(threshold, bool) or not isinstance(threshold, int) or threshold < 1
         ):
@@ -56,8 +54,7 @@ class NPlusOneDetector(QueryCapture):
         queries = [
             Query(q.alias, q.sql, q.raw_sql, q.issuer)
             for q in self.captured.queries
-            if (not self.aliases or q.alias in self.aliases)
-            and not (q.issuer is not None and q.issuer.lookups)  # a lookup's key chunks
+            if not self.aliases or q.alias in self.aliases
         ]
         self.repeats = find_repeats(queries, threshold)
         if self.repeats:
