@@ -52,6 +52,8 @@ class Hop:
     remote: models.Field[Any, Any]
     #: where Django caches a single related object (forward, or a reverse one-to-one)
     cache: FieldCacheMixin
+    #: the name of the relation in a query's lookups (``filter(<query_name>__...)``)
+    query_name: str
 
     @property
     def label(self) -> str:
@@ -105,6 +107,7 @@ def relations(model: type[models.Model]) -> Relations:
                     local=field,
                     remote=target,
                     cache=field,
+                    query_name=field.name,
                 )
             else:
                 refused[field.name] = "not a ForeignKey (a multi-column foreign object)"
@@ -126,6 +129,7 @@ def relations(model: type[models.Model]) -> Relations:
                 local=fk.target_field,
                 remote=fk,
                 cache=field,  # type: ignore[arg-type]
+                query_name=fk.related_query_name(),
             )
         elif accessor:
             refused[accessor] = "a generic relation"
