@@ -3,7 +3,7 @@ from __future__ import annotations
 from django.urls import include, path
 from rest_framework.routers import SimpleRouter
 
-from tests.testapp import filter_views, related_views, views
+from tests.testapp import filter_views, related_pages, related_views, views
 
 router = SimpleRouter()
 router.register("events", views.OrderEventViewSet, basename="events")
@@ -41,4 +41,10 @@ router.register("method-tickets", related_views.MethodTicketViewSet, basename="m
 urlpatterns = [
     path("", include(router.urls)),
     path("event-list/", views.EventListView.as_view(), name="event-list"),
+    path("ticket-pages/", related_pages.TicketListView.as_view(), name="ticket-pages"),
+    path(
+        "account-pages/<int:pk>/",
+        related_pages.AccountDetailView.as_view(),
+        name="account-pages",
+    ),
 ]
