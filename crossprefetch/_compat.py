@@ -193,3 +193,17 @@ def instance_db(instance: Any) -> str | None:
     """
     db: str | None = instance._state.db
     return db
+
+
+# -- Django: the admin ----------------------------------------------------------------------
+
+
+def admin_registry(site: Any) -> dict[Any, Any]:
+    """The ``{model: ModelAdmin}`` of an admin site (``AdminSite._registry``).
+
+    Django offers ``get_model_admin(model)`` but no way to list them. Breaks if: the
+    attribute is renamed -- the checks of ``ModelAdmin`` classes without
+    ``CrossDBPrefetchAdminMixin`` (``crossprefetch.E706``, ``W702``) would see none.
+    """
+    registry: dict[Any, Any] = site._registry
+    return registry

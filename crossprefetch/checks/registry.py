@@ -8,6 +8,7 @@ from crossprefetch.checks.cache import check_cache_deploy
 from crossprefetch.checks.coalesce import check_coalesce_setting
 from crossprefetch.checks.failure import check_failure_settings
 from crossprefetch.checks.filters import check_filters
+from crossprefetch.checks.related import check_related
 from crossprefetch.checks.views import check_views
 
 TAG = "crossprefetch"
@@ -15,6 +16,12 @@ TAG = "crossprefetch"
 
 def register() -> None:
     """Register every check with Django (from ``AppConfig.ready()``; idempotent)."""
-    for check in (check_views, check_filters, check_failure_settings, check_coalesce_setting):
+    for check in (
+        check_views,
+        check_filters,
+        check_related,
+        check_failure_settings,
+        check_coalesce_setting,
+    ):
         django_checks.register(check, TAG)
     django_checks.register(check_cache_deploy, TAG, deploy=True)
