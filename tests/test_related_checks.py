@@ -119,11 +119,12 @@ def test_cross_db_related_without_a_mixin() -> None:
         serializer_class = related_serializers.TicketBriefSerializer
         cross_db_related = ("account",)
 
-    ((code, message, hint),) = _found(check_view_related(Plain))
+    ((code, _, hint),) = _found(check_view_related(Plain))
     assert code == "crossprefetch.E705"
     assert "CrossDBPrefetchViewMixin" in hint
 
 
+@pytest.mark.urls("tests.related_urls")
 def test_the_routed_views_are_checked() -> None:
     from crossprefetch.checks.related import check_related
 

@@ -28,7 +28,10 @@ from tests.testapp.models import SalesRegion, SupportAccount, Ticket
 if TYPE_CHECKING:
     from pytest_django.plugin import DjangoDbBlocker
 
-pytestmark = pytest.mark.django_db(databases=ALL_DATABASES)
+pytestmark = [
+    pytest.mark.django_db(databases=ALL_DATABASES),
+    pytest.mark.urls("tests.related_urls"),  # the naive twins, for the oracle
+]
 
 
 @pytest.fixture

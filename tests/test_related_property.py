@@ -11,7 +11,10 @@ from crossprefetch.testing import assert_max_num_queries
 from tests.related_data import ALL_DATABASES
 from tests.testapp.models import AccountSettings, SalesRegion, SupportAccount, Ticket
 
-pytestmark = pytest.mark.django_db(databases=ALL_DATABASES)
+pytestmark = [
+    pytest.mark.django_db(databases=ALL_DATABASES),
+    pytest.mark.urls("tests.related_urls"),  # the naive twins, for the oracle
+]
 
 MAX_PK = 30
 names = st.text(st.characters(codec="utf-8", exclude_categories=["Cs", "Cc"]), max_size=8)

@@ -27,14 +27,8 @@ router.register(
 )
 router.register("filterset-events", filter_views.FilterSetEventViewSet, basename="filterset-events")
 router.register("tickets", related_views.TicketViewSet, basename="tickets")
-router.register("naive-tickets", related_views.NaiveTicketViewSet, basename="naive-tickets")
 router.register(
     "support-accounts", related_views.SupportAccountViewSet, basename="support-accounts"
-)
-router.register(
-    "naive-support-accounts",
-    related_views.NaiveSupportAccountViewSet,
-    basename="naive-support-accounts",
 )
 router.register("method-tickets", related_views.MethodTicketViewSet, basename="method-tickets")
 
