@@ -214,14 +214,6 @@ class CrossDBPrefetchAdminMixin(_Base):
         """Relation paths fetched for each page besides those ``list_display`` shows."""
         return self.cross_db_related
 
-    def check(self, **kwargs: Any) -> list[Any]:
-        """Django's checks of the ``ModelAdmin``, and those of its ``cross_db_related``."""
-        from crossprefetch.checks.related import check_paths
-
-        label = f"{type(self).__module__}.{type(self).__qualname__}.cross_db_related"
-        errors: list[Any] = super().check(**kwargs)
-        return [*errors, *check_paths(type(self), label, self.model, self.cross_db_related)]
-
     def get_changelist(self, request: HttpRequest, **kwargs: Any) -> type[ChangeList]:
         return _CrossDBChangeList
 

@@ -153,11 +153,20 @@ def test_an_admin_without_the_mixin() -> None:
     assert "list_display 'account__name' read another database" in warning.msg
 
 
-def test_the_admin_mixin_checks_its_paths() -> None:
+def test_the_admin_mixin_checks_its_paths(settings: Any) -> None:
+    from crossprefetch.checks.related import _check_admins
+
+    settings.INSTALLED_APPS = [
+        *settings.INSTALLED_APPS,
+        "django.contrib.admin.apps.SimpleAdminConfig",
+    ]
+
     class Misspelled(CrossDBPrefetchAdminMixin, admin.ModelAdmin):  # type: ignore[type-arg]
         cross_db_related = ("acount",)
 
-    found = [m for m in Misspelled(Ticket, admin.AdminSite()).check() if "crossprefetch" in m.id]
+    site = admin.AdminSite(name="misspelled")
+    site.register(Ticket, Misspelled)
+    found = [m for m in _check_admins() if m.obj is Misspelled]
     ((code, message, hint),) = _found(found)
     assert code == "crossprefetch.E702"
     assert "Misspelled.cross_db_related" in message
