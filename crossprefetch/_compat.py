@@ -137,6 +137,31 @@ def rendering_field(frame: FrameType | None, stop: FrameType | None = None) -> A
     return None
 
 
+def reading_field(frame: FrameType | None, stop: FrameType | None = None) -> Any:
+    """The DRF field (a nested serializer included) reading its ``source`` in a frame from
+    ``frame`` (a query's own) outwards to ``stop`` (the user's code), if any.
+
+    A field with ``source="account.name"`` reads the relation inside DRF's
+    ``Field.get_attribute``; a ``many=True`` nested serializer, in
+    ``ListSerializer.to_representation``. Breaks if: DRF reads sources in other methods --
+    N+1 reports would then not say that a serializer field read the relation (and advise
+    ``cross_db_related`` where the mixin alone would do).
+    """
+    fields = sys.modules.get("rest_framework.fields")
+    if fields is None:
+        return None
+    while frame is not None and frame is not stop:
+        owner = frame.f_locals.get("self")
+        if (
+            isinstance(owner, fields.Field)
+            and getattr(owner, "field_name", None)
+            and frame.f_code.co_name in {"get_attribute", "to_representation"}
+        ):
+            return owner
+        frame = frame.f_back
+    return None
+
+
 # -- Django: related-object caches (crossprefetch.prefetch_related_objects) ------------------
 
 

@@ -67,5 +67,8 @@ class MethodTicketSerializer(serializers.ModelSerializer[Ticket]):
         fields = ["id", "account_label"]
 
     def get_account_label(self, ticket: Ticket) -> Any:
-        account = ticket.account
+        try:
+            account = ticket.account
+        except SupportAccount.DoesNotExist:  # read per row, a dangling key raises
+            return None
         return None if account is None else account.display_name
