@@ -232,3 +232,13 @@ def admin_registry(site: Any) -> dict[Any, Any]:
     """
     registry: dict[Any, Any] = site._registry
     return registry
+
+
+def prefetch_lookups(queryset: Any) -> tuple[Any, ...]:
+    """The lookups a QuerySet's ``prefetch_related()`` holds (paths and ``Prefetch``).
+
+    Breaks if: ``QuerySet._prefetch_related_lookups`` is renamed -- the check
+    ``crossprefetch.W701`` would then warn about a view that prefetches its relations with
+    Django's ``prefetch_related()`` already.
+    """
+    return tuple(getattr(queryset, "_prefetch_related_lookups", ()))

@@ -106,6 +106,11 @@ def test_a_serializer_crossing_a_database_without_the_mixin() -> None:
     assert check_view_related(related_views.NaiveSupportAccountViewSet) != []
     # a serializer that stays in one database is left alone
 
+    class Prefetched(related_views.NaiveTicketViewSet):
+        queryset = Ticket.objects.prefetch_related("account__region", Prefetch("region"))
+
+    assert check_view_related(Prefetched) == []
+
     class Local(viewsets.ReadOnlyModelViewSet):  # type: ignore[type-arg]
         queryset = Ticket.objects.all()
         serializer_class = related_serializers.TicketBriefSerializer

@@ -209,7 +209,12 @@ def _check_serializer(
     except Exception:  # a serializer that needs its context: known per request only
         return []
     crossing = crossing_paths(model, list(found))
-    leaves = sorted(p for p in crossing if not any(o.startswith(p + SEP) for o in crossing))
+    prefetched = _prefetched(getattr(view, "queryset", None))
+    leaves = sorted(
+        p
+        for p in crossing
+        if not any(o.startswith(p + SEP) for o in crossing) and p not in prefetched
+    )
     if not leaves:
         return []
     return [
@@ -222,6 +227,16 @@ def _check_serializer(
             id="crossprefetch.W701",
         )
     ]
+
+
+def _prefetched(queryset: Any) -> set[str]:
+    """The paths (and their prefixes) a QuerySet's ``prefetch_related()`` fetches."""
+    paths: set[str] = set()
+    for lookup in _compat.prefetch_lookups(queryset) if queryset is not None else ():
+        path = lookup.prefetch_to if isinstance(lookup, models.Prefetch) else lookup
+        names = str(path).split(SEP)
+        paths.update(SEP.join(names[: depth + 1]) for depth in range(len(names)))
+    return paths
 
 
 # --- the admin ------------------------------------------------------------------------
