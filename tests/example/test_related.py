@@ -71,3 +71,51 @@ def test_the_admin_changelist(admin_on: None, shop_data: Dataset) -> None:
     gold = render_changelist(shop_admin(), "customer__tier=gold")
     gold_ids = list(Customer.objects.filter(tier="gold").values_list("id", flat=True))
     assert gold.count == SupportTicket.objects.filter(customer_id__in=gold_ids).count()
+
+
+def test_the_demo_shows_the_changelist_queries(admin_on: None, shop_data: Dataset) -> None:
+    from io import StringIO
+
+    from shop.management.commands.demo import Command
+
+    out = StringIO()
+    Command(stdout=out)._admin()
+    table = out.getvalue().splitlines()[1:]
+    assert table[0] == (
+        f"admin changelist /admin/shop/supportticket/, {shop_data.tickets} of "
+        f"{shop_data.tickets} tickets per page"
+    )
+    plain = next(line for line in table if "Django alone" in line).split()
+    ours = next(line for line in table if line.strip().startswith("CrossDBPrefetch")).split()
+    assert int(plain[-2]) > shop_data.tickets // 2
+    assert ours[-2:] == ["2", plain[-1]]
+    assert "gold customers' tickets:" in table[-1]
+
+
+def test_the_benchmark(tmp_path: Any) -> None:
+    import json
+    from io import StringIO
+
+    from django.core.management import call_command
+
+    figures = tmp_path / "figures.json"
+    out = StringIO()
+    call_command(
+        "benchmark_related",
+        *("--customers", "40", "--events", "600", "--repeat", "2", "--json", str(figures)),
+        stdout=out,
+    )
+    assert "### Page of 100: identical output: yes" in out.getvalue()
+    (page,) = json.loads(figures.read_text())["pages"]
+    assert page["variants"]["crossprefetch"]["queries"] == {"default": 1, "timeseries": 2}
+    assert page["variants"]["prefetch_related"]["queries"] == {"default": 1, "timeseries": 2}
+
+
+def test_the_benchmark_of_the_changelist(admin_on: None, shop_data: Dataset) -> None:
+    from io import StringIO
+
+    from shop.management.commands.benchmark_related import Command
+
+    figures = Command(stdout=StringIO())._admin(repeat=2)
+    assert figures["CrossDBPrefetchAdminMixin"]["queries"]["default"] == 2
+    assert figures["plain ModelAdmin"]["queries"]["default"] > shop_data.tickets // 2
