@@ -23,7 +23,7 @@ from crossprefetch._related.hops import RelationPathError
 from crossprefetch.lookup import Lookup
 from crossprefetch.spec import CrossDBPrefetch
 
-__all__ = ["RelationPathError", "prefetch_related_objects", "relation_spec"]
+__all__ = ["RelationPathError", "prefetch_related_objects", "relation_spec", "view_relation_spec"]
 
 
 def prefetch_related_objects(
@@ -79,8 +79,9 @@ def prefetch_related_objects(
 
 
 def relation_spec(model: type[models.Model], name: str) -> CrossDBPrefetch | None:
-    """The spec that follows the relation ``name`` of ``model``, or ``None`` if ``name``
-    is no relation crossprefetch follows.
+    """The spec that follows the relation ``name`` of ``model`` into another database, or
+    ``None`` if ``name`` is no relation crossprefetch follows, or one within ``model``'s
+    database.
 
     Forward, the foreign key's column against its target field; backward, ``many=True``.
     Filters and orderings by a relation name use it as they would a declared spec.
@@ -89,7 +90,21 @@ def relation_spec(model: type[models.Model], name: str) -> CrossDBPrefetch | Non
         step = hops.hop(model, name)
     except RelationPathError:
         return None
+    if not hops.crosses([step]):
+        return None
     return _relation_spec(step, step.alias())
+
+
+def view_relation_spec(view: Any, name: str) -> CrossDBPrefetch | None:
+    """:func:`relation_spec` for the model a view lists (a class's ``queryset``; an
+    instance's ``get_queryset()``)."""
+    queryset = getattr(view, "queryset", None)
+    if not isinstance(queryset, models.QuerySet) and not isinstance(view, type):
+        get_queryset = getattr(view, "get_queryset", None)
+        queryset = get_queryset() if callable(get_queryset) else None
+    if not isinstance(queryset, models.QuerySet):
+        return None
+    return relation_spec(queryset.model, name)
 
 
 @lru_cache(maxsize=256)

@@ -5,6 +5,7 @@ from __future__ import annotations
 from rest_framework import viewsets
 
 from crossprefetch import CrossDBPrefetchMixin
+from crossprefetch.filters import CrossDBFilter, CrossDBFilterBackend, CrossDBOrderingFilter
 from tests.testapp import related_serializers as serializers
 from tests.testapp.models import SupportAccount, Ticket
 from tests.testapp.views import PageNumber
@@ -45,3 +46,15 @@ class MethodTicketViewSet(CrossDBPrefetchMixin, viewsets.ReadOnlyModelViewSet): 
     serializer_class = serializers.MethodTicketSerializer
     pagination_class = PageNumber
     cross_db_related = ("account",)
+
+
+class FilteredTicketViewSet(TicketViewSet):
+    """Filters and an ordering by relations into other databases: no spec declared."""
+
+    filter_backends = [CrossDBFilterBackend, CrossDBOrderingFilter]
+    cross_db_filters = {
+        "account_tier": CrossDBFilter("account", "tier"),
+        "region": CrossDBFilter("region", "label"),
+    }
+    ordering_fields = ["id"]
+    cross_db_ordering_fields = {"account_name": ("account", "name")}

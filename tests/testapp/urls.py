@@ -31,6 +31,9 @@ router.register(
     "support-accounts", related_views.SupportAccountViewSet, basename="support-accounts"
 )
 router.register("method-tickets", related_views.MethodTicketViewSet, basename="method-tickets")
+router.register(
+    "filtered-tickets", related_views.FilteredTicketViewSet, basename="filtered-tickets"
+)
 
 urlpatterns = [
     path("", include(router.urls)),
