@@ -66,3 +66,31 @@ def test_a_relation_in_the_same_database_is_no_spec(data: Tickets, api: APIClien
 
     assert relation_spec(Ticket, "parent") is None
     assert relation_spec(Ticket, "account") is not None
+
+
+def test_a_filterset_filter_by_a_relation(data: Tickets) -> None:
+    django_filters = pytest.importorskip("django_filters")
+    from django_filters.rest_framework import DjangoFilterBackend
+    from rest_framework.test import APIRequestFactory
+
+    from crossprefetch.filters import CrossDBFilterSetFilter
+
+    class TicketFilterSet(django_filters.FilterSet):  # type: ignore[misc]
+        account_tier = CrossDBFilterSetFilter("account", "tier")
+
+        class Meta:
+            model = Ticket
+            fields = ["status"]
+
+    class Tickets(related_views.TicketViewSet):
+        filter_backends = [DjangoFilterBackend]
+        filterset_class = TicketFilterSet
+
+    gold = set(SupportAccount.objects.filter(tier="gold").values_list("id", flat=True))
+    view = Tickets.as_view({"get": "list"})
+    response = view(APIRequestFactory().get("/", {"account_tier": "gold", "status": "closed"}))
+    response.render()
+    expected = [t.id for t in data.tickets if t.account_id in gold and t.status == "closed"]
+    assert expected
+    assert [row["id"] for row in response.data["results"]] == expected
+    assert response.data["count"] == len(expected)

@@ -12,6 +12,7 @@ import django_filters
 from django.core.exceptions import ImproperlyConfigured
 from django.db import models
 
+from crossprefetch.related import view_relation_spec
 from crossprefetch.rest_framework.filters import CrossDBFilter, filter_by_remote, view_specs
 from crossprefetch.spec import CrossDBPrefetch
 
@@ -74,6 +75,8 @@ class CrossDBFilterSetFilter(django_filters.Filter):  # type: ignore[misc]
             return self.spec
         view = (getattr(request, "parser_context", None) or {}).get("view")
         spec = view_specs(view).get(self.spec) if view is not None else None
+        if spec is None and view is not None:  # a relation into another database
+            spec = view_relation_spec(view, self.spec)
         if not isinstance(spec, CrossDBPrefetch):
             raise ImproperlyConfigured(
                 f"CrossDBFilterSetFilter({self.spec!r}) on {self.field_name!r}: no view with "
