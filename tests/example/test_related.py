@@ -109,6 +109,7 @@ def test_the_benchmark(tmp_path: Any) -> None:
     (page,) = json.loads(figures.read_text())["pages"]
     assert page["variants"]["crossprefetch"]["queries"] == {"default": 1, "timeseries": 2}
     assert page["variants"]["prefetch_related"]["queries"] == {"default": 1, "timeseries": 2}
+    assert page["variants"]["prefetch_related_only"]["queries"] == {"default": 1, "timeseries": 2}
 
 
 def test_the_benchmark_of_the_changelist(admin_on: None, shop_data: Dataset) -> None:
