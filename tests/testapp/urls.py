@@ -34,6 +34,12 @@ router.register("method-tickets", related_views.MethodTicketViewSet, basename="m
 router.register(
     "filtered-tickets", related_views.FilteredTicketViewSet, basename="filtered-tickets"
 )
+router.register("parcels", filter_views.ParcelViewSet, basename="parcels")
+router.register("joined-parcels", filter_views.JoinedParcelViewSet, basename="joined-parcels")
+router.register(
+    "cursor-shop-events", filter_views.CursorShopEventViewSet, basename="cursor-shop-events"
+)
+router.register("cursor-parcels", filter_views.CursorParcelViewSet, basename="cursor-parcels")
 
 urlpatterns = [
     path("", include(router.urls)),
