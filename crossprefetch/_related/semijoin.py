@@ -14,7 +14,7 @@ from typing import Any
 
 from django.db import connections, models
 
-from crossprefetch._keys import normalize
+from crossprefetch._keys import values
 from crossprefetch._keys.keyset import KeyIn
 from crossprefetch._related.hops import SEP, Hop
 from crossprefetch.conf import conf
@@ -97,12 +97,6 @@ def _join(prefix: str, name: str) -> str:
 
 
 def _local(field: models.Field[Any, Any], keys: list[Any], alias: str) -> list[Any]:
-    """The keys as ``field`` holds them in ``alias``; those it cannot hold are dropped
-    (they match no object)."""
-    to_local = normalize.normalizer((field,), connections[alias])
-    local = []
-    for key in keys:
-        value = to_local(key)
-        if value is not None and value is not normalize.INVALID:
-            local.append(value)
-    return local
+    """The keys as ``field`` holds them in ``alias``, by the rules of every key sent to a
+    database; those it cannot hold are dropped (they match no object)."""
+    return values.local_keys(keys, field, connections[alias])
