@@ -15,6 +15,7 @@ if TYPE_CHECKING:
     from crossprefetch.engine import prefetch_cross_db
     from crossprefetch.loaders import aprefetch_cross_db
     from crossprefetch.lookup import Lookup, LookupStats
+    from crossprefetch.related import prefetch_related_objects
     from crossprefetch.rest_framework.fields import ContextLookupField
     from crossprefetch.rest_framework.mixins import CrossDBPrefetchMixin
     from crossprefetch.spec import CrossDBPrefetch
@@ -30,6 +31,7 @@ _EXPORTS = {
     "LookupStats": "crossprefetch.lookup",
     "aprefetch_cross_db": "crossprefetch.loaders",
     "prefetch_cross_db": "crossprefetch.engine",
+    "prefetch_related_objects": "crossprefetch.related",
 }
 
 __all__ = [
@@ -41,6 +43,7 @@ __all__ = [
     "LookupStats",
     "aprefetch_cross_db",
     "prefetch_cross_db",
+    "prefetch_related_objects",
 ]
 
 

@@ -80,7 +80,9 @@ def prefetch_lookups(queryset: Any) -> tuple[Any, ...]:
 
     Django has no public accessor. Breaks if: ``QuerySet._prefetch_related_lookups`` is
     renamed -- this returns ``()``, so two QuerySets differing only by their prefetches
-    could share one query or cache entry, and cached instances would lose their prefetches.
+    could share one query or cache entry, cached instances would lose their prefetches, and
+    the check ``crossprefetch.W701`` would warn about a view that prefetches its relations
+    with Django's ``prefetch_related()`` already.
     """
     return tuple(getattr(queryset, "_prefetch_related_lookups", ()))
 
@@ -176,3 +178,100 @@ def rendering_field(frame: FrameType | None, stop: FrameType | None = None) -> A
             break
         frame = frame.f_back
     return None
+
+
+def reading_field(frame: FrameType | None, stop: FrameType | None = None) -> Any:
+    """The DRF field (a nested serializer included) reading its ``source`` in a frame from
+    ``frame`` (a query's own) outwards to ``stop`` (the user's code), if any.
+
+    A field with ``source="account.name"`` reads the relation inside DRF's
+    ``Field.get_attribute``; a ``many=True`` nested serializer, in
+    ``ListSerializer.to_representation``. Breaks if: DRF reads sources in other methods --
+    N+1 reports would then not say that a serializer field read the relation (and advise
+    ``cross_db_related`` where the mixin alone would do).
+    """
+    fields = sys.modules.get("rest_framework.fields")
+    if fields is None:
+        return None
+    while frame is not None and frame is not stop:
+        owner = frame.f_locals.get("self")
+        if (
+            isinstance(owner, fields.Field)
+            and getattr(owner, "field_name", None)
+            and frame.f_code.co_name in {"get_attribute", "to_representation"}
+        ):
+            return owner
+        frame = frame.f_back
+    return None
+
+
+# -- Django: related-object caches (crossprefetch.prefetch_related_objects) ------------------
+
+
+def prefetched_objects(instance: Any) -> dict[str, Any]:
+    """The ``_prefetched_objects_cache`` of a model instance, created when absent.
+
+    Django's ``prefetch_related_objects`` keeps there, per reverse relation, the QuerySet a
+    related manager's ``all()`` returns. Breaks if: the attribute is renamed or no longer
+    read by ``RelatedManager.get_queryset()`` -- ``account.tickets.all()`` would then run a
+    query per object after ``crossprefetch.prefetch_related_objects(accounts, "tickets")``.
+    """
+    try:
+        cache: dict[str, Any] = instance._prefetched_objects_cache
+    except AttributeError:
+        cache = instance._prefetched_objects_cache = {}
+    return cache
+
+
+def is_prefetched(instance: Any, cache_name: str) -> bool:
+    """Whether a reverse relation's rows are in the instance's prefetch cache already.
+
+    Breaks if: as :func:`prefetched_objects` -- relations prefetched by Django would be
+    fetched again.
+    """
+    return cache_name in getattr(instance, "_prefetched_objects_cache", ())
+
+
+def fill_queryset(queryset: Any, rows: list[Any]) -> None:
+    """Make ``queryset`` hold ``rows`` as if it had been evaluated, as Django's prefetching
+    does (``_result_cache``, ``_prefetch_done``).
+
+    Breaks if: either attribute is renamed -- the related manager's ``all()`` would then
+    query the database instead of returning the prefetched rows.
+    """
+    queryset._result_cache = rows
+    queryset._prefetch_done = True
+
+
+def explicit_db(queryset: Any) -> str | None:
+    """The alias a QuerySet was given with ``using()``, or ``None`` when the router decides.
+
+    Breaks if: ``QuerySet._db`` is renamed -- a ``Prefetch`` QuerySet's own ``using()``
+    would then be replaced by the router's choice.
+    """
+    db: str | None = queryset._db
+    return db
+
+
+def instance_db(instance: Any) -> str | None:
+    """The database a model instance was read from (``instance._state.db``).
+
+    Breaks if: ``Model._state.db`` is renamed -- crossprefetch could then not tell which
+    database the objects a relation starts from live in, and would take the router's.
+    """
+    db: str | None = instance._state.db
+    return db
+
+
+# -- Django: the admin ----------------------------------------------------------------------
+
+
+def admin_registry(site: Any) -> dict[Any, Any]:
+    """The ``{model: ModelAdmin}`` of an admin site (``AdminSite._registry``).
+
+    Django offers ``get_model_admin(model)`` but no way to list them. Breaks if: the
+    attribute is renamed -- the checks of ``ModelAdmin`` classes without
+    ``CrossDBPrefetchAdminMixin`` (``crossprefetch.E706``, ``W702``) would see none.
+    """
+    registry: dict[Any, Any] = site._registry
+    return registry

@@ -1,4 +1,4 @@
-"""The views of the root URLconf that declare ``cross_db_fields``."""
+"""The view classes of the root URLconf: all of them, or those that declare lookups."""
 
 from __future__ import annotations
 
@@ -8,8 +8,8 @@ from typing import Any
 from django.urls import URLPattern, URLResolver, get_resolver
 
 
-def declaring_views() -> Iterator[type]:
-    """View classes with a ``cross_db_fields`` attribute, once each.
+def routed_views() -> Iterator[type]:
+    """Every class-based view the root URLconf routes to, once each.
 
     Raises whatever importing the URLconf raises; callers decide how loud to be.
     """
@@ -24,6 +24,11 @@ def declaring_views() -> Iterator[type]:
             continue
         callback = pattern.callback
         view = getattr(callback, "cls", None) or getattr(callback, "view_class", None)
-        if isinstance(view, type) and view not in seen and hasattr(view, "cross_db_fields"):
+        if isinstance(view, type) and view not in seen:
             seen.add(view)
             yield view
+
+
+def declaring_views() -> Iterator[type]:
+    """View classes with a ``cross_db_fields`` attribute, once each."""
+    return (view for view in routed_views() if hasattr(view, "cross_db_fields"))

@@ -26,7 +26,7 @@ import pytest
 from django.test import override_settings
 from rest_framework.test import APIClient
 
-from shop.models import Customer, OrderEvent
+from shop.models import Customer, OrderEvent, SupportTicket
 
 ROOT = Path(__file__).resolve().parent.parent
 DOCS = ROOT / "docs"
@@ -117,7 +117,8 @@ DOCUMENTS = [
 
 
 def seed() -> None:
-    """A few customers in ``default``, 150 events in ``timeseries``; 1 in 10 dangling."""
+    """A few customers in ``default``, 150 events and 60 support tickets in
+    ``timeseries``; 1 in 10 dangling, and 1 ticket in 7 without a customer."""
     tiers = ["basic", "silver", "gold"]
     customers = Customer.objects.bulk_create(
         Customer(name=f"Customer {i}", email=f"customer{i}@example.com", tier=tiers[i % 3])
@@ -133,6 +134,15 @@ def seed() -> None:
             amount=Decimal(i) + Decimal("0.50"),
         )
         for i in range(150)
+    )
+    SupportTicket.objects.bulk_create(
+        SupportTicket(
+            opened_at=start + dt.timedelta(hours=i),
+            subject=f"Ticket {i}",
+            status=["open", "solved"][i % 2],
+            customer_id=None if i % 7 == 6 else 10_000 + i if i % 10 == 9 else ids[i % len(ids)],
+        )
+        for i in range(60)
     )
 
 

@@ -128,13 +128,18 @@ def origin_of(frame: FrameType, params: Any, stop: FrameType | None = None) -> O
         model, keys = _instance_keys(rendered.instance, _hashable(params))
     else:
         field = field_class = None
-        drf_field = _compat.rendering_field(user, stop)
+        drf_field = _compat.rendering_field(user, stop) or _compat.reading_field(frame, user)
         if drf_field is not None:
             parent = getattr(drf_field, "parent", None)
             owner = type(parent).__name__ if parent is not None else "serializer"
             field = f"{owner}.{drf_field.field_name}"
             field_class = type(drf_field).__name__
         model, keys = _key_candidates(user, params)
+        if not keys:  # the object a library read the key from: ticket.account, a field
+            model, keys = next(
+                (found for f in _frames(frame, user) if (found := _key_candidates(f, params))[1]),
+                (None, frozenset()),
+            )
     code = user.f_code
     return Origin(
         function=_qualname(user),

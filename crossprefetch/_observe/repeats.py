@@ -60,6 +60,9 @@ class Repeat:
     sample: str
     origins: list[tuple[Origin, int]]
     suggestion: str | None
+    #: the relation across databases the query follows per object, and its fix
+    #: (``cross_db_related = ('account',)``), when it is one
+    related: str | None = None
 
     def as_dict(self) -> dict[str, Any]:
         """JSON-serialisable, for the debug toolbar's stored stats."""
@@ -82,6 +85,7 @@ class Repeat:
                 for origin, count in self.origins
             ],
             "suggestion": self.suggestion,
+            "related": self.related,
         }
 
 
@@ -131,7 +135,22 @@ def _repeat(alias: str, sql_shape: str, members: list[Query]) -> Repeat:
         sample=members[0].sql,
         origins=ordered,
         suggestion=_suggestion(model, members, [origin for origin, _ in ordered]),
+        related=_related(model, members, [origin for origin, _ in ordered]),
     )
+
+
+def _related(model: Any, members: list[Query], origins: list[Origin]) -> str | None:
+    """The fix of a relation across databases read one object at a time, if it is one."""
+    column = _matched_column(members[0].raw_sql, model._meta.db_table) if model else None
+    if column is None:
+        return None
+    from crossprefetch._related.suggest import relation_fix
+
+    for origin in origins:
+        fix = relation_fix(model, column, origin.model, origin.keys, origin.field_class)
+        if fix is not None:
+            return fix.describe()
+    return None
 
 
 def _model_of(table: str | None) -> Any:
@@ -232,7 +251,10 @@ def report(repeats: list[Repeat], threshold: int) -> str:
                     lines.append(f"        {origin.line}")
         else:
             lines.append("  issued by: no frame outside Django and the standard library")
-        if repeat.suggestion and repeat.model:
+        if repeat.related:
+            lines.append("  A relation into another database, read per object; serve it per page:")
+            lines.append(f"    {repeat.related}")
+        elif repeat.suggestion and repeat.model:
             name = lookup_name(repeat.model)
             lines.append(
                 "  Fetch them once per page instead: declare on the view (with "

@@ -1,8 +1,9 @@
 """crossprefetch's system checks, one module per concern, registered in one place.
 
 Every check runs under the ``crossprefetch`` tag (``manage.py check --tag crossprefetch``);
-each id is listed in :doc:`/reference/checks` and never reused. :func:`check_view` and
-:func:`check_view_filters` run the checks of one view class, for views outside the URLconf.
+each id is listed in :doc:`/reference/checks` and never reused. :func:`check_view`,
+:func:`check_view_filters` and :func:`check_view_related` run the checks of one view class,
+for views outside the URLconf.
 The names are imported on first access, as in :mod:`crossprefetch`.
 """
 
@@ -14,15 +15,17 @@ from typing import TYPE_CHECKING, Any
 if TYPE_CHECKING:
     from crossprefetch.checks.filters import check_view_filters
     from crossprefetch.checks.registry import register
+    from crossprefetch.checks.related import check_view_related
     from crossprefetch.checks.views import check_view
 
 _EXPORTS = {
     "check_view": "crossprefetch.checks.views",
     "check_view_filters": "crossprefetch.checks.filters",
+    "check_view_related": "crossprefetch.checks.related",
     "register": "crossprefetch.checks.registry",
 }
 
-__all__ = ["check_view", "check_view_filters", "register"]
+__all__ = ["check_view", "check_view_filters", "check_view_related", "register"]
 
 
 def __getattr__(name: str) -> Any:

@@ -15,6 +15,7 @@ from django.db import models
 from rest_framework.pagination import CursorPagination
 
 from crossprefetch._urls import declaring_views
+from crossprefetch.related import view_relation_spec
 from crossprefetch.rest_framework.filters import (
     CrossDBFilter,
     CrossDBFilterBackend,
@@ -208,7 +209,7 @@ def _spec(
 ) -> tuple[CrossDBPrefetch | None, list[checks.CheckMessage]]:
     specs = getattr(view, "cross_db_fields", None)
     specs = specs if isinstance(specs, Mapping) else {}
-    spec = specs.get(spec_name)
+    spec = specs.get(spec_name) or view_relation_spec(view, spec_name)
     if isinstance(spec, CrossDBPrefetch):
         return spec, []
     if _overrides_specs(view) and not specs:

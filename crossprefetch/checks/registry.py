@@ -8,6 +8,7 @@ from crossprefetch.checks.cache import check_cache_deploy, check_process_local_c
 from crossprefetch.checks.coalesce import check_coalesce_setting, check_connection_scope
 from crossprefetch.checks.failure import check_failure_settings
 from crossprefetch.checks.filters import check_filters
+from crossprefetch.checks.related import check_related
 from crossprefetch.checks.views import check_views
 
 TAG = "crossprefetch"
@@ -18,6 +19,7 @@ def register() -> None:
     for check in (
         check_views,
         check_filters,
+        check_related,
         check_failure_settings,
         check_coalesce_setting,
         check_connection_scope,

@@ -33,10 +33,11 @@ def check_views(
 def check_view(view: type) -> list[checks.CheckMessage]:
     """All checks for one view class (usable from tests and for views outside the URLconf)."""
     from crossprefetch.rest_framework.mixins import CrossDBPrefetchMixin
+    from crossprefetch.views import CrossDBPrefetchViewMixin
 
     label = f"{view.__module__}.{view.__qualname__}"
     specs = getattr(view, "cross_db_fields", None)
-    if not issubclass(view, CrossDBPrefetchMixin):
+    if not issubclass(view, CrossDBPrefetchMixin | CrossDBPrefetchViewMixin):
         # Once the warning W001: always a silent bug (every field renders its default).
         return [
             _error(

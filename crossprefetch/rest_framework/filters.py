@@ -42,6 +42,7 @@ from crossprefetch._keys import normalize, values
 from crossprefetch._keys.keyset import KeyIn, positions
 from crossprefetch._keys.normalize import INTEGER_TYPES
 from crossprefetch.conf import conf
+from crossprefetch.related import view_relation_spec
 from crossprefetch.rest_framework._known import KnownRows, remember_rows
 from crossprefetch.spec import CrossDBPrefetch
 
@@ -386,6 +387,8 @@ def view_specs(view: Any) -> Mapping[str, CrossDBPrefetch]:
 def _spec(view: Any, name: str, where: str) -> CrossDBPrefetch:
     specs = view_specs(view)
     spec = specs.get(name)
+    if spec is None:  # a relation of the listed model into another database: no spec needed
+        spec = view_relation_spec(view, name)
     if not isinstance(spec, CrossDBPrefetch):
         raise ImproperlyConfigured(
             f"{where} uses the lookup {name!r}, which {type(view).__qualname__} does not "

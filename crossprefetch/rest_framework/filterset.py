@@ -18,6 +18,7 @@ from django_filters.constants import EMPTY_VALUES
 from django_filters.utils import label_for_filter, verbose_lookup_expr
 from rest_framework import exceptions
 
+from crossprefetch.related import view_relation_spec
 from crossprefetch.rest_framework.filters import (
     UNSET,
     CrossDBFilter,
@@ -192,6 +193,8 @@ class CrossDBFilterSetFilter(django_filters.Filter):  # type: ignore[misc]
             return self.spec
         view = (getattr(request, "parser_context", None) or {}).get("view")
         spec = view_specs(view).get(self.spec) if view is not None else None
+        if spec is None and view is not None:  # a relation into another database
+            spec = view_relation_spec(view, self.spec)
         if not isinstance(spec, CrossDBPrefetch):
             raise ImproperlyConfigured(
                 f"{_OWNER}({self.spec!r}) on {self.parameter!r}: no view with a "

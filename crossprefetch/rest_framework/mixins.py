@@ -2,17 +2,24 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any, ClassVar
 
+from django.core.exceptions import ImproperlyConfigured
+from django.db import models
 from django.http import HttpRequest
 from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.serializers import BaseSerializer, ListSerializer
 
+from crossprefetch import _compat
+from crossprefetch._related import fetch as related_fetch
+from crossprefetch._related import tree as related_tree
+from crossprefetch._related.hops import RelationPathError, crossing_paths
 from crossprefetch.conf import conf
 from crossprefetch.engine import prefetch_cross_db
 from crossprefetch.lookup import Lookup
+from crossprefetch.rest_framework._inference import related_columns
 from crossprefetch.rest_framework._known import known_rows
 from crossprefetch.rest_framework.fields import DEFERRED_CONTEXT_KEY
 from crossprefetch.spec import CrossDBPrefetch
@@ -71,9 +78,17 @@ class CrossDBPrefetchMixin(_Base):
     :meth:`get_cross_db_fields` to vary them per action or request). Lookups are built for
     the objects actually serialized: the page, the unpaginated list, the retrieved object,
     the instance just created or updated. Nothing is fetched when nothing is serialized.
+
+    ForeignKeys into another database need nothing declared: the relations the serializer
+    reads through (``source="account.name"``, nested serializers, ``many=True`` reverse
+    serializers, related fields) are fetched for the page with one query per database and
+    model per hop, only the columns read. ``cross_db_related`` names relation paths (or
+    ``Prefetch`` objects) inference cannot see, such as those a ``SerializerMethodField``
+    follows; they are fetched whole.
     """
 
     cross_db_fields: ClassVar[Mapping[str, CrossDBPrefetch]] = {}
+    cross_db_related: ClassVar[Sequence[str | models.Prefetch[Any]]] = ()
 
     _crossprefetch_objects: Any = _NOTHING
     _crossprefetch_memo: tuple[Any, bool, Mapping[str, Any], dict[str, Lookup]] | None = None
@@ -83,13 +98,21 @@ class CrossDBPrefetchMixin(_Base):
         """The specs of this request; override to vary them per action or per request."""
         return self.cross_db_fields
 
+    def get_cross_db_related(self) -> Sequence[str | models.Prefetch[Any]]:
+        """The relation paths fetched whole for this request besides those the serializer
+        is seen to read; override to vary them per action or per request."""
+        return self.cross_db_related
+
     def get_serializer(self, *args: Any, **kwargs: Any) -> BaseSerializer[Any]:
         instance = args[0] if args else kwargs.get("instance")
         writes = len(args) > 1 or "data" in kwargs  # keys may change on save(): build later
         if instance is not None and not writes and "context" not in kwargs:
             self._crossprefetch_objects = (instance, bool(kwargs.get("many")))
         try:
-            return super().get_serializer(*args, **kwargs)
+            serializer = super().get_serializer(*args, **kwargs)
+            if self._crossprefetch_objects is not _NOTHING:
+                self._crossprefetch_related(serializer, *self._crossprefetch_objects)
+            return serializer
         finally:
             self._crossprefetch_objects = _NOTHING
 
@@ -132,6 +155,37 @@ class CrossDBPrefetchMixin(_Base):
         self._crossprefetch_memo = (instance, many, specs, lookups)
         self._built.extend(lookups.values())
         return lookups
+
+    def _crossprefetch_related(
+        self, serializer: BaseSerializer[Any], instance: Any, many: bool
+    ) -> None:
+        """Fill the related-object caches of the serialized objects: the relations across
+        databases the serializer reads, and those of :meth:`get_cross_db_related`."""
+        if not many:
+            objects: Sequence[Any] = [instance]
+        elif isinstance(instance, models.QuerySet | list | tuple):
+            # a QuerySet is evaluated once: the serializer then iterates the same instances
+            objects = instance if isinstance(instance, list | tuple) else list(instance)
+        else:
+            return
+        if not objects or not isinstance(objects[0], models.Model):
+            return
+        model = type(objects[0])
+        named = self.get_cross_db_related()
+        inferred = related_columns(serializer, model)
+        if inferred:
+            crossing = crossing_paths(model, list(inferred), _compat.instance_db(objects[0]))
+            inferred = {path: read for path, read in inferred.items() if path in crossing}
+        if not named and not inferred:
+            return
+        try:
+            roots = related_tree.build(model, named, inferred)
+        except (RelationPathError, TypeError, ValueError) as exc:
+            raise ImproperlyConfigured(
+                f"{type(self).__qualname__}.cross_db_related: {exc}"
+            ) from exc
+        lookups = related_fetch.fetch(objects, roots, request=getattr(self, "request", None))
+        self._built.extend({id(lookup): lookup for lookup in lookups.values()}.values())
 
     @property
     def _built(self) -> list[Lookup]:

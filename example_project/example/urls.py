@@ -1,15 +1,17 @@
-"""URLconf of the example: the shop's API under ``/shop/``, its OpenAPI schema at
-``/api/schema/`` (with drf-spectacular), the debug toolbar in DEBUG."""
+"""URLconf of the example: the shop's API under ``/shop/``, the admin under ``/admin/``, its
+OpenAPI schema at ``/api/schema/`` (with drf-spectacular), the debug toolbar in DEBUG."""
 
 from __future__ import annotations
 
 from django.conf import settings
+from django.contrib import admin
 from django.urls import URLPattern, URLResolver, include, path
 from django.views.generic import RedirectView
 
 urlpatterns: list[URLPattern | URLResolver] = [
     path("", RedirectView.as_view(url="/shop/", permanent=False)),
     path("shop/", include("shop.urls")),
+    path("admin/", admin.site.urls),
 ]
 
 if "drf_spectacular" in settings.INSTALLED_APPS:

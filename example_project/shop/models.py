@@ -1,8 +1,11 @@
 """The example scenario: order events in a time-series database, customers in the app database.
 
 ``OrderEvent.customer_id`` is a plain integer, not a ForeignKey: the two tables live in
-different databases, so the ORM cannot join them. ``JoinedOrderEvent`` is the same data in
-one database with a real ForeignKey, kept only as the benchmark's ``select_related`` baseline.
+different databases, so the ORM cannot join them. ``SupportTicket`` shows the other way
+schemas hold such references: a real ForeignKey to ``Customer`` without a database
+constraint, its table in the time-series database. ``JoinedOrderEvent`` is the same data as
+``OrderEvent`` in one database with a real ForeignKey, kept only as the benchmark's
+``select_related`` baseline.
 """
 
 from __future__ import annotations
@@ -62,3 +65,30 @@ class JoinedOrderEvent(models.Model):
 
     def __str__(self) -> str:
         return f"{self.event_type} #{self.pk}"
+
+
+class SupportTicket(models.Model):
+    """A ticket opened by a customer: a real ForeignKey into the other database.
+
+    The router sends tickets to ``timeseries`` and customers to ``default``, so no database
+    could hold the constraint (``db_constraint=False``), and a ticket may outlive its
+    customer (``DO_NOTHING``; the key then dangles). Django follows ``ticket.customer`` one
+    query per ticket; crossprefetch serves it per page with nothing declared.
+    """
+
+    opened_at = models.DateTimeField(db_index=True)
+    subject = models.CharField(max_length=200)
+    status = models.CharField(max_length=20)
+    customer = models.ForeignKey(
+        Customer,
+        null=True,
+        db_constraint=False,
+        on_delete=models.DO_NOTHING,
+        related_name="tickets",
+    )
+
+    class Meta:
+        ordering = ["-opened_at", "-id"]
+
+    def __str__(self) -> str:
+        return self.subject

@@ -1,4 +1,5 @@
-"""Send ``OrderEvent`` to the ``timeseries`` database, the rest of ``shop`` to ``default``."""
+"""Send ``OrderEvent`` and ``SupportTicket`` to the ``timeseries`` database, the rest of
+``shop`` to ``default``."""
 
 from __future__ import annotations
 
@@ -6,7 +7,7 @@ from typing import Any
 
 from django.db import models
 
-TIMESERIES_MODELS = {"orderevent"}
+TIMESERIES_MODELS = {"orderevent", "supportticket"}
 
 
 class ShopRouter:
@@ -22,6 +23,10 @@ class ShopRouter:
         return self._alias(model._meta.app_label, model._meta.model_name or "")
 
     def allow_relation(self, obj1: models.Model, obj2: models.Model, **hints: Any) -> bool | None:
+        """A ticket may name a customer of the other database (``ticket.customer = ...``):
+        Django refuses a relation across databases unless a router allows it."""
+        if obj1._meta.app_label == obj2._meta.app_label == "shop":
+            return True
         return None
 
     def allow_migrate(

@@ -23,7 +23,7 @@ from django.db import DEFAULT_DB_ALIAS, connections, models, router, transaction
 from django.db.backends.base.base import BaseDatabaseWrapper
 from django.db.migrations.executor import MigrationExecutor
 
-from shop.models import Customer, JoinedOrderEvent, OrderEvent
+from shop.models import Customer, JoinedOrderEvent, OrderEvent, SupportTicket
 
 DEFAULT_SEED = 20240901
 #: One event in this many references a customer that no longer exists.
@@ -49,6 +49,13 @@ EVENT_TYPE_WEIGHTS = (30, 25, 20, 18, 4, 3)
 
 CUSTOMER_COLUMNS = ("id", "name", "email", "tier", "is_active")
 EVENT_COLUMNS = ("id", "timestamp", "customer_id", "event_type", "amount")
+TICKET_COLUMNS = ("id", "opened_at", "subject", "status", "customer_id")
+#: One ticket in this many names a deleted customer.
+DANGLING_TICKET_EVERY = 25
+#: One support ticket per this many events.
+EVENTS_PER_TICKET = 5
+TOPICS = ("Refund", "Delivery", "Invoice", "Login", "Damaged item", "Address change")
+STATUSES = ("open", "pending", "solved", "closed")
 
 
 @dataclass(frozen=True)
@@ -86,6 +93,25 @@ class Dataset:
             event_type = rng.choices(EVENT_TYPES, EVENT_TYPE_WEIGHTS)[0]
             amount = Decimal(rng.randrange(100, 100_000)).scaleb(-2)
             yield pk, timestamp, customer_id, event_type, amount
+
+    @property
+    def tickets(self) -> int:
+        return self.events // EVENTS_PER_TICKET
+
+    def ticket_rows(self) -> Iterator[tuple[Any, ...]]:
+        """``(id, opened_at, subject, status, customer_id)``: a customer's ticket (one in
+        ``DANGLING_TICKET_EVERY`` of a deleted customer), or an anonymous one (``NULL``)."""
+        rng = random.Random(f"tickets-{self.seed}-{self.customers}")
+        for pk in range(1, self.tickets + 1):
+            opened_at = EPOCH + timedelta(seconds=pk * 300 + rng.randrange(300))
+            if self.customers == 0 or rng.randrange(DANGLING_TICKET_EVERY) == 0:
+                customer_id: int | None = self.customers + 1 + rng.randrange(1000)
+            elif rng.randrange(20) == 0:
+                customer_id = None
+            else:
+                customer_id = 1 + rng.randrange(self.customers)
+            subject = f"{rng.choice(TOPICS)} #{pk}"
+            yield pk, opened_at, subject, rng.choice(STATUSES), customer_id
 
 
 def _batches(rows: Iterable[tuple[Any, ...]], size: int) -> Iterator[list[tuple[Any, ...]]]:
@@ -134,6 +160,7 @@ def is_seeded(dataset: Dataset) -> bool:
         Customer.objects.count() != dataset.customers
         or OrderEvent.objects.count() != dataset.events
         or JoinedOrderEvent.objects.count() != dataset.events
+        or SupportTicket.objects.count() != dataset.tickets
     ):
         return False
     customers, events = _expected_head(dataset)
@@ -233,8 +260,9 @@ def seed(
         return False
     say = log or (lambda message: None)
     joined_columns = ("id", "timestamp", "customer_id", "event_type", "amount")
-    with _atomic_on(_db(Customer), _db(OrderEvent), _db(JoinedOrderEvent)):
-        for model in (JoinedOrderEvent, OrderEvent, Customer):
+    seeded = (Customer, OrderEvent, JoinedOrderEvent, SupportTicket)
+    with _atomic_on(*map(_db, seeded)):
+        for model in (SupportTicket, JoinedOrderEvent, OrderEvent, Customer):
             _clear(model)
         say(f"Seeding {dataset.customers:,} customers into '{_db(Customer)}'…")
         _insert(Customer, CUSTOMER_COLUMNS, dataset.customer_rows())
@@ -245,9 +273,14 @@ def seed(
             "(the benchmark's single-database baseline)…"
         )
         _insert(JoinedOrderEvent, joined_columns, dataset.event_rows())
-        for model in (Customer, OrderEvent, JoinedOrderEvent):
+        say(
+            f"Seeding {dataset.tickets:,} support tickets into '{_db(SupportTicket)}', with a "
+            "ForeignKey to the customers…"
+        )
+        _insert(SupportTicket, TICKET_COLUMNS, dataset.ticket_rows())
+        for model in seeded:
             _reset_sequences(model)
-    for model in (Customer, OrderEvent, JoinedOrderEvent):
+    for model in seeded:
         _restart_auto_increment(model)
         _analyze(model)
     return True

@@ -28,6 +28,16 @@ router.register(
     "slow-reference-events", views.SlowReferenceOrderEventViewSet, basename="slow-reference-event"
 )
 
+router.register("tickets", views.SupportTicketViewSet, basename="ticket")
+router.register(
+    "prefetched-tickets", views.PrefetchedSupportTicketViewSet, basename="prefetched-ticket"
+)
+router.register(
+    "only-prefetched-tickets",
+    views.OnlyPrefetchedSupportTicketViewSet,
+    basename="only-prefetched-ticket",
+)
+
 urlpatterns: list[URLPattern | URLResolver] = [
     path("async-events/", views.async_events, name="async-events"),
     *router.urls,

@@ -16,6 +16,10 @@ All of them list the same events with the same pagination and serve the same JSO
 * ``SlowReferenceOrderEventViewSet`` — the same, reading customers through a query slower
   than the timeout: what ``manage.py benchmark_degraded`` measures the timeout with.
 * ``async_events`` — crossprefetch in an async view, through ``aprefetch_cross_db``.
+* ``SupportTicketViewSet`` — support tickets with a real ForeignKey to the customer,
+  served with nothing declared; ``PrefetchedSupportTicketViewSet`` is the same with Django's
+  ``prefetch_related()`` written by hand, the benchmark's reference for it, and
+  ``OnlyPrefetchedSupportTicketViewSet`` the same reading only the serializer's columns.
 
 ``events/`` and ``joined-events/`` also filter and order by the customer
 (``?customer_tier=gold``, ``?customer_name=ada``, ``?ordering=-customer_name``): the first
@@ -28,7 +32,7 @@ from collections.abc import Sequence
 from typing import Any, TypeVar
 
 from django.db import connections
-from django.db.models import QuerySet
+from django.db.models import Prefetch, QuerySet
 from django.http import HttpRequest, JsonResponse
 from rest_framework import viewsets
 from rest_framework.request import Request
@@ -37,13 +41,14 @@ from crossprefetch import CrossDBPrefetch, CrossDBPrefetchMixin
 from crossprefetch.filters import CrossDBFilter, CrossDBFilterBackend, CrossDBOrderingFilter
 from crossprefetch.loaders import aprefetch_cross_db
 from shop.joined import joined_filter
-from shop.models import Customer, JoinedOrderEvent, OrderEvent
+from shop.models import Customer, JoinedOrderEvent, OrderEvent, SupportTicket
 from shop.pagination import EventPagination
 from shop.serializers import (
     ContextDictOrderEventSerializer,
     JoinedOrderEventSerializer,
     NaiveOrderEventSerializer,
     OrderEventSerializer,
+    SupportTicketSerializer,
 )
 
 _Row = TypeVar("_Row")
@@ -226,3 +231,33 @@ async def async_events(request: HttpRequest) -> JsonResponse:
             }
         )
     return JsonResponse({"results": results})
+
+
+class SupportTicketViewSet(CrossDBPrefetchMixin, viewsets.ReadOnlyModelViewSet[SupportTicket]):
+    """A real ForeignKey into the other database, served with nothing declared: the
+    serializer's ``customer.name`` and ``customer.tier`` say which relation and columns to
+    fetch, one query per page. ``?customer_tier=gold`` filters by the relation, exactly."""
+
+    queryset = SupportTicket.objects.all()
+    serializer_class = SupportTicketSerializer
+    pagination_class = EventPagination
+
+
+class PrefetchedSupportTicketViewSet(viewsets.ReadOnlyModelViewSet[SupportTicket]):
+    """The benchmark's reference: the same serializer, with Django's own
+    ``prefetch_related("customer")`` written by hand (it follows a ForeignKey across
+    databases; ``select_related`` would not)."""
+
+    queryset = SupportTicket.objects.prefetch_related("customer")
+    serializer_class = SupportTicketSerializer
+    pagination_class = EventPagination
+
+
+class OnlyPrefetchedSupportTicketViewSet(PrefetchedSupportTicketViewSet):
+    """The same, with the columns the serializer reads named by hand too:
+    ``Prefetch("customer", queryset=Customer.objects.only("name", "tier"))``, what
+    crossprefetch infers."""
+
+    queryset = SupportTicket.objects.prefetch_related(
+        Prefetch("customer", queryset=Customer.objects.only("name", "tier"))
+    )

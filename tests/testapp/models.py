@@ -1,6 +1,7 @@
 """The test scenario: events in ``timeseries`` referencing rows in ``default`` and ``legacy``.
 
-No model here has a ForeignKey across databases; references are plain values.
+References are plain values, except for the tickets, accounts and regions at the end:
+real ForeignKeys whose target the router sends to another database.
 """
 
 from __future__ import annotations
@@ -216,3 +217,107 @@ class Credential(models.Model):
 
     def __str__(self) -> str:
         return self.username
+
+
+# --- ForeignKeys across databases ------------------------------------------------------
+# Real ForeignKeys whose target lives in another database (``db_constraint=False``: no
+# database can hold a constraint on another's table): tickets in ``timeseries`` name an
+# account in ``default``, which names its region in ``legacy`` by a text code.
+
+
+class SalesRegion(models.Model):
+    """Keyed by a text code, compared by the column's collation: case-insensitive on
+    MariaDB (the server's default), exact elsewhere. (No ``db_collation``: a ForeignKey's
+    column takes its target's, and the tickets' database may be of another backend.)"""
+
+    database = "legacy"
+
+    code = models.CharField(max_length=10, unique=True)
+    label = models.CharField(max_length=100)
+    timezone = models.CharField(max_length=40, default="UTC")
+
+    class Meta:
+        ordering = ["id"]
+
+    def __str__(self) -> str:
+        return self.label
+
+
+class SupportAccount(models.Model):
+    database = "default"
+
+    name = models.CharField(max_length=100)
+    tier = models.CharField(max_length=20, default="basic")
+    notes = models.TextField(blank=True)
+    region = models.ForeignKey(
+        SalesRegion,
+        to_field="code",
+        null=True,
+        db_constraint=False,
+        on_delete=models.DO_NOTHING,
+        related_name="accounts",
+    )
+
+    class Meta:
+        ordering = ["id"]
+
+    def __str__(self) -> str:
+        return self.name
+
+    @property
+    def display_name(self) -> str:
+        """Read by serializers through a dotted source: inference cannot see its columns."""
+        return f"{self.name} ({self.tier})"
+
+
+class AccountSettings(models.Model):
+    """One row per account at most, in a third database: a one-to-one across databases."""
+
+    database = "legacy"
+
+    account = models.OneToOneField(
+        SupportAccount,
+        null=True,
+        db_constraint=False,
+        on_delete=models.DO_NOTHING,
+        related_name="settings",
+    )
+    locale = models.CharField(max_length=10, default="en")
+
+    class Meta:
+        ordering = ["id"]
+
+    def __str__(self) -> str:
+        return self.locale
+
+
+class Ticket(models.Model):
+    database = "timeseries"
+
+    subject = models.CharField(max_length=100)
+    status = models.CharField(max_length=20, default="open")
+    account = models.ForeignKey(
+        SupportAccount,
+        null=True,
+        db_constraint=False,
+        on_delete=models.DO_NOTHING,
+        related_name="tickets",
+    )
+    region = models.ForeignKey(
+        SalesRegion,
+        to_field="code",
+        null=True,
+        db_constraint=False,
+        on_delete=models.DO_NOTHING,
+        related_name="tickets",
+    )
+    #: a ForeignKey within the tickets' own database: not served by crossprefetch
+    parent = models.ForeignKey(
+        "self", null=True, on_delete=models.DO_NOTHING, related_name="children"
+    )
+
+    class Meta:
+        ordering = ["id"]
+
+    def __str__(self) -> str:
+        return self.subject

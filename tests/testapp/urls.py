@@ -3,7 +3,7 @@ from __future__ import annotations
 from django.urls import include, path
 from rest_framework.routers import SimpleRouter
 
-from tests.testapp import filter_views, views
+from tests.testapp import filter_views, related_pages, related_views, views
 
 router = SimpleRouter()
 router.register("events", views.OrderEventViewSet, basename="events")
@@ -26,6 +26,14 @@ router.register(
     basename="tenant-filtered-events",
 )
 router.register("filterset-events", filter_views.FilterSetEventViewSet, basename="filterset-events")
+router.register("tickets", related_views.TicketViewSet, basename="tickets")
+router.register(
+    "support-accounts", related_views.SupportAccountViewSet, basename="support-accounts"
+)
+router.register("method-tickets", related_views.MethodTicketViewSet, basename="method-tickets")
+router.register(
+    "filtered-tickets", related_views.FilteredTicketViewSet, basename="filtered-tickets"
+)
 router.register("parcels", filter_views.ParcelViewSet, basename="parcels")
 router.register("joined-parcels", filter_views.JoinedParcelViewSet, basename="joined-parcels")
 router.register(
@@ -36,4 +44,10 @@ router.register("cursor-parcels", filter_views.CursorParcelViewSet, basename="cu
 urlpatterns = [
     path("", include(router.urls)),
     path("event-list/", views.EventListView.as_view(), name="event-list"),
+    path("ticket-pages/", related_pages.TicketListView.as_view(), name="ticket-pages"),
+    path(
+        "account-pages/<int:pk>/",
+        related_pages.AccountDetailView.as_view(),
+        name="account-pages",
+    ),
 ]
