@@ -275,3 +275,161 @@ def admin_registry(site: Any) -> dict[Any, Any]:
     """
     registry: dict[Any, Any] = site._registry
     return registry
+
+
+# -- Django: the query's FROM clause and its compilation --------------------------------------
+
+
+def compiled(queryset: Any, using: str | None = None) -> tuple[str, Any]:
+    """``(sql, params)`` of ``queryset`` as its database (or ``using``) would run it.
+
+    ``QuerySet.query`` is documented only for ``str()``; its compiler is internal.
+    Breaks if: ``Query.get_compiler`` changes -- the identity of shared answers (coalescing, the
+    cache) and invalidation's view of a spec's joins would fail, and every group would be
+    queried alone.
+    """
+    sql, params = queryset.query.get_compiler(using=using or queryset.db).as_sql()
+    return sql, params
+
+
+def joined_tables(queryset: Any) -> list[str]:
+    """The tables of ``queryset``'s FROM clause (its own and those its filters join).
+
+    Breaks if: ``Query.alias_map`` or its entries' ``table_name`` change -- invalidation
+    would miss writes to a table a cached spec only filters by.
+    """
+    return [join.table_name for join in queryset.query.alias_map.values()]
+
+
+def add_from_item(queryset: Any, source: Any) -> str:
+    """Add ``source`` (a join-like object with ``table_alias``, ``as_sql()``, ``relabeled_clone``)
+    to ``queryset``'s FROM clause, after its base table; returns the base table's alias.
+
+    Django has no public way to join a table-valued parameter (``unnest``, ``json_each``).
+    Breaks if: ``Query.get_initial_alias``, ``alias_map`` or ``alias_refcount`` change --
+    keys matched by the database's own rule, and orderings by remote rows, would fail to
+    compile (the tests of both fail at once).
+    """
+    query = queryset.query
+    base: str = query.get_initial_alias()
+    query.alias_map[source.table_alias] = source
+    query.alias_refcount[source.table_alias] = 1
+    return base
+
+
+def base_alias(queryset: Any) -> str:
+    """The alias of ``queryset``'s base table, set up if the query has none yet.
+
+    Breaks if: ``Query.get_initial_alias`` is renamed -- as :func:`add_from_item`.
+    """
+    alias: str = queryset.query.get_initial_alias()
+    return alias
+
+
+def join(queryset: Any, source: Any) -> str:
+    """Join ``source`` (a ``Join``-like object) to ``queryset``'s query; returns its alias.
+
+    Breaks if: ``Query.join`` changes -- orderings by remote rows would fail to compile.
+    """
+    alias: str = queryset.query.join(source)
+    return alias
+
+
+def yields_instances(queryset: Any) -> bool:
+    """Whether ``queryset`` yields model instances, not ``values()``/``values_list()`` rows.
+
+    Breaks if: ``QuerySet._iterable_class`` or ``ModelIterable`` change -- a spec without
+    ``fields=`` over a ``values()`` QuerySet would fail later, with a less clear error.
+    """
+    from django.db.models.query import ModelIterable
+
+    return issubclass(queryset._iterable_class, ModelIterable)
+
+
+def values_list_rows(queryset: Any, count: int) -> list[tuple[Any, ...]]:
+    """The rows of a (non-flat) ``values_list()`` QuerySet, read in one fetch of ``count``.
+
+    ``iterator(chunk_size=...)`` would read them in a server-side cursor on PostgreSQL and
+    Django's default chunks elsewhere. Breaks if: ``ValuesListIterable`` changes -- a
+    filter's remote rows would fail to be read (every filter test fails).
+    """
+    from django.db.models.query import ValuesListIterable
+
+    return list(ValuesListIterable(queryset, chunk_size=count))
+
+
+# -- Django: transactions -----------------------------------------------------------------------
+
+
+def in_testcase_transaction(connection: Any) -> bool:
+    """Whether ``connection``'s outermost atomic block is the one a ``TestCase`` opened.
+
+    Django's own ``durable=True`` check makes the same exception. Breaks if:
+    ``Atomic._from_testcase`` or ``connection.atomic_blocks`` change -- writes in a
+    ``TestCase`` would invalidate cached rows only on a commit that never comes.
+    """
+    blocks = connection.atomic_blocks
+    return bool(blocks) and bool(getattr(blocks[0], "_from_testcase", False))
+
+
+def on_commit_callbacks(connection: Any) -> list[tuple[set[str], Any]]:
+    """``(savepoint ids, callback)`` of each function ``connection`` runs on commit.
+
+    Django keeps them in ``connection.run_on_commit`` as ``(sids, func, robust)`` tuples.
+    Breaks if: that list or its tuples change -- several writes of one transaction would
+    each schedule their own invalidation (correct, but one cache write each), and a
+    transaction's own reads might use the cache before its writes commit.
+    """
+    return [(entry[0], entry[1]) for entry in connection.run_on_commit]
+
+
+# -- DRF ------------------------------------------------------------------------------------------
+
+
+def serializer_context(serializer: Any) -> dict[str, Any]:
+    """The context a (root) serializer was given, without DRF's ``context`` property walk.
+
+    Breaks if: ``BaseSerializer._context`` is renamed -- ``ContextLookupField`` would find
+    no lookup and render its default (strict mode raises).
+    """
+    context: dict[str, Any] = getattr(serializer, "_context", None) or {}
+    return context
+
+
+def declared_fields(serializer_class: type) -> dict[str, Any]:
+    """The fields a serializer class declares, without instantiating it.
+
+    Breaks if: ``SerializerMetaclass`` stops setting ``_declared_fields`` -- the system
+    checks would see no ``ContextLookupField`` and check nothing.
+    """
+    fields: dict[str, Any] = getattr(serializer_class, "_declared_fields", {})
+    return fields
+
+
+# -- drf-spectacular ------------------------------------------------------------------------------
+
+
+def map_serializer_field(auto_schema: Any, field: Any, direction: str) -> Any:
+    """drf-spectacular's schema of a serializer field (``AutoSchema._map_serializer_field``).
+
+    Breaks if: it is renamed -- the OpenAPI schema of ``ContextLookupField`` would fail to
+    build (the OpenAPI tests fail).
+    """
+    return auto_schema._map_serializer_field(field, direction)
+
+
+def map_model_field(auto_schema: Any, model_field: Any, direction: str) -> Any:
+    """drf-spectacular's schema of a model field (``AutoSchema._map_model_field``).
+
+    Breaks if: it is renamed -- as :func:`map_serializer_field`.
+    """
+    return auto_schema._map_model_field(model_field, direction)
+
+
+def map_type_hint(auto_schema: Any, target: Any) -> Any:
+    """drf-spectacular's schema of a callable's return type hint
+    (``AutoSchema._map_response_type_hint``).
+
+    Breaks if: it is renamed -- as :func:`map_serializer_field`.
+    """
+    return auto_schema._map_response_type_hint(target)

@@ -15,9 +15,9 @@ from typing import Any
 
 from django.core.exceptions import EmptyResultSet, ImproperlyConfigured
 from django.db import connections, models
-from django.db.models.query import ModelIterable
 from django.http import HttpRequest
 
+from crossprefetch import _compat
 from crossprefetch._keys.normalize import (
     KeyReader,
     Normalizer,
@@ -69,7 +69,7 @@ class Plan:
         if query.is_empty():
             return None
         try:
-            sql, params = query.get_compiler(using=self.alias).as_sql()
+            sql, params = _compat.compiled(self.queryset, self.alias)
         except EmptyResultSet:
             return None
         except Exception:  # e.g. a reference to an outer query: it only means something there
@@ -94,7 +94,7 @@ def make_plan(name: str, spec: Any, request: HttpRequest | None) -> Plan:
             f"Declare it as {name!r}: CrossDBPrefetch('app_label.Model', key='...')."
         )
     queryset = spec.get_queryset(request)
-    if spec.fields is None and not issubclass(queryset._iterable_class, ModelIterable):
+    if spec.fields is None and not _compat.yields_instances(queryset):
         raise ImproperlyConfigured(
             f"{spec!r} ({name!r}): the source is a values()/values_list() QuerySet, so its "
             "rows are not model instances. Give the spec fields=(...) instead, and drop "

@@ -156,6 +156,153 @@ def test_the_core_imports_no_integration(integration: str) -> None:
     assert offenders == set()
 
 
+# Private names of other packages ------------------------------------------------------------
+
+#: The one module allowed to touch them (each use with a line on what breaks if it changes).
+COMPAT = "crossprefetch._compat"
+#: Underscored names that Django documents as public API, and Python's own.
+PUBLIC_UNDERSCORED = frozenset(
+    {"_meta", "_default_manager", "_base_manager", "_getframe", "_asdict", "_replace", "_fields"}
+)
+#: Names without an underscore that belong to Django's internals all the same.
+INTERNAL = frozenset(
+    {
+        "alias_map",
+        "alias_refcount",
+        "atomic_blocks",
+        "execute_wrappers",
+        "run_on_commit",
+        "get_compiler",
+        "get_initial_alias",
+        "sql_with_params",
+        "ModelIterable",
+        "ValuesListIterable",
+        "FlatValuesListIterable",
+        "NamedValuesListIterable",
+    }
+)
+
+
+def _own_names(trees: dict[str, ast.AST]) -> set[str]:
+    """Names crossprefetch defines itself (functions, classes, attributes it sets, slots)."""
+    names: set[str] = set()
+    for tree in trees.values():
+        for node in ast.walk(tree):
+            if isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef | ast.ClassDef):
+                names.add(node.name)
+            elif isinstance(node, ast.Name) and isinstance(node.ctx, ast.Store):
+                names.add(node.id)
+            elif isinstance(node, ast.Attribute) and isinstance(node.ctx, ast.Store):
+                names.add(node.attr)
+            elif isinstance(node, ast.AnnAssign) and isinstance(node.target, ast.Name):
+                names.add(node.target.id)
+            elif isinstance(node, ast.alias) and node.name.startswith("crossprefetch"):
+                names.add(node.asname or node.name.rpartition(".")[2])
+            elif isinstance(node, ast.ImportFrom) and (node.module or "").startswith(
+                "crossprefetch"
+            ):
+                names.update(alias.asname or alias.name for alias in node.names)
+            elif (
+                isinstance(node, ast.Constant)
+                and isinstance(node.value, str)
+                and node.value.startswith("_crossprefetch")
+            ):
+                names.add(node.value)
+        for node in ast.walk(tree):
+            if isinstance(node, ast.Assign) and any(
+                isinstance(t, ast.Name) and t.id == "__slots__" for t in node.targets
+            ):
+                names.update(
+                    c.value
+                    for c in ast.walk(node.value)
+                    if isinstance(c, ast.Constant) and isinstance(c.value, str)
+                )
+    return names
+
+
+def _private_uses(tree: ast.AST, own: set[str]) -> Iterator[tuple[int, str]]:
+    """``(line, name)`` of each private name of another package that ``tree`` uses."""
+
+    def foreign_private(name: str) -> bool:
+        return (
+            name.startswith("_")
+            and not name.startswith("__")
+            and name not in PUBLIC_UNDERSCORED
+            and name not in own
+        )
+
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Attribute):
+            if isinstance(node.value, ast.Name) and node.value.id in {"self", "cls"}:
+                continue
+            if foreign_private(node.attr) or node.attr in INTERNAL:
+                yield node.lineno, node.attr
+        elif isinstance(node, ast.ImportFrom) and not (node.module or "").startswith(
+            "crossprefetch"
+        ):
+            for alias in node.names:
+                if foreign_private(alias.name) or alias.name in INTERNAL:
+                    yield node.lineno, f"{node.module}.{alias.name}"
+        elif (
+            isinstance(node, ast.Call)
+            and isinstance(node.func, ast.Name)
+            and node.func.id in {"getattr", "hasattr", "setattr"}
+            and len(node.args) > 1
+            and isinstance(node.args[1], ast.Constant)
+            and isinstance(node.args[1].value, str)
+            and foreign_private(node.args[1].value)
+        ):
+            yield node.lineno, node.args[1].value
+        elif isinstance(node, ast.Compare) and any(
+            isinstance(part, ast.Attribute) and part.attr == "co_name"
+            for part in [node.left, *node.comparators]
+        ):
+            yield node.lineno, "a frame matched by its function's name"
+
+
+TREES = {module: ast.parse(path.read_text(), str(path)) for module, path in MODULES.items()}
+OWN_NAMES = _own_names(TREES)
+
+
+def test_private_names_of_other_packages_only_in_the_compat_module() -> None:
+    offenders = [
+        f"{module}:{line}: {name}"
+        for module, tree in sorted(TREES.items())
+        if module != COMPAT
+        for line, name in _private_uses(tree, OWN_NAMES)
+    ]
+    assert offenders == []
+
+
+@pytest.mark.parametrize(
+    "source",
+    [
+        "queryset._iterable_class",
+        "getattr(match, '_func_path', None)",
+        "query.alias_map[alias] = join",
+        "from django.test.utils import _TestState",
+        "frame.f_code.co_name == 'connect'",
+        "connection.execute_wrappers.append(wrapper)",
+    ],
+)
+def test_a_private_name_is_found(source: str) -> None:
+    """The check itself: each way of reaching a private name is reported."""
+    assert list(_private_uses(ast.parse(source), OWN_NAMES))
+
+
+def test_our_own_and_documented_names_are_not_reported() -> None:
+    source = "model._meta.label; Model._default_manager.all(); plan._normalize; sys._getframe(1)"
+    tree = ast.parse(source)
+    assert list(_private_uses(tree, {"_normalize"})) == []
+
+
+def test_every_compat_function_says_what_breaks() -> None:
+    tree = TREES[COMPAT]
+    functions = [n for n in ast.iter_child_nodes(tree) if isinstance(n, ast.FunctionDef)]
+    assert functions
+    assert [f.name for f in functions if "Breaks if" not in (ast.get_docstring(f) or "")] == []
+
+
 def test_a_deprecation_warning_from_crossprefetch_code_fails_the_run() -> None:
     """pyproject.toml turns deprecation warnings attributed to crossprefetch's modules into
     errors, so a Django or DRF API it still calls fails the newest-Django run the day it is

@@ -54,7 +54,7 @@ from django.db import connections, models, router
 from django.db.backends.base.base import BaseDatabaseWrapper
 from django.db.backends.signals import connection_created
 
-from crossprefetch import signals
+from crossprefetch import _compat, signals
 from crossprefetch._cache import store, written_tables
 from crossprefetch._compat import install_execute_wrapper
 from crossprefetch._fetch import breaker
@@ -103,8 +103,8 @@ def dependencies(queryset: models.QuerySet[Any], paths: Iterable[str]) -> frozen
     found: set[type[models.Model]] = set()
     _add(found, model)
     index = _table_index()
-    for join in queryset.query.alias_map.values():
-        joined = index.get(join.table_name)
+    for table in _compat.joined_tables(queryset):
+        joined = index.get(table)
         if joined is not None:
             _add(found, joined)
     for path in paths:
@@ -196,7 +196,7 @@ def track_spec(spec: Any) -> bool:
         return False  # its model is known on first use only
     queryset = spec.get_queryset(None)
     try:  # compiling fills in the joins of its filters
-        queryset.query.get_compiler(using=queryset.db).as_sql()
+        _compat.compiled(queryset)
     except Exception:
         logger.debug("%r does not compile on its own", queryset, exc_info=True)
     paths = [name for name in spec.fields or () if "__" in name]
@@ -374,8 +374,7 @@ def _open_transaction(connection: BaseDatabaseWrapper) -> bool:
     """
     if not connection.in_atomic_block:
         return False
-    blocks = connection.atomic_blocks
-    return not (blocks and getattr(blocks[0], "_from_testcase", False))
+    return not _compat.in_testcase_transaction(connection)
 
 
 def schedule(connection: BaseDatabaseWrapper, labels: frozenset[str]) -> None:
@@ -384,9 +383,8 @@ def schedule(connection: BaseDatabaseWrapper, labels: frozenset[str]) -> None:
         bump(labels)
         return
     savepoints = set(connection.savepoint_ids)
-    for entry in reversed(connection.run_on_commit):
-        func = entry[1]
-        if isinstance(func, _Bump) and entry[0] == savepoints:
+    for sids, func in reversed(_compat.on_commit_callbacks(connection)):
+        if isinstance(func, _Bump) and sids == savepoints:
             func.labels |= labels  # one bump per model per transaction, however many writes
             return
     connection.on_commit(_Bump(labels), robust=True)
@@ -399,8 +397,7 @@ def pending(labels: Iterable[str]) -> bool:
         return False
     for connection in connections.all(initialized_only=True):
         if _open_transaction(connection):
-            for entry in connection.run_on_commit:
-                func = entry[1]
+            for _, func in _compat.on_commit_callbacks(connection):
                 if isinstance(func, _Bump) and not wanted.isdisjoint(func.labels):
                     return True
     return False

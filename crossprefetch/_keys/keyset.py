@@ -39,6 +39,7 @@ from django.db.models import Lookup
 from django.db.models.sql.compiler import SQLCompiler
 from django.db.models.sql.constants import LOUTER
 
+from crossprefetch import _compat
 from crossprefetch._compat import quote_name
 from crossprefetch._keys.normalize import INTEGER_TYPES, target_field
 from crossprefetch._keys.values import array_type, db_values, json_table_type, sqlite_affinity
@@ -333,12 +334,10 @@ def join_positions(
     position come last in both directions.
     """
     queryset = queryset.all()
-    query = queryset.query
-    parent = query.get_initial_alias()
-    assert parent is not None
+    parent = _compat.base_alias(queryset)
     field = queryset.model._meta.get_field(column)
     join = PositionJoin(parent, getattr(field, "column", column), field, rows, width)
-    return queryset, query.join(join)  # type: ignore[arg-type]
+    return queryset, _compat.join(queryset, join)
 
 
 #: Bytes of one position in a rank vector: big-endian, so the bytes compare as the numbers.

@@ -14,6 +14,7 @@ from django.db.models import Lookup
 from django.db.models.sql.compiler import SQLCompiler
 from django.db.models.sql.constants import INNER
 
+from crossprefetch import _compat
 from crossprefetch._compat import quote_name
 from crossprefetch._keys.matching import KeyPositions
 from crossprefetch._keys.packet import chunk_sizes
@@ -167,7 +168,7 @@ def max_params(connection: BaseDatabaseWrapper) -> int | None:
 
 def _own_params(queryset: models.QuerySet[Any]) -> int:
     try:
-        return len(queryset.query.sql_with_params()[1])
+        return len(_compat.compiled(queryset)[1])
     except Exception:  # EmptyResultSet / FullResultSet: no parameters of its own
         return 0
 
@@ -390,9 +391,6 @@ def joined_with_keys(
         part = values[start : start + size]
         keyset = _KeySet("", fields, part)
         chunk = queryset.annotate(**{MATCHED_KEY: _MatchedPosition(keyset)})
-        query = chunk.query
-        keyset.parent_alias = query.get_initial_alias()
-        query.alias_map[keyset.table_alias] = keyset
-        query.alias_refcount[keyset.table_alias] = 1
+        keyset.parent_alias = _compat.add_from_item(chunk, keyset)
         yield chunk, positions, start
         start += size

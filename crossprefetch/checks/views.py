@@ -13,6 +13,7 @@ from django.core import checks
 from django.core.exceptions import ImproperlyConfigured
 from django.db import models
 
+from crossprefetch import _compat
 from crossprefetch._urls import declaring_views
 from crossprefetch.checks.cache import check_spec_cache
 from crossprefetch.spec import CrossDBPrefetch, KeyArityError, attr_hint
@@ -262,7 +263,7 @@ def _lookup_fields(serializer_class: type, prefix: str = "") -> Iterator[tuple[s
     from crossprefetch.rest_framework.fields import ContextLookupField
 
     name = prefix or serializer_class.__name__
-    for field_name, field in getattr(serializer_class, "_declared_fields", {}).items():
+    for field_name, field in _compat.declared_fields(serializer_class).items():
         if isinstance(field, ContextLookupField):
             yield f"{name}.{field_name}", field
         elif isinstance(field, serializers.ListSerializer):

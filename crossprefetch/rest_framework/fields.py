@@ -9,6 +9,7 @@ from django.core.exceptions import ImproperlyConfigured
 from rest_framework import serializers
 from rest_framework.fields import empty
 
+from crossprefetch import _compat
 from crossprefetch._observe import activity
 from crossprefetch.conf import conf
 from crossprefetch.lookup import MISSING, NOT_PREFETCHED, Lookup
@@ -122,7 +123,7 @@ class ContextLookupField(serializers.Field):  # type: ignore[type-arg]
         root = self._root
         if root is None:
             root = self._root = self.root
-        context = getattr(root, "_context", None) or {}
+        context = _compat.serializer_context(root)
         lookup = context.get(self.lookup_name)
         cached = self._lookup
         if cached is not None and lookup is cached:

@@ -28,7 +28,6 @@ from django.core.exceptions import FieldDoesNotExist, ImproperlyConfigured, Vali
 from django.db import DatabaseError, connections, models
 from django.db.backends.base.base import BaseDatabaseWrapper
 from django.db.models.functions import DenseRank
-from django.db.models.query import ValuesListIterable
 from django.http import HttpRequest
 from django.utils import timezone
 from django.utils.functional import Promise
@@ -37,6 +36,7 @@ from rest_framework.filters import BaseFilterBackend, OrderingFilter
 from rest_framework.permissions import SAFE_METHODS
 from rest_framework.settings import api_settings
 
+from crossprefetch import _compat
 from crossprefetch._fetch.timeouts import statement_scope
 from crossprefetch._keys import normalize, values
 from crossprefetch._keys.keyset import KeyIn, positions
@@ -563,7 +563,7 @@ def _at_most(rows: models.QuerySet[Any], count: int) -> list[tuple[Any, ...]]:
             if close is not None:
                 close()
     limited = rows[:count]
-    return list(ValuesListIterable(limited, chunk_size=count))
+    return _compat.values_list_rows(limited, count)
 
 
 #: Rows per fetch when reading without ``LIMIT``.

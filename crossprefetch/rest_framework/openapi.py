@@ -25,6 +25,7 @@ from drf_spectacular.plumbing import (
 )
 from drf_spectacular.types import OpenApiTypes
 
+from crossprefetch import _compat
 from crossprefetch.rest_framework.fields import ContextLookupField
 from crossprefetch.spec import CrossDBPrefetch
 
@@ -161,12 +162,12 @@ def _map_path(
             )
             if target is _UNRESOLVED or not callable(target):
                 raise _Unknown(f"{meta.label} has no field {part!r}") from None
-            schema: Schema = auto_schema._map_response_type_hint(target)
+            schema: Schema = _compat.map_type_hint(auto_schema, target)
             return schema
         if not isinstance(model_field, models.Field):
             raise _Unknown(f"{meta.label}.{part} is a reverse relation, not a column")
         if index == len(path) - 1:
-            mapped: Schema = auto_schema._map_model_field(model_field, direction)
+            mapped: Schema = _compat.map_model_field(auto_schema, model_field, direction)
             return mapped
         related = model_field.related_model
         if not isinstance(related, type):
@@ -179,7 +180,7 @@ def _map_path(
 
 
 def _map_field(auto_schema: AutoSchema, field: Any, direction: Direction) -> Schema:
-    schema: Schema | None = auto_schema._map_serializer_field(field, direction)
+    schema: Schema | None = _compat.map_serializer_field(auto_schema, field, direction)
     return schema if schema is not None else _any()
 
 
