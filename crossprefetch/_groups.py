@@ -15,6 +15,7 @@ from typing import Any
 from django.db import models
 from django.http import HttpRequest
 
+from crossprefetch import _compat
 from crossprefetch._cache.policy import CachePolicy
 from crossprefetch._plans import Plan
 from crossprefetch.spec import CrossDBPrefetch
@@ -107,7 +108,7 @@ def group_plans(plans: list[Plan], request: HttpRequest | None = None) -> list[G
 
 def _filter_identity(plan: Plan) -> tuple[str, ...]:
     """What must match for two specs to share a query: SQL, parameters, prefetches."""
-    if isinstance(plan.spec.source, type | str):
+    if isinstance(plan.spec.source, type | str) and _compat.group_by(plan.queryset) is None:
         return ("<default manager>",)
     queryset = plan.queryset
     if queryset.query.is_empty():

@@ -2,7 +2,8 @@
 
 Every check runs under the ``crossprefetch`` tag (``manage.py check --tag crossprefetch``);
 each id is listed in :doc:`/reference/checks` and never reused. :func:`check_view` and
-:func:`check_view_filters` run the checks of one view class, for views outside the URLconf.
+:func:`check_view_filters` and :func:`check_view_aggregates` run the checks of one view
+class, for views outside the URLconf.
 The names are imported on first access, as in :mod:`crossprefetch`.
 """
 
@@ -12,17 +13,19 @@ from importlib import import_module
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
+    from crossprefetch.checks.aggregate import check_view_aggregates
     from crossprefetch.checks.filters import check_view_filters
     from crossprefetch.checks.registry import register
     from crossprefetch.checks.views import check_view
 
 _EXPORTS = {
+    "check_view_aggregates": "crossprefetch.checks.aggregate",
     "check_view": "crossprefetch.checks.views",
     "check_view_filters": "crossprefetch.checks.filters",
     "register": "crossprefetch.checks.registry",
 }
 
-__all__ = ["check_view", "check_view_filters", "register"]
+__all__ = ["check_view", "check_view_aggregates", "check_view_filters", "register"]
 
 
 def __getattr__(name: str) -> Any:

@@ -14,6 +14,7 @@ from django.core.exceptions import FieldDoesNotExist, ImproperlyConfigured
 from django.db import models
 
 from crossprefetch._urls import declaring_views
+from crossprefetch.aggregate import CrossDBAggregate
 from crossprefetch.rest_framework.filters import (
     CrossDBFilter,
     CrossDBFilterBackend,
@@ -112,7 +113,8 @@ def _check_filter(
     if spec is None:
         return errors
     model = _remote_model(spec)
-    if model is not None and cross_filter.field is not None:
+    grouped = isinstance(spec, CrossDBAggregate)  # its names: crossprefetch.E603/E604
+    if model is not None and cross_filter.field is not None and not grouped:
         try:
             field = remote_field(model, cross_filter.field)
         except FieldDoesNotExist as exc:
@@ -166,7 +168,7 @@ def _check_ordering(
     if spec is None:
         return errors
     model = _remote_model(spec)
-    if model is not None:
+    if model is not None and not isinstance(spec, CrossDBAggregate):  # E605 for those
         try:
             remote_field(model, target[1])
         except FieldDoesNotExist as exc:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from django.core import checks as django_checks
 
+from crossprefetch.checks.aggregate import check_aggregates
 from crossprefetch.checks.cache import check_cache_deploy
 from crossprefetch.checks.coalesce import check_coalesce_setting
 from crossprefetch.checks.failure import check_failure_settings
@@ -15,6 +16,12 @@ TAG = "crossprefetch"
 
 def register() -> None:
     """Register every check with Django (from ``AppConfig.ready()``; idempotent)."""
-    for check in (check_views, check_filters, check_failure_settings, check_coalesce_setting):
+    for check in (
+        check_views,
+        check_filters,
+        check_aggregates,
+        check_failure_settings,
+        check_coalesce_setting,
+    ):
         django_checks.register(check, TAG)
     django_checks.register(check_cache_deploy, TAG, deploy=True)

@@ -14,8 +14,9 @@ from django.core.exceptions import ImproperlyConfigured
 from django.db import models
 
 from crossprefetch._urls import declaring_views
+from crossprefetch.aggregate import CrossDBAggregate
 from crossprefetch.checks.cache import check_spec_cache
-from crossprefetch.spec import CrossDBPrefetch, KeyArityError, attr_hint
+from crossprefetch.spec import CrossDBPrefetch, KeyArityError
 
 _CONTEXT_KEYS = frozenset({"request", "format", "view"})
 
@@ -140,8 +141,10 @@ def _check_spec(view: type, label: str, name: Any, spec: Any) -> list[checks.Che
                 "Name a concrete field of the remote model in to_field.",
             )
         )
+    grouped = isinstance(spec, CrossDBAggregate)  # its aggregates: checks/aggregate.py
     try:
-        spec.check_fields(model)
+        if not grouped:
+            spec.check_fields(model)
     except ImproperlyConfigured as exc:
         errors.append(
             _error(
@@ -152,7 +155,7 @@ def _check_spec(view: type, label: str, name: Any, spec: Any) -> list[checks.Che
             )
         )
     errors.extend(_check_key(view, where, spec))
-    if match_fields and not spec.many and not _unique(match_fields, model):
+    if match_fields and not spec.many and not grouped and not _unique(match_fields, model):
         errors.append(
             checks.Warning(
                 f"{where}: {model._meta.label}.{'/'.join(f.name for f in match_fields)} is not "
@@ -240,7 +243,7 @@ def _check_serializer(
                     "E011",
                     f"{where}: reads {field.attr!r}, which the spec does not select "
                     f"(fields={spec.fields!r}).",
-                    attr_hint(field.attr, spec.fields, _model_or_none(spec)),
+                    spec.attr_hint(field.attr, _model_or_none(spec)),
                 )
             )
     return errors

@@ -32,10 +32,12 @@ from rest_framework import exceptions
 from rest_framework.filters import BaseFilterBackend, OrderingFilter
 from rest_framework.permissions import SAFE_METHODS
 
+from crossprefetch import _aggregates
 from crossprefetch._fetch.timeouts import statement_scope
 from crossprefetch._keys import normalize
 from crossprefetch._keys.keyset import KeyIn, positions
 from crossprefetch._keys.normalize import INTEGER_TYPES
+from crossprefetch.aggregate import CrossDBAggregate
 from crossprefetch.conf import conf
 from crossprefetch.rest_framework._known import KnownRows, remember_rows
 from crossprefetch.spec import CrossDBPrefetch
@@ -154,13 +156,22 @@ class CrossDBFilter:
             return None
         return remote_field(model, self.field)
 
-    def parse(self, name: str, raw: str, model: type[models.Model], alias: str) -> Any:
-        """The value of ``?name=raw`` as the remote field holds it; 400 when it cannot."""
+    def parse(
+        self,
+        name: str,
+        raw: str,
+        model: type[models.Model],
+        alias: str,
+        field: models.Field[Any, Any] | None = None,
+    ) -> Any:
+        """The value of ``?name=raw`` as the remote field (or ``field``, for a value that
+        is no field of the model: an aggregate) holds it; 400 when it cannot."""
         if "\x00" in raw:
             raise _invalid(name, "contains a NUL character")
         if self.lookup == "isnull":
             return _boolean(name, raw)
-        field = self.remote_field(model)
+        if field is None:
+            field = self.remote_field(model)
         assert field is not None
         if self.lookup == "in":
             if raw == "":
@@ -381,6 +392,8 @@ def _row_fields(match: _Match) -> tuple[str, ...] | None:
     reads only keys."""
     spec = match.spec
     fields = spec.fields
+    if isinstance(spec, CrossDBAggregate):
+        return fields  # one row per key, whose aggregates no HAVING changes
     if fields is None or spec.many or not match.match.unique:
         return None
     meta = match.remote.model._meta
@@ -490,8 +503,15 @@ def filter_by_remote(
     alias = match.remote.db
     conditions: list[models.Q] = []
     existence: set[bool] = set()  # the answers of the filters on the row's existence
+    grouped = spec if isinstance(spec, CrossDBAggregate) else None
     for name, cross_filter, raw in active:
-        value = cross_filter.parse(name, raw, match.remote.model, alias)
+        field = None
+        if grouped is not None and cross_filter.field is not None:
+            where_one = f"cross_db_filters[{name!r}]"
+            field = _aggregates.filter_field(
+                grouped, cross_filter.field, where_one, cross_filter.lookup, match.remote
+            )
+        value = cross_filter.parse(name, raw, match.remote.model, alias, field)
         if cross_filter.field is None:
             existence.add(value)
             continue
@@ -499,12 +519,20 @@ def filter_by_remote(
     if view is not None:
         remembered = getattr(view, "_crossprefetch_remote_filters", None) or {}
         view._crossprefetch_remote_filters = {**remembered, active[0][1].spec: conditions}
-    missing = existence == {True}
     narrowed: models.QuerySet[Any]
-    if len(existence) > 1 or (missing and conditions):
-        narrowed = queryset.none()  # without a remote row, yet with one
-        return narrowed
-    remote = match.remote_rows([] if missing else conditions)
+    if grouped is not None:  # objects without rows compare as the aggregates over none
+        decided = _aggregates.narrowing(grouped, conditions, existence)
+        if decided is None:
+            narrowed = queryset.none()
+            return narrowed
+        missing, remote_conditions = decided.exclude, decided.conditions
+    else:
+        missing = existence == {True}
+        if len(existence) > 1 or (missing and conditions):
+            narrowed = queryset.none()  # without a remote row, yet with one
+            return narrowed
+        remote_conditions = [] if missing else conditions
+    remote = match.remote_rows(remote_conditions)
     fields = _row_fields(match) if not missing and _reads_rows(view, request) else None
     if fields is None:
         rows = remote.values_list(match.match.name)
@@ -775,7 +803,11 @@ def _parameter_schema(view: Any, cross_filter: CrossDBFilter) -> dict[str, Any]:
             if callable(source) and not isinstance(source, type)
             else spec.get_model()
         )
-        field = cross_filter.remote_field(model)
+        field = (
+            spec.output_field(cross_filter.field, spec.get_queryset(getattr(view, "request", None)))
+            if isinstance(spec, CrossDBAggregate) and cross_filter.field is not None
+            else cross_filter.remote_field(model)
+        )
         assert field is not None
         schema = dict(_OPENAPI_TYPES.get(normalize.target_field(field).get_internal_type(), schema))
     except Exception:  # documented as a string; the system checks report the cause

@@ -3,7 +3,7 @@ from __future__ import annotations
 from django.urls import include, path
 from rest_framework.routers import SimpleRouter
 
-from tests.testapp import filter_views, views
+from tests.testapp import aggregate_views, filter_views, views
 
 router = SimpleRouter()
 router.register("events", views.OrderEventViewSet, basename="events")
@@ -26,6 +26,11 @@ router.register(
     basename="tenant-filtered-events",
 )
 router.register("filterset-events", filter_views.FilterSetEventViewSet, basename="filterset-events")
+
+router.register("members", aggregate_views.MemberActivityViewSet, basename="members")
+router.register(
+    "legacy-members", aggregate_views.LegacyMemberActivityViewSet, basename="legacy-members"
+)
 
 urlpatterns = [
     path("", include(router.urls)),
