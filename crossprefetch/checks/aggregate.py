@@ -42,10 +42,10 @@ def check_view_aggregates(view: type) -> list[checks.CheckMessage]:
     if not grouped:
         return []
     errors: list[checks.CheckMessage] = []
-    for name, spec in grouped.items():
-        errors.extend(_check_spec(view, f"{label}.cross_db_fields[{name!r}]", spec))
+    for name, each in grouped.items():
+        errors.extend(_check_spec(view, f"{label}.cross_db_fields[{name!r}]", each))
     for name, cross_filter in _mapping(getattr(view, "cross_db_filters", None)).items():
-        spec = grouped.get(getattr(cross_filter, "spec", None))  # type: ignore[arg-type]
+        spec: CrossDBAggregate | None = grouped.get(getattr(cross_filter, "spec", ""))
         field = getattr(cross_filter, "field", None)
         if spec is None or field is None:
             continue  # not on an aggregate spec, or on the rows' existence
@@ -66,10 +66,10 @@ def check_view_aggregates(view: type) -> list[checks.CheckMessage]:
     for name, target in orderings.items():
         if not (isinstance(target, tuple) and len(target) == 2):
             continue  # crossprefetch.E401
-        spec = grouped.get(target[0])
-        if spec is not None and target[1] not in spec.aggregates:
+        on = grouped.get(target[0])
+        if on is not None and target[1] not in on.aggregates:
             where = f"{label}.cross_db_ordering_fields[{name!r}]"
-            errors.append(_unknown(view, "E605", where, spec, target[1]))
+            errors.append(_unknown(view, "E605", where, on, target[1]))
     return errors
 
 
