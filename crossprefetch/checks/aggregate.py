@@ -12,8 +12,10 @@ from typing import Any
 
 from django.core import checks
 from django.core.exceptions import ImproperlyConfigured
-from django.db import connections, models
+from django.db import NotSupportedError, connections, models
+from django.db.backends.base.base import BaseDatabaseWrapper
 
+from crossprefetch import _compat
 from crossprefetch._aggregates import LOOKUPS
 from crossprefetch._urls import declaring_views
 from crossprefetch.aggregate import CrossDBAggregate
@@ -94,20 +96,34 @@ def _check_spec(view: type, where: str, spec: CrossDBAggregate) -> list[checks.C
                 "named otherwise than its fields.",
             )
         ]
-    try:
-        queryset.query.get_compiler(using=queryset.db).as_sql()
-    except Exception as exc:  # NotSupportedError, mostly; never a query
-        return [
-            _error(
-                view,
-                "E602",
-                f"{where}: database {queryset.db!r} ({connections[queryset.db].vendor}) "
-                f"cannot compute the aggregates of {spec!r}: {type(exc).__name__}: {exc}",
-                "Use an aggregate this database supports (Count, Sum, Avg, Min, Max on "
-                "numbers; Min or Max on dates), or read the rows from a database that does.",
-            )
-        ]
+    connection = connections[queryset.db]
+    for name in spec.aggregates:
+        try:
+            _check_support(_compat.annotation(queryset, name), connection)
+        except NotSupportedError as exc:
+            return [
+                _error(
+                    view,
+                    "E602",
+                    f"{where}: database {queryset.db!r} ({connection.vendor}) cannot compute "
+                    f"the aggregate {name!r} of {spec!r}: {exc}",
+                    "Use an aggregate this database supports (Count, Sum, Avg, Min, Max of "
+                    "numbers; Min or Max of dates), or read the rows from a database that does.",
+                )
+            ]
     return []
+
+
+def _check_support(expression: Any, connection: BaseDatabaseWrapper) -> None:
+    """Raise ``NotSupportedError`` for what the backend refuses, without connecting: the
+    backend's own rules, and PostgreSQL's aggregates on any other database."""
+    module = type(expression).__module__
+    if module.startswith("django.contrib.postgres") and connection.vendor != "postgresql":
+        raise NotSupportedError(f"{type(expression).__name__} is PostgreSQL's own.")
+    connection.ops.check_expression_support(expression)
+    for source in expression.get_source_expressions():
+        if source is not None:
+            _check_support(source, connection)
 
 
 def _unknown(view: type, code: str, where: str, spec: CrossDBAggregate, name: str) -> checks.Error:

@@ -52,7 +52,7 @@ class MemberActivitySerializer(serializers.ModelSerializer):  # type: ignore[typ
         "activity",
         "spent_or_zero",
         output_field=serializers.DecimalField(12, 2),
-        default=Decimal("0.00"),
+        default="0.00",
     )
     average = ContextLookupField(
         "activity", "average", output_field=serializers.FloatField(), default=None
