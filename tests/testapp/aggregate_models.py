@@ -58,7 +58,7 @@ class JoinedEntry(models.Model):
         null=True,
         on_delete=models.DO_NOTHING,
         db_constraint=False,
-        related_name="entries",
+        related_name="joined_entries",
     )
     kind = models.CharField(max_length=10, default="paid")
     amount = models.DecimalField(max_digits=10, decimal_places=2, null=True)
