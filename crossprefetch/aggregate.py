@@ -152,6 +152,14 @@ class CrossDBAggregate(CrossDBPrefetch):
                 f"{self!r}: the source QuerySet is already values()/values_list() or grouped; "
                 "give the plain QuerySet of the rows, and their aggregates in aggregates=."
             )
+        meta = base.model._meta
+        taken = {f.name for f in meta.get_fields()} | {f.attname for f in meta.concrete_fields}
+        clash = sorted(taken.intersection(self.aggregates))
+        if clash:
+            raise ImproperlyConfigured(
+                f"{self!r}: the aggregate {clash[0]!r} conflicts with a field of "
+                f"{meta.label}; name it otherwise."
+            )
         match = [field.name for field in self.get_match_fields(base.model)]
         try:
             grouped: models.QuerySet[Any] = (
