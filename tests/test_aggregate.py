@@ -9,12 +9,14 @@ from types import SimpleNamespace
 from typing import Any
 
 import pytest
+from asgiref.sync import async_to_sync
 from django.db import connections
 from django.db.models import Count, Sum
 from django.test.utils import CaptureQueriesContext
 
 from crossprefetch import CachePolicy, CrossDBAggregate, CrossDBPrefetch, prefetch_cross_db
 from crossprefetch._fetch import caching as cache_layer
+from crossprefetch.loaders import ModelLoader, aprefetch_cross_db
 from crossprefetch.lookup import MISSING
 from crossprefetch.testing import assert_num_queries
 from tests.conftest import ALL_DATABASES, T0
@@ -225,3 +227,46 @@ def test_cached_aggregates_are_served_without_a_query_and_invalidated(
         third = prefetch_cross_db(members, {"activity": spec})["activity"]
     assert third[a.id]["entries"] == 4
     assert third[a.id]["spent"] == Decimal("6.50")
+
+
+def test_aprefetch_cross_db_takes_aggregate_specs(members: list[Member]) -> None:
+    a = members[0]
+
+    async def main() -> Any:
+        return await aprefetch_cross_db(members, {"activity": activity()})
+
+    with assert_num_queries(default=0, timeseries=1):
+        lookup = async_to_sync(main)()["activity"]
+    assert lookup[a.id]["entries"] == 3
+    assert members[2].id not in lookup
+
+
+def test_a_model_loader_loads_the_aggregates_of_each_key(members: list[Member]) -> None:
+    a, b, c, _ = members
+    loader = ModelLoader(
+        "testapp.Entry",
+        to_field="member_id",
+        aggregates={"entries": Count("id"), "spent": Sum("amount")},
+    )
+    assert repr(loader) == (
+        "ModelLoader('testapp.Entry', to_field='member_id', "
+        "aggregates={'entries': Count(F(id)), 'spent': Sum(F(amount))})"
+    )
+
+    async def main() -> list[Any]:
+        return await loader.load_many([a.id, str(b.id), c.id, a.id])
+
+    with assert_num_queries(default=0, timeseries=1):
+        loaded = async_to_sync(main)()
+    assert loaded == [
+        {"entries": 3, "spent": Decimal("5.50")},
+        {"entries": 1, "spent": Decimal("5.00")},
+        None,
+        {"entries": 3, "spent": Decimal("5.50")},
+    ]
+
+
+def test_a_model_loader_takes_aggregates_or_rows_not_both() -> None:
+    for options in ({"fields": ("amount",)}, {"many": True}):
+        with pytest.raises(TypeError, match="takes neither fields= nor many=True"):
+            ModelLoader(Entry, to_field="member_id", aggregates={"n": Count("id")}, **options)
