@@ -20,8 +20,10 @@ import difflib
 import keyword
 from collections.abc import Mapping, Sequence
 from decimal import Decimal
+from types import MappingProxyType
 from typing import Any
 
+from django.apps import apps
 from django.core.exceptions import FieldError, ImproperlyConfigured
 from django.db import models
 from django.http import HttpRequest
@@ -60,8 +62,12 @@ class CrossDBAggregate(CrossDBPrefetch):
         ``Min``, ``Max`` (or any other ``Aggregate``), with ``distinct=``, ``filter=Q(...)``
         and ``default=`` as Django takes them.
     :param using: the database alias of the source; ``None`` for the router's.
-    :param cache: ``on_error``, ``timeout``, ``coalesce``: as for
+    :param cache: per-key caching of the aggregates, as for
         :class:`~crossprefetch.CrossDBPrefetch`.
+    :param on_error: ``"raise"`` or ``"degrade"`` when the database fails, as for
+        :class:`~crossprefetch.CrossDBPrefetch`.
+    :param timeout: seconds after which the database cancels the grouped query.
+    :param coalesce: seconds concurrent requests wait to share the grouped query.
     :raises TypeError: an argument of the wrong type (an aggregate that is not a Django
         ``Aggregate``).
     :raises ValueError: an argument of the right type with a value it cannot take (a name
@@ -93,7 +99,7 @@ class CrossDBAggregate(CrossDBPrefetch):
                 f"CrossDBAggregate(aggregates=...): {clash[0]!r} is also the to_field; name "
                 "the aggregate otherwise."
             )
-        object.__setattr__(self, "aggregates", checked)
+        object.__setattr__(self, "aggregates", MappingProxyType(checked))
         super().__init__(
             source,
             key=key,
@@ -110,7 +116,7 @@ class CrossDBAggregate(CrossDBPrefetch):
             base = source
         elif isinstance(source, type) and issubclass(source, models.Model):
             base = source._default_manager.all()
-        if base is not None:  # the model is known: the aggregates are checked now
+        if base is not None and apps.models_ready:  # checked now; else by crossprefetch.E601
             try:
                 self._grouped(base)
             except ImproperlyConfigured as exc:
@@ -244,11 +250,3 @@ def _validate_aggregates(aggregates: Any) -> dict[str, models.Aggregate]:
         checked[name] = aggregate
     return checked
 
-
-def output_field_or_none(
-    spec: CrossDBPrefetch, name: str, queryset: models.QuerySet[Any]
-) -> models.Field[Any, Any] | None:
-    """The field of aggregate ``name`` when ``spec`` is an aggregate spec computing it."""
-    if isinstance(spec, CrossDBAggregate) and name in spec.aggregates:
-        return spec.output_field(name, queryset)
-    return None
