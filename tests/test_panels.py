@@ -731,7 +731,7 @@ def test_panel_shows_requests_that_shared_a_coalesced_query(
     panel = _panel(toolbar, RequestFactory().get("/"))
     led = LookupStats("customers", "testapp.Customer", "default", queries=1, coalesced_with=3)
     joined = LookupStats("regions", "testapp.Region", "legacy", coalesced_with=1)
-    panel._batches = [[(led, []), (joined, [])]]
+    panel._batches = [[(led, [], []), (joined, [], [])]]
     panel.generate_stats(panel.toolbar.request, HttpResponse())
 
     assert [row["coalesced_with"] for row in panel.get_stats()["lookups"]] == [3, 1]
