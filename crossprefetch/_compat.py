@@ -72,6 +72,33 @@ def connecting(connection: Any, frame: FrameType | None) -> bool:
     return False
 
 
+# -- Django: SQL compilation ---------------------------------------------------------------------
+
+
+def quote_name(compiler: Any, name: str) -> str:
+    """``name`` quoted as ``compiler`` quotes the aliases of the query it compiles.
+
+    Django 6.1 quotes every alias (``SQLCompiler.quote_name``) and deprecates
+    ``quote_name_unless_alias``; Django 5.2 and 6.0 leave aliases bare. A hand-written
+    join must quote its alias as Django does, or PostgreSQL folds one spelling and not the
+    other. Breaks if: both methods go -- the key sets' joins (filters, orderings, collation
+    matching) would fail to compile.
+    """
+    quote: Any = getattr(compiler, "quote_name", None)
+    if quote is None:  # Django < 6.1
+        return str(compiler.quote_name_unless_alias(name))
+    return str(quote(name))
+
+
+def annotation_field(queryset: Any, alias: str) -> Any:
+    """The output field of the annotation ``alias`` of ``queryset``, once resolved.
+
+    Breaks if: ``Query.annotations`` is renamed -- a cursor over the view's own ordering
+    (``CrossDBCursorPagination``) could no longer read its values back.
+    """
+    return queryset.query.annotations[alias].output_field
+
+
 # -- Django: tests and URLs ----------------------------------------------------------------------
 
 

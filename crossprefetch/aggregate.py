@@ -249,4 +249,3 @@ def _validate_aggregates(aggregates: Any) -> dict[str, models.Aggregate]:
             )
         checked[name] = aggregate
     return checked
-

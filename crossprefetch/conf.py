@@ -14,13 +14,36 @@ def _get(name: str, default: Any) -> Any:
     return getattr(django_settings, "CROSSPREFETCH", {}).get(name, default)
 
 
-def seconds_or_none(value: Any, where: str, error: type[Exception] = ValueError) -> float | None:
-    """A window in seconds (``>= 0``, finite) or ``None``; ``where`` is ``"...%r..."``."""
+def seconds_or_none(
+    value: Any, where: str, error: type[Exception] | None = None, *, zero: str = ""
+) -> float | None:
+    """A number of seconds (``>= 0``, finite) or ``None``; ``where`` is ``"...%r..."``.
+
+    The vocabulary of every argument crossprefetch validates: a value of the wrong type
+    raises :exc:`TypeError`, one of the right type but out of range :exc:`ValueError`;
+    ``error`` replaces both (settings raise :exc:`ImproperlyConfigured`).
+    """
     if value is None:
         return None
-    if isinstance(value, int | float) and not isinstance(value, bool) and 0 <= value < float("inf"):
-        return float(value)
-    raise error(f"{where % (value,)}: give a number of seconds >= 0 (such as 0.005), or None.")
+    if isinstance(value, int | float) and not isinstance(value, bool):
+        if 0 <= value < float("inf"):
+            return float(value)
+        kind: type[Exception] = ValueError
+    else:
+        kind = TypeError
+    hint = f" ({zero})" if zero else ""
+    raise (error or kind)(
+        f"{where % (value,)}: give a finite number of seconds >= 0{hint}, such as 0.005, or None."
+    )
+
+
+def positive_int(name: str, value: Any) -> int:
+    """``CROSSPREFETCH[name]`` as a whole number above 0, or :exc:`ImproperlyConfigured`."""
+    if isinstance(value, int) and not isinstance(value, bool) and value > 0:
+        return value
+    raise ImproperlyConfigured(
+        f"CROSSPREFETCH[{name!r}] = {value!r}: give a whole number above 0 (an int)."
+    )
 
 
 class Settings:
@@ -93,7 +116,18 @@ class Settings:
         The matched keys travel to the listed objects' database as one parameter; above
         this many, the request is refused rather than answered with a truncated result.
         """
-        return int(_get("MAX_FILTER_KEYS", 100_000))
+        return positive_int("MAX_FILTER_KEYS", _get("MAX_FILTER_KEYS", 100_000))
+
+    @property
+    def MAX_FILTER_VALUE_LENGTH(self) -> int:
+        """Characters a filter's value may have before the request fails (400).
+
+        Above it the value is refused, naming the filter, whatever the remote field: a
+        pattern of 50,000 bytes is past what SQLite's ``LIKE`` takes, and a list of tens of
+        thousands of values past what one statement may carry. A value longer than the
+        remote field's ``max_length`` is refused too.
+        """
+        return positive_int("MAX_FILTER_VALUE_LENGTH", _get("MAX_FILTER_VALUE_LENGTH", 10_000))
 
     @property
     def ON_ERROR(self) -> str:
@@ -110,8 +144,9 @@ class Settings:
 
         The default of every spec without ``timeout=``.
         """
-        value = _get("TIMEOUT", None)
-        return None if value is None else float(value)
+        return seconds_or_none(
+            _get("TIMEOUT", None), 'CROSSPREFETCH["TIMEOUT"] = %r', ImproperlyConfigured
+        )
 
     @property
     def BREAKER_FAILURES(self) -> int:

@@ -1,8 +1,9 @@
 """Filtering and ordering lists by the rows they reference in another database.
 
 The public path of the filter backends (implemented in
-:mod:`crossprefetch.rest_framework.filters`) and of the django-filter filter class, which
-is imported on first access so that django-filter stays optional.
+:mod:`crossprefetch.rest_framework.filters`), of the cursor paginator that walks their
+orderings, and of the django-filter filter class, which is imported on first access so
+that django-filter stays optional.
 """
 
 from __future__ import annotations
@@ -15,12 +16,14 @@ from crossprefetch.rest_framework.filters import (
     CrossDBFilterBackend,
     CrossDBOrderingFilter,
 )
+from crossprefetch.rest_framework.pagination import CrossDBCursorPagination
 
 if TYPE_CHECKING:
     from crossprefetch.rest_framework.filterset import CrossDBFilterSetFilter
 
 __all__ = [
     "LOOKUPS",
+    "CrossDBCursorPagination",
     "CrossDBFilter",
     "CrossDBFilterBackend",
     "CrossDBFilterSetFilter",

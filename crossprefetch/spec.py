@@ -106,8 +106,10 @@ class CrossDBPrefetch:
         set_(self, "key", _validate_key(key))
         set_(self, "to_field", _names("to_field", to_field))
         set_(self, "fields", None if fields is None else _names("fields", fields))
-        if using is not None and (not isinstance(using, str) or not using):
+        if using is not None and not isinstance(using, str):
             raise TypeError(f"CrossDBPrefetch(using={using!r}): using must be a database alias.")
+        if using == "":
+            raise ValueError(f"CrossDBPrefetch(using={using!r}): using must be a database alias.")
         set_(self, "using", using)
         if not isinstance(many, bool):
             raise TypeError(f"CrossDBPrefetch(many={many!r}): many must be True or False.")
@@ -115,7 +117,11 @@ class CrossDBPrefetch:
         set_(self, "cache", _validate_cache(cache))
         set_(self, "on_error", _validate_on_error(on_error))
         set_(self, "timeout", _validate_timeout(timeout))
-        set_(self, "coalesce", seconds_or_none(coalesce, "CrossDBPrefetch(coalesce=%r)"))
+        set_(
+            self,
+            "coalesce",
+            seconds_or_none(coalesce, "CrossDBPrefetch(coalesce=%r)", zero="0 never shares"),
+        )
         set_(self, "_model", model if isinstance(model, type) else None)
         self._check_arity()
 
@@ -330,16 +336,21 @@ def _validate_source(model: Any) -> Source:
 
 
 def _validate_key(key: Any) -> KeyGetter:
-    if isinstance(key, str) and key and all(key.split(".")):
-        return key
-    if isinstance(key, tuple) and key and all(isinstance(k, str) and k for k in key):
-        return key
-    if callable(key):
-        return key  # type: ignore[no-any-return]
-    raise TypeError(
+    usage = (
         f"CrossDBPrefetch(key={key!r}): key must be an attribute path such as 'customer_id', "
         "a tuple of paths for a composite key, or a callable(obj)."
     )
+    if isinstance(key, str):
+        if key and all(key.split(".")):
+            return key
+        raise ValueError(usage)
+    if isinstance(key, tuple) and all(isinstance(k, str) for k in key):
+        if key and all(k and all(k.split(".")) for k in key):
+            return key
+        raise ValueError(usage)
+    if callable(key):
+        return key  # type: ignore[no-any-return]
+    raise TypeError(usage)
 
 
 def _names(argument: str, value: Any) -> tuple[str, ...]:
@@ -350,15 +361,14 @@ def _names(argument: str, value: Any) -> tuple[str, ...]:
                 f"e.g. fields=({value!r},)."
             )
         value = (value,)
-    if (
-        not isinstance(value, list | tuple)
-        or not value
-        or not all(isinstance(v, str) and v for v in value)
-    ):
-        raise TypeError(
-            f"CrossDBPrefetch({argument}={value!r}): {argument} must be a non-empty tuple "
-            "of field names."
-        )
+    usage = (
+        f"CrossDBPrefetch({argument}={value!r}): {argument} must be a non-empty tuple "
+        "of field names."
+    )
+    if not isinstance(value, list | tuple) or not all(isinstance(v, str) for v in value):
+        raise TypeError(usage)
+    if not value or not all(value):
+        raise ValueError(usage)
     if len(set(value)) != len(value):
         raise ValueError(f"CrossDBPrefetch({argument}={value!r}): a field name is repeated.")
     return tuple(value)
@@ -367,7 +377,7 @@ def _names(argument: str, value: Any) -> tuple[str, ...]:
 def _validate_on_error(on_error: Any) -> str | None:
     if on_error is None or on_error in ON_ERROR_CHOICES:
         return on_error  # type: ignore[no-any-return]
-    raise ValueError(
+    raise (ValueError if isinstance(on_error, str) else TypeError)(
         f"CrossDBPrefetch(on_error={on_error!r}): on_error must be 'raise' (the error "
         "propagates) or 'degrade' (the lookup's keys read as missing), or None for "
         "CROSSPREFETCH['ON_ERROR']."
@@ -375,14 +385,8 @@ def _validate_on_error(on_error: Any) -> str | None:
 
 
 def _validate_timeout(timeout: Any) -> float | None:
-    if timeout is None:
-        return None
-    if isinstance(timeout, int | float) and not isinstance(timeout, bool) and timeout >= 0:
-        return timeout
-    raise TypeError(
-        f"CrossDBPrefetch(timeout={timeout!r}): timeout must be a number of seconds "
-        "(0 for none), or None for CROSSPREFETCH['TIMEOUT']."
-    )
+    seconds_or_none(timeout, "CrossDBPrefetch(timeout=%r)", zero="0 for none")
+    return timeout  # type: ignore[no-any-return]
 
 
 def _validate_cache(cache: Any) -> CachePolicy | None:

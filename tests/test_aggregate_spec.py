@@ -225,10 +225,10 @@ def test_sqlite_refuses_sums_of_dates_as_E602() -> None:
 def test_filters_and_orderings_naming_no_aggregate_are_E603_to_E605() -> None:
     checked = view(
         cross_db_filters={
-            "n__gte": CrossDBFilter("activity", "n", lookup="gte"),
-            "visits__gte": CrossDBFilter("activity", "visits", lookup="gte"),
-            "n__icontains": CrossDBFilter("activity", "n", lookup="icontains"),
-            "idle": CrossDBFilter("activity", lookup="isnull"),
+            "n__gte": CrossDBFilter("activity", "n", lookup_expr="gte"),
+            "visits__gte": CrossDBFilter("activity", "visits", lookup_expr="gte"),
+            "n__icontains": CrossDBFilter("activity", "n", lookup_expr="icontains"),
+            "idle": CrossDBFilter("activity", lookup_expr="isnull"),
         },
         ordering_fields=["id"],
         cross_db_ordering_fields={"n": ("activity", "n"), "visits": ("activity", "visits")},

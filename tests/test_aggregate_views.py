@@ -243,8 +243,8 @@ def test_an_unknown_aggregate_fails_naming_the_filter_and_the_fix(
 
     class View(MemberActivityViewSet):
         cross_db_filters = {
-            "visits__gte": CrossDBFilter("activity", "visits", lookup="gte"),
-            "spent__icontains": CrossDBFilter("activity", "spent", lookup="icontains"),
+            "visits__gte": CrossDBFilter("activity", "visits", lookup_expr="gte"),
+            "spent__icontains": CrossDBFilter("activity", "spent", lookup_expr="icontains"),
         }
 
     from django.test import RequestFactory

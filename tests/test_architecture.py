@@ -154,3 +154,16 @@ def test_the_core_imports_no_integration(integration: str) -> None:
         )
     }
     assert offenders == set()
+
+
+def test_a_deprecation_warning_from_crossprefetch_code_fails_the_run() -> None:
+    """pyproject.toml turns deprecation warnings attributed to crossprefetch's modules into
+    errors, so a Django or DRF API it still calls fails the newest-Django run the day it is
+    deprecated; the same warning from another package stays a warning."""
+    import warnings
+
+    code = compile("warnings.warn('old API', DeprecationWarning)", "<deprecated call>", "exec")
+    with pytest.raises(DeprecationWarning, match="old API"):
+        exec(code, {"warnings": warnings, "__name__": "crossprefetch._keys.sql"})
+    with pytest.warns(DeprecationWarning, match="old API"):
+        exec(code, {"warnings": warnings, "__name__": "somebody_else"})

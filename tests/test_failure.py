@@ -432,10 +432,10 @@ def test_timeout_does_not_apply_to_later_statements(events: list[OrderEvent]) ->
     ("options", "error", "message"),
     [
         ({"on_error": "ignore"}, ValueError, "on_error must be 'raise'"),
-        ({"on_error": True}, ValueError, "on_error must be 'raise'"),
-        ({"timeout": -1}, TypeError, "timeout must be a number of seconds"),
-        ({"timeout": "1"}, TypeError, "timeout must be a number of seconds"),
-        ({"timeout": True}, TypeError, "timeout must be a number of seconds"),
+        ({"on_error": True}, TypeError, "on_error must be 'raise'"),
+        ({"timeout": -1}, ValueError, r"timeout=-1\): give a finite number of seconds"),
+        ({"timeout": "1"}, TypeError, r"timeout='1'\): give a finite number of seconds"),
+        ({"timeout": True}, TypeError, r"timeout=True\): give a finite number of seconds"),
     ],
 )
 def test_spec_arguments_are_validated(

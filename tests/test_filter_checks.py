@@ -87,7 +87,7 @@ CASES: list[tuple[str, type, str, str]] = [
         "unsupported lookup",
         view(
             cross_db_fields={"joined": CrossDBPrefetch("shop.JoinedOrderEvent", key="customer_id")},
-            cross_db_filters={"t": CrossDBFilter("joined", "customer", lookup="icontains")},
+            cross_db_filters={"t": CrossDBFilter("joined", "customer", lookup_expr="icontains")},
         ),
         "E404",
         "'exact'",

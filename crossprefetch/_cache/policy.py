@@ -55,7 +55,9 @@ class CachePolicy:
     def __post_init__(self) -> None:
         _seconds("timeout", self.timeout, allow_zero=False)
         if not isinstance(self.alias, str) or not self.alias:
-            raise TypeError(f"CachePolicy(alias={self.alias!r}): alias must name a cache.")
+            raise (ValueError if isinstance(self.alias, str) else TypeError)(
+                f"CachePolicy(alias={self.alias!r}): alias must name a cache."
+            )
         if self.scope is not None and not callable(self.scope):
             raise TypeError(
                 f"CachePolicy(scope={self.scope!r}): scope must be a callable(request)."

@@ -29,6 +29,7 @@ import json
 import sys
 from array import array
 from collections.abc import Iterable, Mapping, Sequence
+from functools import partial
 from operator import itemgetter
 from typing import Any
 
@@ -38,46 +39,15 @@ from django.db.models import Lookup
 from django.db.models.sql.compiler import SQLCompiler
 from django.db.models.sql.constants import LOUTER
 
+from crossprefetch._compat import quote_name
 from crossprefetch._keys.normalize import INTEGER_TYPES, target_field
+from crossprefetch._keys.values import array_type, db_values, json_table_type, sqlite_affinity
 
 SQLParams = tuple[str, tuple[Any, ...]]
 
 
-def db_values(field: Any, keys: Iterable[Any], connection: BaseDatabaseWrapper) -> list[Any]:
-    """The keys as the database stores them in ``field`` (UUIDs as hex on SQLite, say)."""
-    field = target_field(field)
-    if field.get_internal_type() in INTEGER_TYPES:
-        return list(keys)
-    return [field.get_db_prep_value(k, connection, prepared=False) for k in keys]
-
-
 def _json(values: Iterable[Any]) -> str:
     return json.dumps(list(values), default=str, separators=(",", ":"))
-
-
-def _mysql_type(field: Any, connection: BaseDatabaseWrapper) -> str:
-    """The type of a ``JSON_TABLE`` column holding values of ``field``."""
-    field = target_field(field)
-    internal = field.get_internal_type()
-    if internal in INTEGER_TYPES:
-        return "BIGINT"
-    if internal == "UUIDField":
-        return "CHAR(32)"
-    if internal in {"CharField", "SlugField", "EmailField", "TextField"}:
-        # as long as any value may be; the comparison uses the listed column's collation
-        return f"VARCHAR({field.max_length or 255})"
-    db_type = field.db_type(connection) or "VARCHAR(255)"
-    return str(db_type).replace(" AUTO_INCREMENT", "")
-
-
-def _sqlite_type(field: Any) -> str:
-    """The affinity of ``field``'s values in SQLite."""
-    internal = target_field(field).get_internal_type()
-    if internal in INTEGER_TYPES or internal == "BooleanField":
-        return "INTEGER"
-    if internal in {"FloatField", "DecimalField"}:
-        return "REAL"
-    return "TEXT"
 
 
 #: Key sets smaller than this stay a list, which the database can look up in an index.
@@ -199,14 +169,14 @@ class KeyIn(Lookup):
             return sql, (*params, data, *params, *params)
         values: list[Any] = sent
         if vendor == "postgresql":
-            cast = target_field(field).cast_db_type(connection)
-            return f"{column} = ANY(%s::{cast}[])", (*params, values)
+            return f"{column} = ANY(%s::{array_type(field, connection)}[])", (*params, values)
         if vendor == "sqlite":
             return f"{column} IN (SELECT value FROM json_each(%s))", (*params, _json(values))
         if vendor == "mysql":
             sql = (
                 f"{column} IN (SELECT crossprefetch_keys.k FROM JSON_TABLE(%s, '$[*]' "
-                f"COLUMNS (k {_mysql_type(field, connection)} PATH '$')) AS crossprefetch_keys)"
+                f"COLUMNS (k {json_table_type(field, connection, values)} PATH '$')) "
+                "AS crossprefetch_keys)"
             )
             return sql, (*params, _json(values))
         if not values:
@@ -249,13 +219,10 @@ class PositionJoin:
     def as_sql(self, compiler: SQLCompiler, connection: BaseDatabaseWrapper) -> SQLParams:
         if not self._used_by(compiler.query):
             return "", ()
-        quote = compiler.quote_name_unless_alias
+        quote = partial(quote_name, compiler)
         alias = quote(self.table_alias or self.table_name)
         on = f"{alias}.{quote('k')} = {quote(self.parent_alias)}.{quote(self.column)}"
-        if target_field(self.field).get_internal_type() in INTEGER_TYPES:
-            keys: Sequence[Any] = [key for key, _ in self.rows]
-        else:
-            keys = db_values(self.field, (key for key, _ in self.rows), connection)
+        keys = db_values(self.field, map(itemgetter(0), self.rows), connection)
         positions = range(1, self.width + 1)
         vendor = connection.vendor
         if vendor == "sqlite":
@@ -269,12 +236,12 @@ class PositionJoin:
                 mapping = {key: rank for key, (_, rank) in zip(keys, self.rows, strict=True)}
                 columns = "".join(f", json_extract(value, '$[{i - 1}]') AS p{i}" for i in positions)
             payload = json.dumps(mapping, default=str, separators=(",", ":"))
-            cast = _sqlite_type(self.field)
+            cast = sqlite_affinity(self.field)
             source = f"(SELECT CAST(key AS {cast}) AS k{columns} FROM json_each(%s))"
             return f"{self.join_type} {source} {alias} ON ({on})", (payload,)
         payload = _json((k, *rank) for k, (_, rank) in zip(keys, self.rows, strict=True))
         if vendor == "postgresql":
-            cast = target_field(self.field).cast_db_type(connection)
+            cast = array_type(self.field, connection)
             columns = "".join(f", (e->>{i})::integer AS p{i}" for i in positions)
             source = (
                 f"(SELECT (e->>0)::{cast} AS k{columns} FROM jsonb_array_elements(%s::jsonb) AS e)"
@@ -282,7 +249,7 @@ class PositionJoin:
         elif vendor == "mysql":
             columns = "".join(f", p{i} INTEGER PATH '$[{i}]'" for i in positions)
             source = (
-                f"JSON_TABLE(%s, '$[*]' COLUMNS (k {_mysql_type(self.field, connection)} "
+                f"JSON_TABLE(%s, '$[*]' COLUMNS (k {json_table_type(self.field, connection, keys)} "
                 f"PATH '$[0]'{columns}))"
             )
         else:
@@ -335,11 +302,15 @@ class Position(models.Expression):
         return f"{type(self).__name__}({self.alias!r}, {self.index})"
 
     def as_sql(self, compiler: SQLCompiler, connection: BaseDatabaseWrapper) -> SQLParams:
-        quote = compiler.quote_name_unless_alias
+        quote = partial(quote_name, compiler)
         return f"{quote(self.alias)}.{quote(f'p{self.index}')}", ()
 
     def relabeled_clone(self, change_map: Mapping[str, str]) -> Position:
         return Position(change_map.get(self.alias, self.alias), self.index)
+
+    def read(self, value: Any) -> int | None:
+        """The position a row selected this expression as (``None``: it has none)."""
+        return None if value is None else int(value)
 
     def get_group_by_cols(self) -> list[Any]:
         return [self]
@@ -432,6 +403,13 @@ class RankAt(models.Expression):
     @property
     def identity(self) -> tuple[Any, ...]:
         return (type(self), self.column, id(self.vector), self.index, self.descending)
+
+    def read(self, value: Any) -> int | None:
+        """The position a row selected this expression as (``None``: it has none)."""
+        if value is None:
+            return None
+        position = int.from_bytes(bytes(value), "big")
+        return None if position == _LAST[self.descending] else position
 
 
 def _vector(

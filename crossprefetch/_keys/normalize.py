@@ -48,6 +48,10 @@ _EXACT_TYPES: Final[dict[str, type]] = {
     "UUIDField": uuid.UUID,
 }
 
+#: Backends on which text with a NUL character cannot be sent as a key: PostgreSQL refuses
+#: it, SQLite's JSON functions end the text there (``"R0\x00"`` would match ``"R0"``).
+_CUT_AT_NUL: Final = frozenset({"postgresql", "sqlite"})
+
 Normalizer = Callable[[Any], Any]
 KeyReader = Callable[[Any], Any]
 
@@ -98,13 +102,13 @@ def normalize_all(
     """
     exact = None
     if len(fields) == 1:
-        exact, low, high = _exact_type(fields[0], connection)
+        exact, low, high = exact_type(fields[0], connection)
         if exact is not None:
             same: set[Any] = {k for k in raw_keys if type(k) is exact}
             if (
                 len(same) + (None in raw_keys) == len(raw_keys)
                 and (low is None or not same or (low <= min(same) and max(same) <= high))
-                and (exact is not str or _all_storable(same, fields[0], connection))
+                and (exact is not str or storable_text(same, fields[0], connection))
             ):
                 return same, {}
     keys: set[Any] = set()
@@ -146,7 +150,7 @@ def is_plain_integer(field: models.Field[Any, Any]) -> bool:
     return _django_type(field) is int
 
 
-def _exact_type(
+def exact_type(
     field: models.Field[Any, Any], connection: BaseDatabaseWrapper
 ) -> tuple[type | None, Any, Any]:
     """The Python type the field's values have, and the integer range it can hold."""
@@ -191,7 +195,7 @@ def normalizer(
 def _field_normalizer(field: models.Field[Any, Any], connection: BaseDatabaseWrapper) -> Normalizer:
     target = target_field(field)
     to_python = target.to_python
-    exact, low, high = _exact_type(target, connection)
+    exact, low, high = exact_type(target, connection)
     storable = _text_check(target, connection)
 
     def normalize(raw: Any) -> Any:
@@ -223,12 +227,14 @@ def _text_check(
     """Whether a text key can be sent to, and stored by, ``connection``'s database.
 
     No driver encodes a lone surrogate (``"\\ud800"``); PostgreSQL refuses NUL characters
-    in text; a value longer than a ``CharField``'s ``max_length`` cannot be stored where
-    the database enforces it (everywhere but SQLite), so it can equal no row. Such keys are
-    missing references: sent, the first two would fail the whole query.
+    in text, and SQLite's JSON functions (which carry key sets) end text there, cutting
+    ``"R0\\x00"`` into ``"R0"``; a value longer than a ``CharField``'s ``max_length``
+    cannot be stored where the database enforces it, so where it is compared exactly it can
+    equal no row (see :func:`_enforced_max_length`). Such keys are missing references: sent,
+    the first two would fail the whole query and the third match another row.
     """
-    refuses_nul = connection.vendor == "postgresql"
-    max_length = _enforced_max_length(field, connection)
+    refuses_nul = connection.vendor in _CUT_AT_NUL
+    max_length = _enforced_max_length(target_field(field), connection)
 
     def storable(value: str) -> bool:
         if not value.isascii():
@@ -246,15 +252,22 @@ def _text_check(
 def _enforced_max_length(
     field: models.Field[Any, Any], connection: BaseDatabaseWrapper
 ) -> int | None:
-    if connection.vendor == "sqlite" or _django_type(field) is not str:
+    """The length no key longer than can equal a stored value, where there is one.
+
+    None on SQLite (it stores any length), for a ``TextField`` (its ``max_length`` is the
+    form's), and wherever text is compared by a collation: under MariaDB/MySQL's PAD SPACE
+    collations ``"R0  "`` equals ``"R0"``, and a nondeterministic collation may equal
+    strings of different lengths. There the database decides, as a per-row ``get()`` would.
+    """
+    if connection.vendor in {"sqlite", "mysql"} or _django_type(field) is not str:
         return None
-    if field.get_internal_type() == "TextField":
-        return None  # its max_length is the form's, not the column's
+    if field.get_internal_type() == "TextField" or getattr(field, "db_collation", None):
+        return None
     max_length = field.max_length
     return max_length if isinstance(max_length, int) else None
 
 
-def _all_storable(
+def storable_text(
     values: Iterable[str], field: models.Field[Any, Any], connection: BaseDatabaseWrapper
 ) -> bool:
     """:func:`_text_check` for a whole batch at once, in a few passes over its text."""
@@ -268,7 +281,7 @@ def _all_storable(
             joined.encode("utf-8")
         except UnicodeEncodeError:
             return False
-    if connection.vendor == "postgresql" and "\x00" in joined:
+    if connection.vendor in _CUT_AT_NUL and "\x00" in joined:
         return False
     max_length = _enforced_max_length(field, connection)
     return max_length is None or max(map(len, values)) <= max_length

@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 import json
-import re
 import sqlite3
-from collections.abc import Iterable, Iterator, Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
+from functools import partial
 from typing import Any
 
 from django.db import connections, models
@@ -14,36 +14,16 @@ from django.db.models import Lookup
 from django.db.models.sql.compiler import SQLCompiler
 from django.db.models.sql.constants import INNER
 
+from crossprefetch._compat import quote_name
 from crossprefetch._keys.matching import KeyPositions
-from crossprefetch._keys.normalize import is_plain_integer, target_field
 from crossprefetch._keys.packet import chunk_sizes
+from crossprefetch._keys.values import array_type, db_values
 
 _POSTGRES_MAX_PARAMS = 65_535
-_VARCHAR = re.compile(r"^(varchar|character varying)\(\d+\)$")
 #: Parameters kept free for the QuerySet's own filters when a key set is split.
 _PARAM_HEADROOM = 100
 
 SQLParams = tuple[str, tuple[Any, ...]]
-
-
-def _db_values(field: Any, values: Iterable[Any], connection: BaseDatabaseWrapper) -> list[Any]:
-    """Database values of keys already normalised by the field (see ``_keys.normalizer``).
-
-    Integers of Django's own integer fields are sent as they are; anything else goes
-    through the field's preparation (UUIDs become hex on SQLite, a custom field adjusts
-    its values, and so on). Django's ``__in`` would prepare every integer again, which is
-    most of what building a large lookup costs.
-    """
-    field = target_field(field)
-    if is_plain_integer(field):
-        return list(values)
-    return [field.get_db_prep_value(v, connection, prepared=False) for v in values]
-
-
-def array_type(field: Any, connection: BaseDatabaseWrapper) -> str:
-    """The PostgreSQL type a key array is cast to: the field's, without a length, since a
-    cast to ``varchar(n)`` truncates a longer key into one that matches a row."""
-    return _VARCHAR.sub(r"\1", str(target_field(field).cast_db_type(connection)))
 
 
 class _KeyFilter(Lookup):
@@ -103,10 +83,10 @@ class _KeyFilter(Lookup):
         elif self.prepared:
             values = [[key[i] for key in self.rhs] for i in range(len(self.columns))]
         elif len(self.columns) == 1:
-            values = [_db_values(self.columns[0].output_field, self.rhs, connection)]
+            values = [db_values(self.columns[0].output_field, self.rhs, connection)]
         else:
             values = [
-                _db_values(column.output_field, (key[i] for key in self.rhs), connection)
+                db_values(column.output_field, (key[i] for key in self.rhs), connection)
                 for i, column in enumerate(self.columns)
             ]
         return sql, params, values
@@ -238,12 +218,11 @@ def _by_packet_size(
     meta = queryset.model._meta
     fields = [meta.get_field(column) for column in columns]
     if len(columns) == 1:
-        values = _db_values(fields[0], keys, connection)
+        values = db_values(fields[0], keys, connection)
         parts: list[Any] = [(value,) for value in values]
     else:
         per_column = [
-            _db_values(field, (key[i] for key in keys), connection)
-            for i, field in enumerate(fields)
+            db_values(field, (key[i] for key in keys), connection) for i, field in enumerate(fields)
         ]
         values = parts = list(zip(*per_column, strict=True))
     start = 0
@@ -291,7 +270,7 @@ class _KeySet:
         self.values = values
 
     def as_sql(self, compiler: SQLCompiler, connection: BaseDatabaseWrapper) -> SQLParams:
-        quote = compiler.quote_name_unless_alias
+        quote = partial(quote_name, compiler)
         keys = quote(self.table_alias)
         source, params = self._source(connection, keys)
         conditions = []
@@ -309,7 +288,7 @@ class _KeySet:
         return f"{keys}.k{i}"
 
     def position(self, compiler: SQLCompiler, connection: BaseDatabaseWrapper) -> str:
-        keys = compiler.quote_name_unless_alias(self.table_alias)
+        keys = quote_name(compiler, self.table_alias)
         if connection.vendor == "sqlite":
             return f"{keys}.key"
         if connection.vendor == "postgresql":
@@ -393,14 +372,13 @@ def joined_with_keys(
     meta = queryset.model._meta
     fields = [meta.get_field(column) for column in columns]
     if len(columns) == 1:
-        db_values: list[Any] = [(value,) for value in _db_values(fields[0], keys, connection)]
+        sent: list[Any] = [(value,) for value in db_values(fields[0], keys, connection)]
     else:
         per_column = [
-            _db_values(field, (key[i] for key in keys), connection)
-            for i, field in enumerate(fields)
+            db_values(field, (key[i] for key in keys), connection) for i, field in enumerate(fields)
         ]
-        db_values = list(zip(*per_column, strict=True))
-    positions = KeyPositions(keys, db_values)
+        sent = list(zip(*per_column, strict=True))
+    positions = KeyPositions(keys, sent)
     values: list[tuple[Any, ...]] = positions.values
     sizes = (
         chunk_sizes(connection, [(*key, len(values)) for key in values])

@@ -48,18 +48,18 @@ def check_view_aggregates(view: type) -> list[checks.CheckMessage]:
         errors.extend(_check_spec(view, f"{label}.cross_db_fields[{name!r}]", each))
     for name, cross_filter in _mapping(getattr(view, "cross_db_filters", None)).items():
         spec: CrossDBAggregate | None = grouped.get(getattr(cross_filter, "spec", ""))
-        field = getattr(cross_filter, "field", None)
+        field = getattr(cross_filter, "field_name", None)
         if spec is None or field is None:
             continue  # not on an aggregate spec, or on the rows' existence
         where = f"{label}.cross_db_filters[{name!r}]"
         if field not in spec.aggregates:
             errors.append(_unknown(view, "E603", where, spec, field))
-        elif cross_filter.lookup not in LOOKUPS:
+        elif cross_filter.lookup_expr not in LOOKUPS:
             errors.append(
                 _error(
                     view,
                     "E604",
-                    f"{where}: the lookup {cross_filter.lookup!r} does not apply to the "
+                    f"{where}: the lookup {cross_filter.lookup_expr!r} does not apply to the "
                     f"aggregate {field!r} of {spec!r}.",
                     f"Use one of: {', '.join(LOOKUPS)}.",
                 )

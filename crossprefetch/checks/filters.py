@@ -12,6 +12,7 @@ from typing import Any
 from django.core import checks
 from django.core.exceptions import FieldDoesNotExist, ImproperlyConfigured
 from django.db import models
+from rest_framework.pagination import CursorPagination
 
 from crossprefetch._urls import declaring_views
 from crossprefetch.aggregate import CrossDBAggregate
@@ -22,6 +23,7 @@ from crossprefetch.rest_framework.filters import (
     local_key,
     remote_field,
 )
+from crossprefetch.rest_framework.pagination import CrossDBCursorPagination
 from crossprefetch.spec import CrossDBPrefetch
 
 
@@ -78,7 +80,32 @@ def check_view_filters(view: type) -> list[checks.CheckMessage]:
             local = getattr(view, "ordering_fields", None)
             for name, target in orderings.items():
                 errors.extend(_check_ordering(view, label, name, target, local))
+            if orderings:
+                errors.extend(_check_pagination(view, label))
     return errors
+
+
+def _check_pagination(view: type, label: str) -> list[checks.CheckMessage]:
+    """DRF's ``CursorPagination`` encodes one column's value and an offset: it cannot walk
+    an ordering by remote rows (a 500 on the first ``?ordering=`` of a remote term)."""
+    paginator = getattr(view, "pagination_class", None)
+    if not (
+        isinstance(paginator, type)
+        and issubclass(paginator, CursorPagination)
+        and not issubclass(paginator, CrossDBCursorPagination)
+    ):
+        return []
+    return [
+        _error(
+            view,
+            "E407",
+            f"{label} orders by remote rows (cross_db_ordering_fields) and paginates with "
+            f"{paginator.__module__}.{paginator.__qualname__}, a CursorPagination, whose "
+            "cursor holds one column's value: a remote ordering is no column.",
+            "Paginate with crossprefetch.filters.CrossDBCursorPagination (a CursorPagination "
+            "that walks remote orderings too), or use page-number pagination.",
+        )
+    ]
 
 
 def _has(backends: list[Any], backend: type) -> bool:
@@ -106,28 +133,29 @@ def _check_filter(
                 view,
                 "E401",
                 f"{where} is {cross_filter!r}, not a CrossDBFilter.",
-                "Wrap it: CrossDBFilter('lookup', 'field', lookup='exact').",
+                "Wrap it: CrossDBFilter('spec', 'field_name', lookup_expr='exact').",
             )
         ]
     spec, errors = _spec(view, where, cross_filter.spec)
     if spec is None:
         return errors
     model = _remote_model(spec)
+    field_name, lookup_expr = cross_filter.field_name, cross_filter.lookup_expr
     grouped = isinstance(spec, CrossDBAggregate)  # its names: crossprefetch.E603/E604
-    if model is not None and cross_filter.field is not None and not grouped:
+    if model is not None and field_name is not None and not grouped:
         try:
-            field = remote_field(model, cross_filter.field)
+            field = remote_field(model, field_name)
         except FieldDoesNotExist as exc:
-            errors.append(_unknown_field(view, where, model, cross_filter.field, exc))
+            errors.append(_unknown_field(view, where, model, field_name, exc))
         else:
-            if cross_filter.lookup != "isnull" and field.get_lookup(cross_filter.lookup) is None:
+            if lookup_expr != "isnull" and field.get_lookup(lookup_expr) is None:
                 errors.append(
                     _error(
                         view,
                         "E404",
-                        f"{where}: {model._meta.label}.{cross_filter.field} "
+                        f"{where}: {model._meta.label}.{field_name} "
                         f"({field.get_internal_type()}) does not support the lookup "
-                        f"{cross_filter.lookup!r}.",
+                        f"{lookup_expr!r}.",
                         "Choose a lookup the field supports, e.g. 'exact' or 'in'.",
                     )
                 )

@@ -15,26 +15,31 @@ QuerySet's own ordering.
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from functools import cached_property
 from itertools import groupby, islice
 from operator import itemgetter
-from typing import Any
+from typing import Any, Final
 
 from django.conf import settings
 from django.core.exceptions import FieldDoesNotExist, ImproperlyConfigured, ValidationError
 from django.db import DatabaseError, connections, models
+from django.db.backends.base.base import BaseDatabaseWrapper
 from django.db.models.functions import DenseRank
 from django.db.models.query import ValuesListIterable
 from django.http import HttpRequest
 from django.utils import timezone
+from django.utils.functional import Promise
 from rest_framework import exceptions
 from rest_framework.filters import BaseFilterBackend, OrderingFilter
 from rest_framework.permissions import SAFE_METHODS
+from rest_framework.settings import api_settings
 
 from crossprefetch import _aggregates
 from crossprefetch._fetch.timeouts import statement_scope
-from crossprefetch._keys import normalize
+from crossprefetch._keys import normalize, values
 from crossprefetch._keys.keyset import KeyIn, positions
 from crossprefetch._keys.normalize import INTEGER_TYPES
 from crossprefetch.aggregate import CrossDBAggregate
@@ -66,8 +71,57 @@ LOOKUPS = (
 )
 #: Lookups whose value is text matched inside the field, taken as it is.
 _TEXT_LOOKUPS = frozenset({"iexact", "icontains", "contains", "startswith", "istartswith"})
+#: Text fields whose ``max_length`` is the column's (a ``TextField``'s is the form's).
+_BOUNDED_TEXT = frozenset({"CharField", "SlugField", "EmailField", "URLField"})
+#: SQLite's SQLITE_MAX_LIKE_PATTERN_LENGTH, in bytes.
+_SQLITE_LIKE_BYTES = 50_000
 _TRUE = frozenset({"true", "1", "yes", "on"})
 _FALSE = frozenset({"false", "0", "no", "off"})
+
+
+#: The value of an argument not given (``None`` can be given).
+UNSET: Final[Any] = object()
+_RENAMED = "%s is deprecated; use %s (named as django-filter names it)."
+
+
+def renamed(owner: str, old: str, new: str, old_value: Any, value: Any, default: Any) -> Any:
+    """``value``, or what was given under the argument's former name ``old`` (with a
+    :exc:`DeprecationWarning` pointing at the caller); both at once is a :exc:`TypeError`."""
+    if old_value is UNSET:
+        return value
+    if value != default:
+        raise TypeError(f"{owner}() got {new}= and its former name {old}=; give {new}= only.")
+    warnings.warn(_RENAMED % (f"{owner}({old}=...)", f"{new}="), DeprecationWarning, 3)
+    return old_value
+
+
+def validate_filter(owner: str, spec: Any, field_name: Any, lookup_expr: Any) -> None:
+    """The arguments of a filter by remote rows, checked where it is declared.
+
+    :exc:`TypeError` for an argument of the wrong type, :exc:`ValueError` for one of the
+    right type with a value it cannot take: the vocabulary of every crossprefetch argument.
+    """
+    call = f"{owner}({spec!r}, {field_name!r}, lookup_expr={lookup_expr!r})"
+    if not isinstance(spec, str):
+        raise TypeError(
+            f"{call}: the first argument is the name of a spec in the view's "
+            "cross_db_fields, e.g. CrossDBFilter('customers', 'tier')."
+        )
+    if not spec:
+        raise ValueError(f"{call}: the spec's name is empty; name a spec of cross_db_fields.")
+    if field_name is not None and not isinstance(field_name, str):
+        raise TypeError(f"{call}: field_name must be the name of a remote field, or None.")
+    if field_name == "":
+        raise ValueError(f"{call}: field_name is empty; name a remote field, or give None.")
+    if not isinstance(lookup_expr, str):
+        raise TypeError(f"{call}: lookup_expr must be one of {', '.join(LOOKUPS)}.")
+    if lookup_expr not in LOOKUPS:
+        raise ValueError(f"{call}: unsupported lookup; use one of {', '.join(LOOKUPS)}.")
+    if field_name is None and lookup_expr != "isnull":
+        raise ValueError(
+            f"{call}: name a remote field, or use lookup_expr='isnull' to filter on whether "
+            "the remote row exists."
+        )
 
 
 class CrossDBFilter:
@@ -75,53 +129,62 @@ class CrossDBFilter:
 
     ``CrossDBFilter("customers", "tier")`` under the name ``customer_tier`` keeps the
     objects whose ``customers`` row (the view's ``cross_db_fields["customers"]``) has
-    ``tier == ?customer_tier``. Null and dangling keys never match.
+    ``tier == ?customer_tier``. Null and dangling keys never match. The arguments are
+    named as django-filter names them, and as :class:`CrossDBFilterSetFilter` takes them.
 
     :param spec: the name of a spec in the view's ``cross_db_fields``.
-    :param field: the remote field (``"tier"``, or across relations ``"region__name"``);
-        ``None`` with ``lookup="isnull"`` asks whether the object has a remote row at all.
-    :param lookup: one of :data:`LOOKUPS`. ``in`` takes comma-separated values;
-        ``isnull`` takes ``true`` or ``false``.
+    :param field_name: the remote field (``"tier"``, or across relations
+        ``"region__name"``); ``None`` with ``lookup_expr="isnull"`` asks whether the
+        object has a remote row at all. Formerly ``field=`` (deprecated).
+    :param lookup_expr: one of :data:`LOOKUPS`. ``in`` takes comma-separated values (an
+        empty value leaves the filter out); ``isnull`` takes ``true`` or ``false``.
+        Formerly ``lookup=`` (deprecated).
     :param help_text: the parameter's description in the OpenAPI schema.
+    :raises TypeError: an argument of the wrong type.
+    :raises ValueError: an argument of the right type with a value it cannot take.
     """
 
-    __slots__ = ("field", "help_text", "lookup", "spec")
+    __slots__ = ("field_name", "help_text", "lookup_expr", "spec")
 
     spec: str
-    field: str | None
-    lookup: str
+    field_name: str | None
+    lookup_expr: str
     help_text: str | None
 
     def __init__(
         self,
         spec: str,
-        field: str | None = None,
+        field_name: str | None = None,
+        lookup_expr: str = "exact",
         *,
-        lookup: str = "exact",
         help_text: str | None = None,
+        field: Any = UNSET,
+        lookup: Any = UNSET,
     ) -> None:
-        if not isinstance(spec, str) or not spec:
-            raise TypeError(
-                f"CrossDBFilter({spec!r}): the first argument is the name of a spec in the "
-                "view's cross_db_fields, e.g. CrossDBFilter('customers', 'tier')."
-            )
-        if field is not None and (not isinstance(field, str) or not field):
-            raise TypeError(f"CrossDBFilter({spec!r}, {field!r}): field must be a field name.")
-        if lookup not in LOOKUPS:
-            raise ValueError(
-                f"CrossDBFilter({spec!r}, {field!r}, lookup={lookup!r}): unsupported lookup; "
-                f"use one of {', '.join(LOOKUPS)}."
-            )
-        if field is None and lookup != "isnull":
-            raise ValueError(
-                f"CrossDBFilter({spec!r}, lookup={lookup!r}): name a remote field, or use "
-                "lookup='isnull' to filter on whether the remote row exists."
-            )
+        field_name = renamed("CrossDBFilter", "field", "field_name", field, field_name, None)
+        lookup_expr = renamed(
+            "CrossDBFilter", "lookup", "lookup_expr", lookup, lookup_expr, "exact"
+        )
+        validate_filter("CrossDBFilter", spec, field_name, lookup_expr)
+        if help_text is not None and not isinstance(help_text, str | Promise):
+            raise TypeError(f"CrossDBFilter(help_text={help_text!r}): help_text must be text.")
         set_ = object.__setattr__
         set_(self, "spec", spec)
-        set_(self, "field", field)
-        set_(self, "lookup", lookup)
+        set_(self, "field_name", field_name)
+        set_(self, "lookup_expr", lookup_expr)
         set_(self, "help_text", help_text)
+
+    @property
+    def field(self) -> str | None:
+        """Deprecated: :attr:`field_name`."""
+        warnings.warn(_RENAMED % ("CrossDBFilter.field", "field_name"), DeprecationWarning, 2)
+        return self.field_name
+
+    @property
+    def lookup(self) -> str:
+        """Deprecated: :attr:`lookup_expr`."""
+        warnings.warn(_RENAMED % ("CrossDBFilter.lookup", "lookup_expr"), DeprecationWarning, 2)
+        return self.lookup_expr
 
     def __setattr__(self, name: str, value: Any) -> None:
         raise AttributeError(f"CrossDBFilter is immutable; cannot set {name!r}.")
@@ -133,7 +196,7 @@ class CrossDBFilter:
         return self  # immutable: FilterSets deep-copy their filters on every instance
 
     def __reduce__(self) -> tuple[Any, ...]:
-        return (_rebuild, (self.spec, self.field, self.lookup, self.help_text))
+        return (_rebuild, (self.spec, self.field_name, self.lookup_expr, self.help_text))
 
     def __eq__(self, other: object) -> bool:
         if not isinstance(other, CrossDBFilter):
@@ -144,17 +207,22 @@ class CrossDBFilter:
         return hash(self._identity())
 
     def _identity(self) -> tuple[Any, ...]:
-        return (self.spec, self.field, self.lookup, self.help_text)
+        return (self.spec, self.field_name, self.lookup_expr, self.help_text)
 
     def __repr__(self) -> str:
-        field = "" if self.field is None else f", {self.field!r}"
-        return f"CrossDBFilter({self.spec!r}{field}, lookup={self.lookup!r})"
+        field = "" if self.field_name is None else f", {self.field_name!r}"
+        return f"CrossDBFilter({self.spec!r}{field}, lookup_expr={self.lookup_expr!r})"
 
     def remote_field(self, model: type[models.Model]) -> models.Field[Any, Any] | None:
         """The remote model field filtered on (``None`` for the row's existence)."""
-        if self.field is None:
+        if self.field_name is None:
             return None
-        return remote_field(model, self.field)
+        return remote_field(model, self.field_name)
+
+    def ignores(self, raw: str) -> bool:
+        """Whether ``?name=raw`` leaves the filter inactive: an empty list (``?tier__in=``)
+        filters nothing, as django-filter's ``BaseInFilter`` does."""
+        return self.lookup_expr == "in" and raw == ""
 
     def parse(
         self,
@@ -165,25 +233,34 @@ class CrossDBFilter:
         field: models.Field[Any, Any] | None = None,
     ) -> Any:
         """The value of ``?name=raw`` as the remote field (or ``field``, for a value that
-        is no field of the model: an aggregate) holds it; 400 when it cannot."""
-        if "\x00" in raw:
-            raise _invalid(name, "contains a NUL character")
-        if self.lookup == "isnull":
+        is no field of the model: an aggregate) holds it; 400 when it cannot.
+
+        Refused before any query: text that cannot be sent (a NUL character, a lone
+        surrogate), a value longer than ``CROSSPREFETCH["MAX_FILTER_VALUE_LENGTH"]`` or than
+        the remote field holds, a value that is not one of the field's.
+        """
+        _sendable(name, raw)
+        if self.lookup_expr == "isnull":
             return _boolean(name, raw)
         if field is None:
             field = self.remote_field(model)
         assert field is not None
-        if self.lookup == "in":
-            if raw == "":
-                raise _invalid(name, "is empty; give one or more comma-separated values")
-            return [_to_field(name, field, part, alias) for part in raw.split(",")]
-        if self.lookup in _TEXT_LOOKUPS:
+        target = normalize.target_field(field)
+        parts = raw.split(",") if self.lookup_expr == "in" else [raw]
+        for part in parts:
+            _fits(name, target, part)
+        if self.lookup_expr in _TEXT_LOOKUPS:
+            _fits_like(name, raw, connections[alias])
             return raw
+        if self.lookup_expr == "in":
+            return [_to_field(name, field, part, alias) for part in parts]
         return _to_field(name, field, raw, alias)
 
 
-def _rebuild(spec: str, field: str | None, lookup: str, help_text: str | None) -> CrossDBFilter:
-    return CrossDBFilter(spec, field, lookup=lookup, help_text=help_text)
+def _rebuild(
+    spec: str, field_name: str | None, lookup_expr: str, help_text: str | None
+) -> CrossDBFilter:
+    return CrossDBFilter(spec, field_name, lookup_expr, help_text=help_text)
 
 
 def remote_field(model: type[models.Model], path: str) -> models.Field[Any, Any]:
@@ -204,6 +281,49 @@ def remote_field(model: type[models.Model], path: str) -> models.Field[Any, Any]
 
 def _invalid(name: str, message: str) -> exceptions.ValidationError:
     return exceptions.ValidationError({name: [f"Filter {name!r}: {message}."]})
+
+
+def _sendable(name: str, raw: str) -> None:
+    if "\x00" in raw:
+        raise _invalid(name, "contains a NUL character")
+    if not raw.isascii():
+        try:
+            raw.encode("utf-8")
+        except UnicodeEncodeError:
+            raise _invalid(name, "is not valid text (a lone surrogate)") from None
+    cap = conf.MAX_FILTER_VALUE_LENGTH
+    if len(raw) > cap:
+        raise _invalid(
+            name,
+            f"is {len(raw):,} characters long, more than the {cap:,} a filter value may have "
+            '(CROSSPREFETCH["MAX_FILTER_VALUE_LENGTH"])',
+        )
+
+
+def _fits(name: str, field: models.Field[Any, Any], raw: str) -> None:
+    """400 for text longer than a text field holds (``max_length`` of a ``CharField``)."""
+    if field.get_internal_type() not in _BOUNDED_TEXT:
+        return
+    max_length = field.max_length
+    if isinstance(max_length, int) and len(raw) > max_length:
+        raise _invalid(
+            name,
+            f"is {len(raw):,} characters long; {_describe(field)} holds at most {max_length:,}",
+        )
+
+
+def _fits_like(name: str, raw: str, connection: BaseDatabaseWrapper) -> None:
+    """400 for a pattern SQLite's ``LIKE`` refuses ("LIKE or GLOB pattern too complex"):
+    its limit counts bytes, with Django's escapes and wildcards."""
+    if connection.vendor != "sqlite":
+        return
+    size = len(raw.encode("utf-8")) + sum(map(raw.count, "%_\\")) + 2
+    if size > _SQLITE_LIKE_BYTES:
+        raise _invalid(
+            name,
+            f"is {size:,} bytes as a pattern, more than the {_SQLITE_LIKE_BYTES:,} SQLite "
+            "matches; give a shorter value",
+        )
 
 
 def _boolean(name: str, raw: str) -> bool:
@@ -353,34 +473,11 @@ class _Match:
     def local_pairs(self, pairs: Sequence[tuple[Any, Any]], alias: str) -> list[tuple[Any, Any]]:
         """``(remote key, x)`` as ``(local key, x)``; keys the local column cannot hold are
         dropped (they match no object)."""
-        if self._held(list(map(itemgetter(0), pairs)), alias):
-            return list(pairs)
-        return self._normalized(pairs, alias)
+        return values.local_pairs(pairs, self.local_field, connections[alias])
 
     def local_keys(self, keys: Sequence[Any], alias: str) -> list[Any]:
         """The remote keys as local keys; those the local column cannot hold are dropped."""
-        if self._held(keys, alias):
-            return list(keys)
-        return [key for key, _ in self._normalized([(k, None) for k in keys], alias)]
-
-    def _normalized(self, pairs: Sequence[tuple[Any, Any]], alias: str) -> list[tuple[Any, Any]]:
-        to_local = normalize.normalizer((self.local_field,), connections[alias])
-        local = []
-        for key, extra in pairs:
-            value = to_local(key)
-            if value is not None and value is not normalize.INVALID:
-                local.append((value, extra))
-        return local
-
-    def _held(self, keys: Sequence[Any], alias: str) -> bool:
-        """Whether ``keys`` are already of the local column's type and within its range:
-        taken as they are, without normalising each."""
-        if not keys:
-            return True
-        exact, low, high = normalize._exact_type(self.local_field, connections[alias])
-        if exact is None or set(map(type, keys)) != {exact}:
-            return False
-        return low is None or (low <= min(keys) and max(keys) <= high)
+        return values.local_keys(keys, self.local_field, connections[alias])
 
 
 def _row_fields(match: _Match) -> tuple[str, ...] | None:
@@ -490,11 +587,13 @@ def filter_by_remote(
     *,
     request: HttpRequest | None = None,
     view: Any = None,
+    parsed: bool = False,
 ) -> models.QuerySet[Any]:
     """Narrow ``queryset`` to the objects whose row through ``spec`` passes every filter.
 
-    ``active`` holds ``(parameter, filter, raw value)`` of the filters on this one spec;
-    they combine with AND in ONE remote query. The remote conditions are remembered on the
+    ``active`` holds ``(parameter, filter, raw value)`` of the filters on this one spec
+    (``parsed``: the value :meth:`CrossDBFilter.parse` made of it); they combine with AND
+    in ONE remote query. The remote conditions are remembered on the
     view, so that ordering by the same spec ranks only the rows left.
     """
     names = [name for name, _, _ in active]
@@ -506,16 +605,22 @@ def filter_by_remote(
     grouped = spec if isinstance(spec, CrossDBAggregate) else None
     for name, cross_filter, raw in active:
         field = None
-        if grouped is not None and cross_filter.field is not None:
-            where_one = f"cross_db_filters[{name!r}]"
+        if grouped is not None and cross_filter.field_name is not None:
             field = _aggregates.filter_field(
-                grouped, cross_filter.field, where_one, cross_filter.lookup, match.remote
+                grouped,
+                cross_filter.field_name,
+                f"cross_db_filters[{name!r}]",
+                cross_filter.lookup_expr,
+                match.remote,
             )
-        value = cross_filter.parse(name, raw, match.remote.model, alias, field)
-        if cross_filter.field is None:
+        value: Any = (
+            raw if parsed else cross_filter.parse(name, raw, match.remote.model, alias, field)
+        )
+        if cross_filter.field_name is None:
             existence.add(value)
             continue
-        conditions.append(models.Q(**{f"{cross_filter.field}__{cross_filter.lookup}": value}))
+        lookup = f"{cross_filter.field_name}__{cross_filter.lookup_expr}"
+        conditions.append(models.Q(**{lookup: value}))
     if view is not None:
         remembered = getattr(view, "_crossprefetch_remote_filters", None) or {}
         view._crossprefetch_remote_filters = {**remembered, active[0][1].spec: conditions}
@@ -653,7 +758,7 @@ class CrossDBFilterBackend(BaseFilterBackend):
         params = request.query_params
         by_spec: dict[str, list[tuple[str, CrossDBFilter, str]]] = {}
         for name, cross_filter in filters.items():
-            if name in params:
+            if name in params and not cross_filter.ignores(params[name]):
                 by_spec.setdefault(cross_filter.spec, []).append((name, cross_filter, params[name]))
         for spec_name, active in by_spec.items():
             spec = _spec(view, spec_name, f"cross_db_filters[{active[0][0]!r}]")
@@ -679,6 +784,49 @@ class CrossDBFilterBackend(BaseFilterBackend):
         return parameters
 
 
+@dataclass(frozen=True)
+class RemoteTerm:
+    """One remote field in an ordering, as the listed objects' database sorts by it."""
+
+    #: the local column holding the key
+    column: str
+    #: ``(local key, (rank by field 1, rank by field 2, ...))`` of the spec's fields
+    rows: Sequence[tuple[Any, Sequence[int | None]]]
+    #: this field's place in those ranks
+    index: int
+    #: the ordering term sent to the database (a rank vector's or joined positions')
+    order: models.OrderBy
+
+    @cached_property
+    def ranked(self) -> Mapping[Any, int]:
+        """Local key -> its rank by the field; keys without a value have none (they sort
+        last). Built only when a cursor paginator asks."""
+        i = self.index
+        ranked: dict[Any, int] = {}
+        for key, rank in self.rows:
+            position = rank[i]
+            if position is not None:
+                ranked[key] = position
+        return ranked
+
+    def read(self, value: Any) -> int | None:
+        """The rank a row selected ``order``'s expression as (``None``: it has none)."""
+        expression: Any = self.order.expression
+        rank: int | None = expression.read(value)
+        return rank
+
+
+@dataclass(frozen=True)
+class OrderingPlan:
+    """The ordering a :class:`CrossDBOrderingFilter` applied: the request's terms, and
+    what the QuerySet is ordered by (:class:`RemoteTerm` for a remote field, otherwise
+    the term as ``order_by`` takes it, the view's own ordering last). Left on the view
+    for :class:`~crossprefetch.filters.CrossDBCursorPagination`."""
+
+    requested: tuple[str, ...]
+    terms: tuple[Any, ...]
+
+
 class CrossDBOrderingFilter(OrderingFilter):
     """DRF's ``OrderingFilter`` plus ``cross_db_ordering_fields``.
 
@@ -688,15 +836,33 @@ class CrossDBOrderingFilter(OrderingFilter):
     null) come after the others in both directions; ties keep the view QuerySet's order.
     """
 
+    @property
+    def ordering_param(self) -> str:
+        """DRF's ``ORDERING_PARAM`` setting, read on each request (``override_settings``
+        works); a subclass or an instance may still set its own."""
+        own: str | None = self.__dict__.get("_ordering_param")
+        return own if own is not None else str(api_settings.ORDERING_PARAM)
+
+    @ordering_param.setter
+    def ordering_param(self, value: str) -> None:
+        self.__dict__["_ordering_param"] = value
+
     def get_valid_fields(
         self,
         queryset: models.QuerySet[Any],
         view: Any,
         context: Mapping[str, Any] | None = None,
     ) -> list[tuple[str, str]]:
-        valid: list[tuple[str, str]] = super().get_valid_fields(queryset, view, context or {})
+        """DRF's valid fields, and each remote term labelled with the remote field's
+        verbose name (as DRF labels a model field by its own)."""
+        context = context or {}
+        valid: list[tuple[str, str]] = super().get_valid_fields(queryset, view, context)
         remote = view_ordering_fields(view)
-        return [*(item for item in valid if item[0] not in remote), *((n, n) for n in remote)]
+        request = context.get("request")
+        labelled = [
+            (name, _remote_label(view, name, term, request)) for name, term in remote.items()
+        ]
+        return [*(item for item in valid if item[0] not in remote), *labelled]
 
     def filter_queryset(
         self, request: Any, queryset: models.QuerySet[Any], view: Any
@@ -717,7 +883,7 @@ class CrossDBOrderingFilter(OrderingFilter):
                 spec_name, field = remote[name]
                 directions.setdefault(spec_name, {}).setdefault(field, term != name)
                 names_of.setdefault(spec_name, []).append(name)
-        by_rank: dict[tuple[str, str], models.OrderBy] = {}
+        by_rank: dict[tuple[str, str], RemoteTerm] = {}
         for spec_name, fields in directions.items():
             where = f"ordering {', '.join(map(repr, names_of[spec_name]))}"
             spec = _spec(view, spec_name, where)
@@ -725,8 +891,8 @@ class CrossDBOrderingFilter(OrderingFilter):
             table = ranks(match, list(fields), remembered.get(spec_name, ()), names_of[spec_name])
             rows = match.local_pairs(table, queryset.db)
             queryset, ordered_by = positions(queryset, match.column, rows, list(fields.values()))
-            for field, order in zip(fields, ordered_by, strict=True):
-                by_rank[(spec_name, field)] = order
+            for i, (field, order) in enumerate(zip(fields, ordered_by, strict=True)):
+                by_rank[(spec_name, field)] = RemoteTerm(match.column, rows, i, order)
         terms: list[Any] = []
         for term in ordering:
             name = term.lstrip("-")
@@ -735,7 +901,10 @@ class CrossDBOrderingFilter(OrderingFilter):
             elif remote[name] in by_rank:
                 terms.append(by_rank.pop(remote[name]))
         terms += [t for t in own if t not in terms]
-        ordered: models.QuerySet[Any] = queryset.order_by(*terms)
+        if view is not None:  # what a cursor paginator needs to walk this order
+            view._crossprefetch_ordering = OrderingPlan(tuple(ordering), tuple(terms))
+        orders = [t.order if isinstance(t, RemoteTerm) else t for t in terms]
+        ordered: models.QuerySet[Any] = queryset.order_by(*orders)
         return ordered
 
     def get_schema_operation_parameters(self, view: Any) -> list[dict[str, Any]]:
@@ -754,6 +923,22 @@ class CrossDBOrderingFilter(OrderingFilter):
                 parameter["style"] = "form"
                 parameter["explode"] = False
         return parameters
+
+
+def _remote_label(view: Any, name: str, term: Any, request: Any) -> str:
+    """The verbose name of the remote field a remote ordering term sorts by, or its name
+    when the remote model cannot be known here (the system checks say why)."""
+    try:
+        spec_name, field = term
+        spec = _spec(view, spec_name, f"ordering {name!r}")
+        source = spec.source
+        if callable(source) and not isinstance(source, type | models.QuerySet):
+            model = spec.get_queryset(request).model
+        else:
+            model = spec.get_model()
+        return str(remote_field(model, field).verbose_name)
+    except (ImproperlyConfigured, FieldDoesNotExist, TypeError, ValueError):
+        return name
 
 
 def _queryset(view: Any) -> models.QuerySet[Any]:
@@ -790,11 +975,28 @@ _OPENAPI_TYPES: dict[str, dict[str, str]] = {
 
 
 def _parameter_schema(view: Any, cross_filter: CrossDBFilter) -> dict[str, Any]:
-    if cross_filter.lookup == "isnull":
+    """The parameter's schema: typed from the remote field, with the longest text a value
+    may have (the field's ``max_length``, else ``MAX_FILTER_VALUE_LENGTH``)."""
+    if cross_filter.lookup_expr == "isnull":
         return {"type": "boolean"}
-    if cross_filter.lookup in _TEXT_LOOKUPS:
-        return {"type": "string"}
-    schema: dict[str, Any] = {"type": "string"}
+    field = _documented_field(view, cross_filter)
+    internal = field.get_internal_type() if field is not None else None
+    if cross_filter.lookup_expr in _TEXT_LOOKUPS or internal is None:
+        schema: dict[str, Any] = {"type": "string"}
+    else:
+        schema = dict(_OPENAPI_TYPES.get(internal, {"type": "string"}))
+    if schema == {"type": "string"} or schema.get("format") == "email":
+        bounded = field is not None and internal in _BOUNDED_TEXT
+        max_length = field.max_length if bounded and field is not None else None
+        cap = conf.MAX_FILTER_VALUE_LENGTH
+        schema["maxLength"] = min(max_length, cap) if isinstance(max_length, int) else cap
+    if cross_filter.lookup_expr == "in":
+        return {"type": "array", "items": schema}
+    return schema
+
+
+def _documented_field(view: Any, cross_filter: CrossDBFilter) -> models.Field[Any, Any] | None:
+    """The remote field a filter compares, or ``None`` where it cannot be known here."""
     try:
         spec = _spec(view, cross_filter.spec, repr(cross_filter))
         source = spec.source
@@ -804,21 +1006,19 @@ def _parameter_schema(view: Any, cross_filter: CrossDBFilter) -> dict[str, Any]:
             else spec.get_model()
         )
         field = (
-            spec.output_field(cross_filter.field, spec.get_queryset(getattr(view, "request", None)))
-            if isinstance(spec, CrossDBAggregate) and cross_filter.field is not None
+            spec.output_field(
+                cross_filter.field_name, spec.get_queryset(getattr(view, "request", None))
+            )
+            if isinstance(spec, CrossDBAggregate) and cross_filter.field_name is not None
             else cross_filter.remote_field(model)
         )
-        assert field is not None
-        schema = dict(_OPENAPI_TYPES.get(normalize.target_field(field).get_internal_type(), schema))
     except Exception:  # documented as a string; the system checks report the cause
-        pass
-    if cross_filter.lookup == "in":
-        return {"type": "array", "items": schema}
-    return schema
+        return None
+    return None if field is None else normalize.target_field(field)
 
 
 def _describe_filter(cross_filter: CrossDBFilter) -> str:
-    if cross_filter.field is None:
+    if cross_filter.field_name is None:
         return f"true: only objects without a {cross_filter.spec!r} row; false: only with one."
     what = {
         "exact": "equals",
@@ -833,5 +1033,6 @@ def _describe_filter(cross_filter: CrossDBFilter) -> str:
         "lt": "is less than",
         "lte": "is at most",
         "isnull": "is null (true) or not (false)",
-    }[cross_filter.lookup]
-    return f"Only objects whose {cross_filter.spec!r} row's {cross_filter.field} {what} this."
+    }[cross_filter.lookup_expr]
+    field = cross_filter.field_name
+    return f"Only objects whose {cross_filter.spec!r} row's {field} {what} this."

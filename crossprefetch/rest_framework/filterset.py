@@ -9,11 +9,26 @@ import copy
 from typing import Any
 
 import django_filters
+from django import forms
 from django.core.exceptions import ImproperlyConfigured
 from django.db import models
+from django.utils.text import capfirst
+from django_filters.conf import settings as filter_settings
+from django_filters.constants import EMPTY_VALUES
+from django_filters.utils import label_for_filter, verbose_lookup_expr
+from rest_framework import exceptions
 
-from crossprefetch.rest_framework.filters import CrossDBFilter, filter_by_remote, view_specs
+from crossprefetch.rest_framework.filters import (
+    UNSET,
+    CrossDBFilter,
+    filter_by_remote,
+    renamed,
+    validate_filter,
+    view_specs,
+)
 from crossprefetch.spec import CrossDBPrefetch
+
+_OWNER = "CrossDBFilterSetFilter"
 
 
 class CrossDBFilterSetFilter(django_filters.Filter):  # type: ignore[misc]
@@ -28,27 +43,52 @@ class CrossDBFilterSetFilter(django_filters.Filter):  # type: ignore[misc]
     :param spec: the name of a spec in the view's ``cross_db_fields`` (read from the
         request's view, as DRF's ``DjangoFilterBackend`` passes it), or a
         :class:`~crossprefetch.CrossDBPrefetch` for use outside such a view.
-    :param remote_field: the remote field; ``None`` with ``lookup_expr="isnull"`` asks
-        whether the remote row exists.
+    :param field_name: the remote field, as django-filter's ``field_name`` names the
+        model field a filter applies to; ``None`` with ``lookup_expr="isnull"`` asks
+        whether the remote row exists. Formerly ``remote_field=`` (deprecated).
     :param lookup_expr: one of :data:`crossprefetch.filters.LOOKUPS`.
+
+    Other keyword arguments are django-filter's (``label``, ``help_text``, ``required``...).
+    The value is validated by the FilterSet's form, as django-filter's own filters are: an
+    invalid value is an error of the form (all of them reported at once; with
+    ``DjangoFilterBackend.raise_exception = False`` the filter is left out, as django-filter
+    leaves out its own), and the default label comes from the remote field's verbose name.
 
     The same semantics as :class:`~crossprefetch.filters.CrossDBFilter` (one remote query,
     the key set as one parameter, 400 for a value the remote field cannot hold), except that
     each filter of a FilterSet runs its own remote query.
+
+    :raises TypeError: an argument of the wrong type.
+    :raises ValueError: an argument of the right type with a value it cannot take.
     """
+
+    _given_label: Any
 
     def __init__(
         self,
         spec: str | CrossDBPrefetch,
-        remote_field: str | None = None,
-        *,
+        field_name: str | None = None,
         lookup_expr: str = "exact",
+        *,
+        remote_field: Any = UNSET,
         **kwargs: Any,
     ) -> None:
-        name = spec if isinstance(spec, str) else "spec"
-        self.cross_db_filter = CrossDBFilter(name, remote_field, lookup=lookup_expr)
+        field_name = renamed(_OWNER, "remote_field", "field_name", remote_field, field_name, None)
+        if not isinstance(spec, str | CrossDBPrefetch):
+            raise TypeError(
+                f"{_OWNER}({spec!r}): spec must be the name of a spec in the view's "
+                "cross_db_fields, or a CrossDBPrefetch."
+            )
+        name = spec if isinstance(spec, str) else spec.source_label
+        validate_filter(_OWNER, name, field_name, lookup_expr)
+        if kwargs.get("exclude"):
+            raise ValueError(
+                f"{_OWNER}({name!r}, {field_name!r}): exclude=True is not supported; filter "
+                "on the opposite value, or on lookup_expr='isnull' for objects without a row."
+            )
+        self.cross_db_filter = CrossDBFilter(name, field_name, lookup_expr)
         self.spec = spec
-        super().__init__(lookup_expr=lookup_expr, **kwargs)
+        super().__init__(field_name=field_name, lookup_expr=lookup_expr, **kwargs)
 
     def __deepcopy__(self, memo: dict[int, Any]) -> CrossDBFilterSetFilter:
         """FilterSets deep-copy their filters; the immutable spec is shared, not copied."""
@@ -59,15 +99,93 @@ class CrossDBFilterSetFilter(django_filters.Filter):  # type: ignore[misc]
             clone.__dict__[name] = copy.deepcopy(value, memo)
         return clone
 
+    # --- the form: validation and label ---------------------------------------------------
+
+    @property
+    def label(self) -> Any:
+        """The label set, or one from the remote field's verbose name (as django-filter's
+        own filters label themselves from the model field), once the remote model is known."""
+        if self._given_label is None:
+            remote = self._remote_model()
+            if remote is None:
+                return self._fallback_label()
+            self._given_label = self._label_from(remote)
+        return self._given_label
+
+    @label.setter
+    def label(self, value: Any) -> None:
+        self._given_label = value
+
+    @property
+    def field(self) -> forms.Field:
+        """The form field that cleans the value (errors are the form's, as for any filter)."""
+        if not hasattr(self, "_field"):
+            kwargs = self.extra.copy()
+            if filter_settings.DISABLE_HELP_TEXT:
+                kwargs.pop("help_text", None)
+            self._field = _RemoteValueField(owner=self, label=self.label, **kwargs)
+        return self._field
+
+    def _label_from(self, model: type[models.Model]) -> str:
+        cross_filter = self.cross_db_filter
+        if cross_filter.field_name is None:
+            return capfirst(f"{model._meta.verbose_name} {verbose_lookup_expr('isnull')}")
+        return str(label_for_filter(model, cross_filter.field_name, cross_filter.lookup_expr))
+
+    def _fallback_label(self) -> str:
+        cross_filter = self.cross_db_filter
+        lookup = verbose_lookup_expr(cross_filter.lookup_expr)
+        words = [cross_filter.spec, cross_filter.field_name or "", lookup]
+        return capfirst(" ".join(w.replace("__", " ") for w in words if w))
+
+    def _remote_model(self) -> type[models.Model] | None:
+        """The remote model, if it can be known here (a string spec needs the request's
+        view; a callable source, the request itself)."""
+        request = getattr(getattr(self, "parent", None), "request", None)
+        try:
+            spec = self._resolve(request)
+            source = spec.source
+            if callable(source) and not isinstance(source, type | models.QuerySet):
+                return None if request is None else spec.get_queryset(request).model
+            return spec.get_model()
+        except (ImproperlyConfigured, TypeError):
+            return None  # the system checks report what is wrong
+
+    def parse(self, raw: str) -> Any:
+        """``raw`` as the remote field holds it, or the form's :exc:`ValidationError`."""
+        request = getattr(self.parent, "request", None)
+        remote = self._resolve(request).get_queryset(request)
+        try:
+            return self.cross_db_filter.parse(self.parameter, raw, remote.model, remote.db)
+        except exceptions.ValidationError as exc:
+            detail = exc.detail
+            messages = detail.get(self.parameter, []) if isinstance(detail, dict) else detail
+            # the text may hold a "%" of the value: passed as a parameter, never formatted
+            raise forms.ValidationError(
+                [
+                    forms.ValidationError("%(message)s", code="invalid", params={"message": m})
+                    for m in messages
+                ]
+            ) from None
+
+    @property
+    def parameter(self) -> str:
+        """The query parameter: the filter's name in its FilterSet."""
+        parent = getattr(self, "parent", None)
+        for name, candidate in getattr(parent, "filters", {}).items():
+            if candidate is self:
+                return str(name)
+        return str(self.field_name or self.cross_db_filter.spec)
+
+    # --- filtering ------------------------------------------------------------------------
+
     def filter(self, qs: models.QuerySet[Any], value: Any) -> models.QuerySet[Any]:
-        if value in django_filters.constants.EMPTY_VALUES:
+        if value is None or (not isinstance(value, bool) and value in EMPTY_VALUES):
             return qs
         request = getattr(self.parent, "request", None)
         spec = self._resolve(request)
-        parameter = self.field_name or self.cross_db_filter.spec
-        return filter_by_remote(
-            qs, spec, [(parameter, self.cross_db_filter, str(value))], request=request
-        )
+        active = [(self.parameter, self.cross_db_filter, value)]
+        return filter_by_remote(qs, spec, active, request=request, parsed=True)
 
     def _resolve(self, request: Any) -> CrossDBPrefetch:
         if isinstance(self.spec, CrossDBPrefetch):
@@ -76,8 +194,28 @@ class CrossDBFilterSetFilter(django_filters.Filter):  # type: ignore[misc]
         spec = view_specs(view).get(self.spec) if view is not None else None
         if not isinstance(spec, CrossDBPrefetch):
             raise ImproperlyConfigured(
-                f"CrossDBFilterSetFilter({self.spec!r}) on {self.field_name!r}: no view with "
-                f"a cross_db_fields[{self.spec!r}] spec serves this request. Use the FilterSet "
+                f"{_OWNER}({self.spec!r}) on {self.parameter!r}: no view with a "
+                f"cross_db_fields[{self.spec!r}] spec serves this request. Use the FilterSet "
                 "from a CrossDBPrefetchMixin view, or pass the CrossDBPrefetch itself."
             )
         return spec
+
+
+class _RemoteValueField(forms.CharField):
+    """Cleans a :class:`CrossDBFilterSetFilter`'s value to the remote field's, inside the
+    FilterSet's form. An empty value is ``None``: the filter is left out."""
+
+    def __init__(self, *, owner: CrossDBFilterSetFilter, **kwargs: Any) -> None:
+        self.owner = owner
+        super().__init__(**kwargs)
+
+    def __deepcopy__(self, memo: dict[int, Any]) -> _RemoteValueField:
+        memo[id(self.owner)] = self.owner  # forms copy their fields; the filter is shared
+        result: _RemoteValueField = super().__deepcopy__(memo)
+        return result
+
+    def to_python(self, value: Any) -> Any:
+        raw = super().to_python(value)
+        if raw in EMPTY_VALUES:
+            return None
+        return self.owner.parse(str(raw))

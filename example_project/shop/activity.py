@@ -83,10 +83,10 @@ class CustomerActivityViewSet(CrossDBPrefetchMixin, viewsets.ReadOnlyModelViewSe
     filter_backends = [CrossDBFilterBackend, CrossDBOrderingFilter]
     cross_db_filters = {
         **{
-            name: CrossDBFilter("activity", aggregate, lookup=lookup)
+            name: CrossDBFilter("activity", aggregate, lookup_expr=lookup)
             for name, (aggregate, lookup) in FILTERS.items()
         },
-        "inactive": CrossDBFilter("activity", lookup="isnull"),
+        "inactive": CrossDBFilter("activity", lookup_expr="isnull"),
     }
     ordering_fields = ["id", "name"]
     cross_db_ordering_fields = {name: ("activity", name) for name in ORDERINGS}

@@ -67,11 +67,11 @@ class OrderEventViewSet(CrossDBPrefetchMixin, viewsets.ReadOnlyModelViewSet[Orde
     filter_backends = [CrossDBFilterBackend, CrossDBOrderingFilter]
     cross_db_filters = {
         "customer_tier": CrossDBFilter("customers", "tier"),
-        "customer_tier__in": CrossDBFilter("customers", "tier", lookup="in"),
-        "customer_name": CrossDBFilter("customers", "name", lookup="icontains"),
+        "customer_tier__in": CrossDBFilter("customers", "tier", lookup_expr="in"),
+        "customer_name": CrossDBFilter("customers", "name", lookup_expr="icontains"),
         "customer_active": CrossDBFilter("customers", "is_active"),
-        "customer_id__gte": CrossDBFilter("customers", "id", lookup="gte"),
-        "customer_missing": CrossDBFilter("customers", lookup="isnull"),
+        "customer_id__gte": CrossDBFilter("customers", "id", lookup_expr="gte"),
+        "customer_missing": CrossDBFilter("customers", lookup_expr="isnull"),
     }
     ordering_fields = ["timestamp", "amount"]
     cross_db_ordering_fields = {

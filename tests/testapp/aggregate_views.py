@@ -78,12 +78,12 @@ class MemberActivityViewSet(CrossDBPrefetchMixin, viewsets.ReadOnlyModelViewSet)
     filter_backends = [CrossDBFilterBackend, CrossDBOrderingFilter]
     cross_db_filters = {
         **{
-            f"{name}__{lookup}": CrossDBFilter("activity", name, lookup=lookup)
+            f"{name}__{lookup}": CrossDBFilter("activity", name, lookup_expr=lookup)
             for name in AGGREGATES
             for lookup in LOOKUPS
         },
         **{name: CrossDBFilter("activity", name) for name in AGGREGATES},
-        "inactive": CrossDBFilter("activity", lookup="isnull"),
+        "inactive": CrossDBFilter("activity", lookup_expr="isnull"),
     }
     ordering_fields = ["name", "id"]
     cross_db_ordering_fields = {name: ("activity", name) for name in AGGREGATES}

@@ -132,6 +132,92 @@ class OrderEvent(models.Model):
         return f"{self.event_type} #{self.pk}"
 
 
+class Vendor(models.Model):
+    """Remote rows keyed by a code longer than the column that references it: a code
+    ``ABCDEFGHIJ`` must never match a parcel of vendor ``ABCDEFGH``."""
+
+    database = "default"
+
+    code = models.CharField(max_length=12, unique=True)
+    name = models.CharField("trading name", max_length=100)
+    tier = models.CharField(max_length=20)
+    notes = models.TextField(blank=True)
+    rating = models.DecimalField(max_digits=6, decimal_places=2, default=0)
+    since = models.DateField(null=True)
+
+    def __str__(self) -> str:
+        return self.code
+
+
+class Parcel(models.Model):
+    """References a :class:`Vendor` by code in a narrower column (``varchar(8)``)."""
+
+    database = "legacy"
+
+    vendor_code = models.CharField(max_length=8, null=True)  # noqa: DJ001
+    weight = models.IntegerField(default=0)
+
+    class Meta:
+        ordering = ["id"]
+
+    def __str__(self) -> str:
+        return f"parcel #{self.pk}"
+
+
+class JoinedParcel(models.Model):
+    """The same parcels stored beside :class:`Vendor`: the single-database oracle."""
+
+    database = "default"
+
+    vendor_code = models.CharField(max_length=8, null=True)  # noqa: DJ001
+    weight = models.IntegerField(default=0)
+
+    class Meta:
+        ordering = ["id"]
+
+    def __str__(self) -> str:
+        return f"parcel #{self.pk}"
+
+
+# The models of the peers' test suites, ported (DRF's tests/test_filters.py) -------------
+
+
+class OrderingItem(models.Model):
+    """DRF's ``OrderingFilterModel``, referencing a :class:`Vendor` in another database."""
+
+    database = "timeseries"
+
+    title = models.CharField(max_length=20, verbose_name="verbose title")
+    text = models.CharField(max_length=100)
+    vendor_code = models.CharField(max_length=12, null=True)  # noqa: DJ001
+
+    def __str__(self) -> str:
+        return self.title
+
+
+class OrderingItemPart(models.Model):
+    """DRF's ``OrderingFilterRelatedModel``."""
+
+    database = "timeseries"
+
+    item = models.ForeignKey(OrderingItem, related_name="relateds", on_delete=models.CASCADE)
+
+    def __str__(self) -> str:
+        return f"part of {self.item_id}"
+
+
+class Credential(models.Model):
+    """DRF's ``SensitiveOrderingFilterModel``."""
+
+    database = "timeseries"
+
+    username = models.CharField(max_length=20)
+    password = models.CharField(max_length=100)
+
+    def __str__(self) -> str:
+        return self.username
+
+
 # The aggregate scenario's models, in their own module (they need TEXT_KEY_COLLATION above).
 from tests.testapp.aggregate_models import (  # noqa: E402, F401
     CodedEntry,

@@ -26,6 +26,12 @@ router.register(
     basename="tenant-filtered-events",
 )
 router.register("filterset-events", filter_views.FilterSetEventViewSet, basename="filterset-events")
+router.register("parcels", filter_views.ParcelViewSet, basename="parcels")
+router.register("joined-parcels", filter_views.JoinedParcelViewSet, basename="joined-parcels")
+router.register(
+    "cursor-shop-events", filter_views.CursorShopEventViewSet, basename="cursor-shop-events"
+)
+router.register("cursor-parcels", filter_views.CursorParcelViewSet, basename="cursor-parcels")
 
 router.register("members", aggregate_views.MemberActivityViewSet, basename="members")
 router.register(
