@@ -6,10 +6,14 @@ import datetime as dt
 from decimal import Decimal
 from typing import Any
 
+import django_filters
 import pytest
 from django.core.exceptions import ImproperlyConfigured
+from django.test import RequestFactory
+from django_filters.rest_framework import DjangoFilterBackend
 from rest_framework.test import APIClient
 
+from crossprefetch.filters import CrossDBFilterSetFilter
 from crossprefetch.testing import assert_num_queries
 from tests.conftest import ALL_DATABASES, T0
 from tests.testapp.aggregate_views import MemberActivityViewSet
@@ -247,8 +251,6 @@ def test_an_unknown_aggregate_fails_naming_the_filter_and_the_fix(
             "spent__icontains": CrossDBFilter("activity", "spent", lookup_expr="icontains"),
         }
 
-    from django.test import RequestFactory
-
     for query, message in [
         ("visits__gte=1", "computes no aggregate 'visits'; filter on one of 'entries'"),
         ("spent__icontains=1", "the lookup 'icontains' does not apply to the aggregate"),
@@ -257,3 +259,45 @@ def test_an_unknown_aggregate_fails_naming_the_filter_and_the_fix(
         with pytest.raises(ImproperlyConfigured, match=message) as raised:
             view(RequestFactory().get(f"/?{query}"))
         assert f"cross_db_filters[{query.split('=')[0]!r}]" in str(raised.value)
+
+
+class _ActivityFilterSet(django_filters.FilterSet):  # type: ignore[misc]
+    entries__gte = CrossDBFilterSetFilter("activity", "entries", lookup_expr="gte")
+    entries__lte = CrossDBFilterSetFilter("activity", "entries", lookup_expr="lte")
+    spent__isnull = CrossDBFilterSetFilter("activity", "spent", lookup_expr="isnull")
+
+    class Meta:
+        model = Member
+        fields: list[str] = []
+
+
+class _FilterSetView(MemberActivityViewSet):
+    filter_backends = [DjangoFilterBackend]
+    filterset_class = _ActivityFilterSet
+    cross_db_filters: dict[str, Any] = {}
+    cross_db_ordering_fields: dict[str, Any] = {}
+
+
+@pytest.mark.parametrize(
+    ("query", "expected"),
+    [
+        ("entries__gte=2", ["a", "d"]),
+        ("entries__lte=1", ["b", "c", "e"]),
+        ("spent__isnull=true", ["c", "d"]),
+        ("entries__gte=1&entries__lte=1", ["b", "e"]),
+    ],
+)
+def test_django_filter_filters_on_aggregates_alike(
+    members: dict[str, Member], query: str, expected: list[str]
+) -> None:
+    view = _FilterSetView.as_view({"get": "list"})
+    response = view(RequestFactory().get(f"/?{query}"))
+    assert response.status_code == 200, response.data
+    assert [row["name"] for row in response.data["results"]] == expected
+
+
+def test_django_filter_reports_a_bad_value_naming_the_filter(members: dict[str, Member]) -> None:
+    view = _FilterSetView.as_view({"get": "list"})
+    response = view(RequestFactory().get("/?entries__gte=many"))
+    assert response.status_code == 400
+    assert "'many' is not a valid" in str(response.data["entries__gte"][0])
