@@ -159,15 +159,16 @@ def test_filters_keep_what_a_left_join_would(
 @pytest.mark.parametrize(
     ("query", "local", "remote"),
     [
-        ("entries__gte=2", 2, 1),  # kept: keys whose aggregates pass, read with them
-        ("entries__lte=1", 2, 2),  # all but the keys that fail: the page's own query
+        # the filter's query (keys only), then the page's own grouped query
+        ("entries__gte=2", 2, 2),  # the keys whose aggregates pass
+        ("entries__lte=1", 2, 2),  # all but the keys that fail
         ("spent__isnull=true", 2, 2),
         ("inactive=true", 2, 2),
         ("entries__isnull=true", 0, 1),  # no key passes: nothing to count, no page
         ("inactive=true&entries=1", 0, 0),  # without rows, a count is 0: decided here
     ],
 )
-def test_each_filtered_spec_costs_one_remote_query(
+def test_each_filtered_spec_costs_one_remote_query_and_the_page_one(
     api: APIClient, members: dict[str, Member], query: str, local: int, remote: int
 ) -> None:
     with assert_num_queries(default=local, timeseries=remote, legacy=0):

@@ -490,7 +490,9 @@ def _row_fields(match: _Match) -> tuple[str, ...] | None:
     spec = match.spec
     fields = spec.fields
     if isinstance(spec, CrossDBAggregate):
-        return fields  # one row per key, whose aggregates no HAVING changes
+        # Reading them would compute every aggregate of every group the filter scans; the
+        # page's own grouped query computes them for its keys only, and costs less.
+        return None
     if fields is None or spec.many or not match.match.unique:
         return None
     meta = match.remote.model._meta
