@@ -11,6 +11,7 @@ from importlib import import_module
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
+    from crossprefetch.aggregate import CrossDBAggregate
     from crossprefetch.cache import CachePolicy
     from crossprefetch.engine import prefetch_cross_db
     from crossprefetch.loaders import aprefetch_cross_db
@@ -25,6 +26,7 @@ __version__ = "0.1.0"
 _EXPORTS = {
     "CachePolicy": "crossprefetch.cache",
     "ContextLookupField": "crossprefetch.rest_framework.fields",
+    "CrossDBAggregate": "crossprefetch.aggregate",
     "CrossDBPrefetch": "crossprefetch.spec",
     "CrossDBPrefetchMixin": "crossprefetch.rest_framework.mixins",
     "Lookup": "crossprefetch.lookup",
@@ -37,6 +39,7 @@ _EXPORTS = {
 __all__ = [
     "CachePolicy",
     "ContextLookupField",
+    "CrossDBAggregate",
     "CrossDBPrefetch",
     "CrossDBPrefetchMixin",
     "Lookup",

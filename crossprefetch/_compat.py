@@ -433,3 +433,44 @@ def map_type_hint(auto_schema: Any, target: Any) -> Any:
     Breaks if: it is renamed -- as :func:`map_serializer_field`.
     """
     return auto_schema._map_response_type_hint(target)
+
+
+# -- Django: grouped QuerySets (CrossDBAggregate) ------------------------------------------------
+
+
+def is_sliced(queryset: Any) -> bool:
+    """Whether ``queryset`` is sliced (``[:10]``).
+
+    Breaks if: ``Query.is_sliced`` is renamed -- a sliced source of a ``CrossDBAggregate``
+    would then be grouped as if whole instead of being refused.
+    """
+    return bool(queryset.query.is_sliced)
+
+
+def values_fields(queryset: Any) -> tuple[str, ...] | None:
+    """The names a ``values()``/``values_list()`` QuerySet selects; ``None`` for instances.
+
+    Breaks if: ``QuerySet._fields`` is renamed -- a ``values()`` source of a
+    ``CrossDBAggregate`` would then be grouped again instead of being refused.
+    """
+    fields: tuple[str, ...] | None = queryset._fields
+    return fields
+
+
+def group_by(queryset: Any) -> Any:
+    """What ``queryset`` groups by: ``None`` when it is not grouped.
+
+    Breaks if: ``Query.group_by`` is renamed -- grouped QuerySets (``CrossDBAggregate``)
+    would share a query with plain ones of the same model, and an already grouped source
+    would not be refused.
+    """
+    return queryset.query.group_by
+
+
+def annotation(queryset: Any, alias: str) -> Any:
+    """The resolved annotation ``alias`` of ``queryset`` (its ``output_field`` is known).
+
+    Breaks if: ``Query.annotations`` is renamed -- aggregate filters could not parse their
+    values, nor OpenAPI type aggregate fields.
+    """
+    return queryset.query.annotations[alias]

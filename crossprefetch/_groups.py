@@ -111,7 +111,7 @@ def group_plans(plans: list[Plan], request: HttpRequest | None = None) -> list[G
 
 def _filter(plan: Plan) -> Hashable:
     """What must match for two specs to share a query: SQL, parameters, prefetches."""
-    if isinstance(plan.spec.source, type | str):
+    if isinstance(plan.spec.source, type | str) and _compat.group_by(plan.queryset) is None:
         return "<default manager>"
     queryset = plan.queryset
     sql = plan.compiled

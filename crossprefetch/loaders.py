@@ -38,10 +38,12 @@ from typing import Any, Generic, TypeVar
 
 from asgiref.sync import sync_to_async
 from django.db import close_old_connections, connections
+from django.db.models import Aggregate
 from django.http import HttpRequest
 
 from crossprefetch._identity import connection_scope
 from crossprefetch._keys.normalize import INVALID, Normalizer, normalizer
+from crossprefetch.aggregate import CrossDBAggregate
 from crossprefetch.conf import conf
 from crossprefetch.engine import prefetch_cross_db
 from crossprefetch.lookup import MISSING, Lookup
@@ -641,6 +643,10 @@ class ModelLoader(DataLoader[Any, Any]):
     :param fields: a projection: rows become dicts of these fields.
     :param using: the database alias; the QuerySet's own (the router's) by default.
     :param many: ``True`` loads every row holding the key (reverse references).
+    :param aggregates: ``{name: aggregate}`` (``Count("id")``, ``Sum("amount")``, ...):
+        ``load(42)`` is then the dict of the aggregates of the rows whose ``to_field`` is
+        42, computed in one grouped query per batch, or ``None`` if there are none; see
+        :class:`~crossprefetch.CrossDBAggregate`. Not with ``fields`` or ``many``.
     :param on_error: ``"degrade"`` loads every key of a batch whose database fails as
         missing (``None``, or ``[]``) instead of failing its loads; see
         :class:`~crossprefetch.CrossDBPrefetch`.
@@ -659,6 +665,7 @@ class ModelLoader(DataLoader[Any, Any]):
         many: bool = False,
         on_error: str | None = None,
         timeout: float | None = None,
+        aggregates: Mapping[str, Aggregate] | None = None,
         **loader_kwargs: Any,
     ) -> None:
         if "batch_load_fn" in loader_kwargs:
@@ -666,16 +673,33 @@ class ModelLoader(DataLoader[Any, Any]):
                 "ModelLoader(batch_load_fn=...): a ModelLoader's batch function is its "
                 "query; use DataLoader for a batch function of your own."
             )
+        if aggregates is not None and (fields is not None or many):
+            raise TypeError(
+                "ModelLoader(aggregates=...) loads the aggregates of each key's rows; it "
+                "takes neither fields= nor many=True."
+            )
         try:
-            self.spec = CrossDBPrefetch(
-                model_or_queryset,
-                key=_identity,
-                to_field=to_field,
-                fields=fields,
-                using=using,
-                many=many,
-                on_error=on_error,
-                timeout=timeout,
+            self.spec: CrossDBPrefetch = (
+                CrossDBPrefetch(
+                    model_or_queryset,
+                    key=_identity,
+                    to_field=to_field,
+                    fields=fields,
+                    using=using,
+                    many=many,
+                    on_error=on_error,
+                    timeout=timeout,
+                )
+                if aggregates is None
+                else CrossDBAggregate(
+                    model_or_queryset,
+                    key=_identity,
+                    to_field=to_field,
+                    aggregates=aggregates,
+                    using=using,
+                    on_error=on_error,
+                    timeout=timeout,
+                )
             )
         except (TypeError, ValueError) as exc:  # the spec names the argument and the fix
             raise type(exc)(f"{type(self).__name__}: {exc}") from None
@@ -688,7 +712,9 @@ class ModelLoader(DataLoader[Any, Any]):
         if spec.to_field != ("pk",):
             to_field = spec.to_field[0] if len(spec.to_field) == 1 else spec.to_field
             parts.append(f"to_field={to_field!r}")
-        if spec.fields is not None:
+        if isinstance(spec, CrossDBAggregate):
+            parts.append(f"aggregates={dict(spec.aggregates)!r}")
+        elif spec.fields is not None:
             parts.append(f"fields={spec.fields!r}")
         if spec.using is not None:
             parts.append(f"using={spec.using!r}")

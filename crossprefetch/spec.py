@@ -267,6 +267,10 @@ class CrossDBPrefetch:
             )
         return tuple(fields)
 
+    def attr_hint(self, attr: str, model: type[models.Model] | None) -> str:
+        """How to fix a field reading ``attr``, which this spec's rows do not hold."""
+        return attr_hint(attr, self.fields or (), model)
+
     def check_fields(self, model: type[models.Model]) -> None:
         """Fail clearly if a projected field does not exist on the remote model."""
         for name in self.fields or ():

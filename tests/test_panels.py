@@ -731,7 +731,7 @@ def test_panel_shows_requests_that_shared_a_coalesced_query(
     panel = _panel(toolbar, RequestFactory().get("/"))
     led = LookupStats("customers", "testapp.Customer", "default", queries=1, coalesced_with=3)
     joined = LookupStats("regions", "testapp.Region", "legacy", coalesced_with=1)
-    panel._batches = [[(led, []), (joined, [])]]
+    panel._batches = [[(led, [], []), (joined, [], [])]]
     panel.generate_stats(panel.toolbar.request, HttpResponse())
 
     assert [row["coalesced_with"] for row in panel.get_stats()["lookups"]] == [3, 1]
@@ -805,3 +805,38 @@ def test_panel_sees_the_queries_the_pool_sends_for_its_request(
     assert sent >= 1
     assert sum(len(row["sql"]) for row in rows) == sent
     assert panel.get_stats()["queries"] == sent
+
+
+@pytest.mark.django_db(databases=ALL_DATABASES)
+def test_panel_names_the_aggregates_of_an_aggregate_lookup(toolbar: type[DebugToolbar]) -> None:
+    from django.db.models import Count, Sum
+
+    from crossprefetch import CrossDBAggregate
+    from tests.testapp.models import Entry
+
+    Entry.objects.create(member_id=1, kind="paid")
+    panel = _panel(toolbar, RequestFactory().get("/"))
+    spec = CrossDBAggregate(
+        "testapp.Entry",
+        key="id",
+        to_field="member_id",
+        aggregates={"entries": Count("id"), "spent": Sum("amount")},
+    )
+    panel.enable_instrumentation()
+    try:
+        prefetch_cross_db(
+            [SimpleNamespace(id=1), SimpleNamespace(id=2)],
+            {"activity": spec},
+            request=panel.toolbar.request,
+        )
+    finally:
+        panel.disable_instrumentation()
+    panel.generate_stats(panel.toolbar.request, HttpResponse())
+
+    (row,) = panel.get_stats()["lookups"]
+    assert row["aggregates"] == ["entries = Count(F(id))", "spent = Sum(F(amount))"]
+    assert (row["keys_asked"], row["keys_found"], row["queries"]) == (2, 1, 1)
+    assert row["missing_keys"] == ["2"]
+    assert "GROUP BY" in row["sql"][0]["sql"]
+    (cells,) = table_rows(str(panel.content))
+    assert "Aggregated per key: entries = Count(F(id)), spent = Sum(F(amount))" in cells[1]

@@ -15,6 +15,7 @@ from django.db import models
 from rest_framework.pagination import CursorPagination
 
 from crossprefetch._urls import declaring_views
+from crossprefetch.aggregate import CrossDBAggregate
 from crossprefetch.related import view_relation_spec
 from crossprefetch.rest_framework.filters import (
     CrossDBFilter,
@@ -141,7 +142,8 @@ def _check_filter(
         return errors
     model = _remote_model(spec)
     field_name, lookup_expr = cross_filter.field_name, cross_filter.lookup_expr
-    if model is not None and field_name is not None:
+    grouped = isinstance(spec, CrossDBAggregate)  # its names: crossprefetch.E603/E604
+    if model is not None and field_name is not None and not grouped:
         try:
             field = remote_field(model, field_name)
         except FieldDoesNotExist as exc:
@@ -195,7 +197,7 @@ def _check_ordering(
     if spec is None:
         return errors
     model = _remote_model(spec)
-    if model is not None:
+    if model is not None and not isinstance(spec, CrossDBAggregate):  # E605 for those
         try:
             remote_field(model, target[1])
         except FieldDoesNotExist as exc:

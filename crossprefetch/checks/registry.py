@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from django.core import checks as django_checks
 
+from crossprefetch.checks.aggregate import check_aggregates
 from crossprefetch.checks.cache import check_cache_deploy, check_process_local_caches
 from crossprefetch.checks.coalesce import check_coalesce_setting, check_connection_scope
 from crossprefetch.checks.failure import check_failure_settings
@@ -20,6 +21,7 @@ def register() -> None:
         check_views,
         check_filters,
         check_related,
+        check_aggregates,
         check_failure_settings,
         check_coalesce_setting,
         check_connection_scope,

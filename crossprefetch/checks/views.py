@@ -15,8 +15,9 @@ from django.db import models
 
 from crossprefetch import _compat
 from crossprefetch._urls import declaring_views
+from crossprefetch.aggregate import CrossDBAggregate
 from crossprefetch.checks.cache import check_spec_cache
-from crossprefetch.spec import CrossDBPrefetch, KeyArityError, attr_hint
+from crossprefetch.spec import CrossDBPrefetch, KeyArityError
 
 _CONTEXT_KEYS = frozenset({"request", "format", "view"})
 
@@ -142,8 +143,10 @@ def _check_spec(view: type, label: str, name: Any, spec: Any) -> list[checks.Che
                 "Name a concrete field of the remote model in to_field.",
             )
         )
+    grouped = isinstance(spec, CrossDBAggregate)  # its aggregates: checks/aggregate.py
     try:
-        spec.check_fields(model)
+        if not grouped:
+            spec.check_fields(model)
     except ImproperlyConfigured as exc:
         errors.append(
             _error(
@@ -154,7 +157,7 @@ def _check_spec(view: type, label: str, name: Any, spec: Any) -> list[checks.Che
             )
         )
     errors.extend(_check_key(view, where, spec))
-    if match_fields and not spec.many and not _unique(match_fields, model):
+    if match_fields and not spec.many and not grouped and not _unique(match_fields, model):
         errors.append(
             checks.Warning(
                 f"{where}: {model._meta.label}.{'/'.join(f.name for f in match_fields)} is not "
@@ -242,7 +245,7 @@ def _check_serializer(
                     "E011",
                     f"{where}: reads {field.attr!r}, which the spec does not select "
                     f"(fields={spec.fields!r}).",
-                    attr_hint(field.attr, spec.fields, _model_or_none(spec)),
+                    spec.attr_hint(field.attr, _model_or_none(spec)),
                 )
             )
     return errors

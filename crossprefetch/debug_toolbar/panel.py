@@ -21,6 +21,7 @@ from django.utils.translation import ngettext
 from crossprefetch import _compat
 from crossprefetch._observe.capture import CapturedQuery, QueryCapture
 from crossprefetch._observe.repeats import Query, find_repeats, lookup_name
+from crossprefetch.aggregate import CrossDBAggregate
 from crossprefetch.cache import failed_invalidations
 from crossprefetch.conf import conf
 from crossprefetch.lookup import Lookup, LookupStats
@@ -40,6 +41,14 @@ MISSING_KEYS_SHOWN = 5
 def _lookups(query: CapturedQuery) -> tuple[str, ...]:
     """The lookups whose rows ``query`` fetched (none when the engine did not send it)."""
     return query.issuer.lookups if query.issuer is not None else ()
+
+
+def _aggregates(lookup: Lookup) -> list[str]:
+    """``name = Aggregate(...)`` of each aggregate a lookup computes per key (if any)."""
+    spec = lookup.spec
+    if not isinstance(spec, CrossDBAggregate):
+        return []
+    return [f"{name} = {aggregate!r}" for name, aggregate in spec.aggregates.items()]
 
 
 class CrossDBPrefetchPanel(Panel):
@@ -68,7 +77,7 @@ class CrossDBPrefetchPanel(Panel):
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
-        self._batches: list[list[tuple[LookupStats, list[str]]]] = []
+        self._batches: list[list[tuple[LookupStats, list[str], list[str]]]] = []
         self._capture: QueryCapture | None = None
         self._queries: list[CapturedQuery] = []
         self._failed_invalidations: list[dict[str, Any]] = []
@@ -140,7 +149,11 @@ class CrossDBPrefetchPanel(Panel):
             return
         self._batches.append(
             [
-                (lookup.stats, [repr(key) for key in lookup.missing_keys(MISSING_KEYS_SHOWN)])
+                (
+                    lookup.stats,
+                    [repr(key) for key in lookup.missing_keys(MISSING_KEYS_SHOWN)],
+                    _aggregates(lookup),
+                )
                 for lookup in lookups.values()
             ]
         )
@@ -168,13 +181,14 @@ class CrossDBPrefetchPanel(Panel):
         time_ms = sql_ms = 0.0
         for call, batch in enumerate(self._batches, start=1):
             counted: set[frozenset[str]] = set()
-            for stats, missing in batch:
+            for stats, missing, aggregates in batch:
                 own = by_lookup.pop(stats.name, [])
                 lookup_sql_ms = sum(query.time for query in own) * 1000
                 row = {
                     **stats.as_dict(),
                     "call": call,
                     "missing_keys": missing,
+                    "aggregates": aggregates,
                     "sql": [{"sql": q.sql, "time_ms": q.time * 1000} for q in own],
                     "sql_ms": lookup_sql_ms,
                     "rows_ms": max(stats.time_ms - lookup_sql_ms, 0.0),

@@ -13,7 +13,6 @@ from crossprefetch import _compat
 from crossprefetch._observe import activity
 from crossprefetch.conf import conf
 from crossprefetch.lookup import MISSING, NOT_PREFETCHED, Lookup
-from crossprefetch.spec import attr_hint
 
 #: Context key of the resolver that builds lookups on first use (create/update responses).
 DEFERRED_CONTEXT_KEY = "_crossprefetch_deferred"
@@ -197,7 +196,7 @@ class ContextLookupField(serializers.Field):  # type: ignore[type-arg]
                 model = lookup_model(lookup)
                 raise ImproperlyConfigured(
                     f"{self._where}: reads {attr!r} but {spec!r} selects only "
-                    f"{spec.fields!r}. {attr_hint(attr, spec.fields, model)}"
+                    f"{spec.fields!r}. {spec.attr_hint(attr, model)}"
                 )
         if attr is None and self.nested is None and spec.fields is None:
             raise ImproperlyConfigured(

@@ -36,11 +36,12 @@ from rest_framework.filters import BaseFilterBackend, OrderingFilter
 from rest_framework.permissions import SAFE_METHODS
 from rest_framework.settings import api_settings
 
-from crossprefetch import _compat
+from crossprefetch import _aggregates, _compat
 from crossprefetch._fetch.timeouts import statement_scope
 from crossprefetch._keys import normalize, values
 from crossprefetch._keys.keyset import KeyIn, positions
 from crossprefetch._keys.normalize import INTEGER_TYPES
+from crossprefetch.aggregate import CrossDBAggregate
 from crossprefetch.conf import conf
 from crossprefetch.related import view_relation_spec
 from crossprefetch.rest_framework._known import KnownRows, remember_rows
@@ -223,8 +224,16 @@ class CrossDBFilter:
         filters nothing, as django-filter's ``BaseInFilter`` does."""
         return self.lookup_expr == "in" and raw == ""
 
-    def parse(self, name: str, raw: str, model: type[models.Model], alias: str) -> Any:
-        """The value of ``?name=raw`` as the remote field holds it; 400 when it cannot.
+    def parse(
+        self,
+        name: str,
+        raw: str,
+        model: type[models.Model],
+        alias: str,
+        field: models.Field[Any, Any] | None = None,
+    ) -> Any:
+        """The value of ``?name=raw`` as the remote field (or ``field``, for a value that
+        is no field of the model: an aggregate) holds it; 400 when it cannot.
 
         Refused before any query: text that cannot be sent (a NUL character, a lone
         surrogate), a value longer than ``CROSSPREFETCH["MAX_FILTER_VALUE_LENGTH"]`` or than
@@ -233,7 +242,8 @@ class CrossDBFilter:
         _sendable(name, raw)
         if self.lookup_expr == "isnull":
             return _boolean(name, raw)
-        field = self.remote_field(model)
+        if field is None:
+            field = self.remote_field(model)
         assert field is not None
         target = normalize.target_field(field)
         parts = raw.split(",") if self.lookup_expr == "in" else [raw]
@@ -481,6 +491,10 @@ def _row_fields(match: _Match) -> tuple[str, ...] | None:
     reads only keys."""
     spec = match.spec
     fields = spec.fields
+    if isinstance(spec, CrossDBAggregate):
+        # Reading them would compute every aggregate of every group the filter scans; the
+        # page's own grouped query computes them for its keys only, and costs less.
+        return None
     if fields is None or spec.many or not match.match.unique:
         return None
     meta = match.remote.model._meta
@@ -592,8 +606,20 @@ def filter_by_remote(
     alias = match.remote.db
     conditions: list[models.Q] = []
     existence: set[bool] = set()  # the answers of the filters on the row's existence
+    grouped = spec if isinstance(spec, CrossDBAggregate) else None
     for name, cross_filter, raw in active:
-        value: Any = raw if parsed else cross_filter.parse(name, raw, match.remote.model, alias)
+        field = None
+        if grouped is not None and cross_filter.field_name is not None:
+            field = _aggregates.filter_field(
+                grouped,
+                cross_filter.field_name,
+                f"cross_db_filters[{name!r}]",
+                cross_filter.lookup_expr,
+                match.remote,
+            )
+        value: Any = (
+            raw if parsed else cross_filter.parse(name, raw, match.remote.model, alias, field)
+        )
         if cross_filter.field_name is None:
             existence.add(value)
             continue
@@ -602,12 +628,20 @@ def filter_by_remote(
     if view is not None:
         remembered = getattr(view, "_crossprefetch_remote_filters", None) or {}
         view._crossprefetch_remote_filters = {**remembered, active[0][1].spec: conditions}
-    missing = existence == {True}
     narrowed: models.QuerySet[Any]
-    if len(existence) > 1 or (missing and conditions):
-        narrowed = queryset.none()  # without a remote row, yet with one
-        return narrowed
-    remote = match.remote_rows([] if missing else conditions)
+    if grouped is not None:  # objects without rows compare as the aggregates over none
+        decided = _aggregates.narrowing(grouped, conditions, existence)
+        if decided is None:
+            narrowed = queryset.none()
+            return narrowed
+        missing, remote_conditions = decided.exclude, decided.conditions
+    else:
+        missing = existence == {True}
+        if len(existence) > 1 or (missing and conditions):
+            narrowed = queryset.none()  # without a remote row, yet with one
+            return narrowed
+        remote_conditions = [] if missing else conditions
+    remote = match.remote_rows(remote_conditions)
     fields = _row_fields(match) if not missing and _reads_rows(view, request) else None
     if fields is None:
         rows = remote.values_list(match.match.name)
@@ -975,7 +1009,13 @@ def _documented_field(view: Any, cross_filter: CrossDBFilter) -> models.Field[An
             if callable(source) and not isinstance(source, type)
             else spec.get_model()
         )
-        field = cross_filter.remote_field(model)
+        field = (
+            spec.output_field(
+                cross_filter.field_name, spec.get_queryset(getattr(view, "request", None))
+            )
+            if isinstance(spec, CrossDBAggregate) and cross_filter.field_name is not None
+            else cross_filter.remote_field(model)
+        )
     except Exception:  # documented as a string; the system checks report the cause
         return None
     return None if field is None else normalize.target_field(field)

@@ -18,6 +18,8 @@ from django_filters.constants import EMPTY_VALUES
 from django_filters.utils import label_for_filter, verbose_lookup_expr
 from rest_framework import exceptions
 
+from crossprefetch import _aggregates
+from crossprefetch.aggregate import CrossDBAggregate
 from crossprefetch.related import view_relation_spec
 from crossprefetch.rest_framework.filters import (
     UNSET,
@@ -145,6 +147,8 @@ class CrossDBFilterSetFilter(django_filters.Filter):  # type: ignore[misc]
         request = getattr(getattr(self, "parent", None), "request", None)
         try:
             spec = self._resolve(request)
+            if isinstance(spec, CrossDBAggregate):
+                return None  # an aggregate is no field of the model to take a label from
             source = spec.source
             if callable(source) and not isinstance(source, type | models.QuerySet):
                 return None if request is None else spec.get_queryset(request).model
@@ -155,9 +159,20 @@ class CrossDBFilterSetFilter(django_filters.Filter):  # type: ignore[misc]
     def parse(self, raw: str) -> Any:
         """``raw`` as the remote field holds it, or the form's :exc:`ValidationError`."""
         request = getattr(self.parent, "request", None)
-        remote = self._resolve(request).get_queryset(request)
+        spec = self._resolve(request)
+        remote = spec.get_queryset(request)
+        cross_filter = self.cross_db_filter
+        field = None
+        if isinstance(spec, CrossDBAggregate) and cross_filter.field_name is not None:
+            field = _aggregates.filter_field(
+                spec,
+                cross_filter.field_name,
+                repr(self.parameter),
+                cross_filter.lookup_expr,
+                remote,
+            )
         try:
-            return self.cross_db_filter.parse(self.parameter, raw, remote.model, remote.db)
+            return cross_filter.parse(self.parameter, raw, remote.model, remote.db, field)
         except exceptions.ValidationError as exc:
             detail = exc.detail
             messages = detail.get(self.parameter, []) if isinstance(detail, dict) else detail

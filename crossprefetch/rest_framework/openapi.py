@@ -24,8 +24,10 @@ from drf_spectacular.plumbing import (
     follow_field_source,
 )
 from drf_spectacular.types import OpenApiTypes
+from rest_framework import serializers
 
 from crossprefetch import _compat
+from crossprefetch.aggregate import CrossDBAggregate
 from crossprefetch.rest_framework.fields import ContextLookupField
 from crossprefetch.spec import CrossDBPrefetch
 
@@ -94,6 +96,8 @@ class ContextLookupFieldExtension(OpenApiSerializerFieldExtension):
                 f"the view declares no lookup {field.lookup_name!r} in its cross_db_fields"
             )
         model = _remote_model(auto_schema, spec)
+        if isinstance(spec, CrossDBAggregate):
+            return _map_aggregates(auto_schema, spec, field.attr, direction)
         if field.attr is not None:
             return _map_path(auto_schema, model, field.attr, direction)
         if spec.fields is None:
@@ -137,6 +141,47 @@ def _remote_model(auto_schema: AutoSchema, spec: CrossDBPrefetch) -> type[models
         return spec.get_model()
     except Exception as exc:
         raise _Unknown(str(exc)) from exc
+
+
+def _map_aggregates(
+    auto_schema: AutoSchema, spec: CrossDBAggregate, attr: str | None, direction: Direction
+) -> Schema:
+    """The aggregate ``attr`` typed by what it yields (an integer for a count, the source
+    field's type for a sum, minimum or maximum); ``attr=None``: an object of them all."""
+    request = getattr(getattr(auto_schema, "view", None), "request", None)
+    try:  # lazy: building the grouped QuerySet runs no query
+        queryset = spec.get_queryset(request)
+    except Exception as exc:
+        raise _Unknown(f"{spec!r} cannot build its QuerySet ({type(exc).__name__}: {exc})") from exc
+
+    def one(name: str) -> Schema:
+        if name not in spec.aggregates:
+            raise _Unknown(f"{spec!r} computes no aggregate {name!r}")
+        return _map_field(
+            auto_schema, _serializer_field(spec.output_field(name, queryset)), direction
+        )
+
+    if attr is not None:
+        if "." in attr:
+            raise _Unknown(f"{attr!r} reads inside an aggregate's value, which has no schema")
+        return one(attr)
+    properties = {name: _item(one(name)) for name in spec.aggregates}
+    return build_object_type(properties=properties, required=list(spec.aggregates))
+
+
+def _serializer_field(field: models.Field[Any, Any]) -> serializers.Field:  # type: ignore[type-arg]
+    """The DRF field a ``ModelSerializer`` would render a value of ``field`` with."""
+    mapping = serializers.ModelSerializer.serializer_field_mapping
+    for cls in type(field).__mro__:
+        if cls in mapping:
+            field_class = mapping[cls]
+            break
+    else:
+        raise _Unknown(f"no DRF field renders a {type(field).__name__}")
+    kwargs: dict[str, Any] = {"read_only": True}
+    if isinstance(field, models.DecimalField):
+        kwargs.update(max_digits=field.max_digits, decimal_places=field.decimal_places)
+    return field_class(**kwargs)
 
 
 def _map_path(

@@ -41,12 +41,13 @@ class OrderEvent(models.Model):
 class JoinedOrderEvent(models.Model):
     """The same events as ``OrderEvent``, stored next to ``Customer`` with a real ForeignKey.
 
-    It exists for one comparison only: the benchmark's single-database baseline, where
-    ``select_related("customer")`` joins the two tables in one query. Rows carry the same ids
-    and values as ``OrderEvent``, dangling references included (events of customers deleted
-    since), which is why the key is nullable (Django then uses a LEFT OUTER JOIN that keeps
-    those events) and no constraint is enforced in the database. Reading is unaffected by
-    either choice.
+    It exists for the benchmark's single-database baselines: ``select_related("customer")``
+    joins the two tables in one query, and ``Customer.objects.annotate(events=Count(
+    "joined_events"))`` counts each customer's events through the same join. Rows carry the
+    same ids and values as ``OrderEvent``, dangling references included (events of customers
+    deleted since), which is why the key is nullable (Django then uses a LEFT OUTER JOIN that
+    keeps those events) and no constraint is enforced in the database. Reading is unaffected
+    by either choice.
     """
 
     timestamp = models.DateTimeField(db_index=True)
@@ -55,7 +56,7 @@ class JoinedOrderEvent(models.Model):
         on_delete=models.DO_NOTHING,
         null=True,
         db_constraint=False,
-        related_name="+",
+        related_name="joined_events",
     )
     event_type = models.CharField(max_length=20)
     amount = models.DecimalField(max_digits=12, decimal_places=2)

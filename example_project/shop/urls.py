@@ -1,12 +1,13 @@
-"""The shop's API. ``events/`` and ``naive-events/`` are the example's pair; the others are
-the benchmark's baselines, browsable all the same."""
+"""The shop's API. ``events/`` and ``naive-events/`` are the example's pair, ``customers/``
+lists customers with aggregates of their events; the others are the benchmark's baselines,
+browsable all the same."""
 
 from __future__ import annotations
 
 from django.urls import URLPattern, URLResolver, path
 from rest_framework.routers import DefaultRouter
 
-from shop import views
+from shop import activity, views
 
 app_name = "shop"
 
@@ -26,6 +27,10 @@ router.register("cached-events", views.CachedOrderEventViewSet, basename="cached
 router.register("degrading-events", views.DegradingOrderEventViewSet, basename="degrading-event")
 router.register(
     "slow-reference-events", views.SlowReferenceOrderEventViewSet, basename="slow-reference-event"
+)
+router.register("customers", activity.CustomerActivityViewSet, basename="customer")
+router.register(
+    "joined-customers", activity.JoinedCustomerActivityViewSet, basename="joined-customer"
 )
 
 router.register("tickets", views.SupportTicketViewSet, basename="ticket")

@@ -6,6 +6,7 @@ import json
 import time
 from io import StringIO
 from pathlib import Path
+from typing import Any
 
 import pytest
 from django.core.management import CommandError, call_command
@@ -161,3 +162,40 @@ def test_loadtest_needs_a_postgresql_reference_database() -> None:
         pytest.skip("the example's default database is PostgreSQL here")
     with pytest.raises(CommandError, match="EXAMPLE_DEFAULT_DB_URL"):
         run("loadtest", "--requests", "1")
+
+
+def test_benchmark_aggregates(tmp_path: Path) -> None:
+    figures = tmp_path / "aggregates.json"
+    out, _ = run(
+        "benchmark_aggregates",
+        "--customers",
+        "60",
+        "--events",
+        "400",
+        "--page-size",
+        "10",
+        "--repeat",
+        "1",
+        "--json",
+        str(figures),
+    )
+    assert "Identical output (the same JSON from both endpoints, per figure): yes." in out
+    assert out.count("phase by phase (ms):") == 4
+    report = json.loads(figures.read_text())
+    assert report["identical_output"] is True
+    queries = {pair["figure"]: pair["crossprefetch"]["queries"] for pair in report["pairs"]}
+    assert queries == {
+        "page of customers with their aggregates": {"default": 2, "timeseries": 1},
+        "filtered: keys whose aggregate passes": {"default": 2, "timeseries": 2},
+        "filtered: customers without events kept": {"default": 2, "timeseries": 2},
+        "ordered by an aggregate": {"default": 2, "timeseries": 2},
+    }
+    assert {pair["join"]["queries"]["default"] for pair in report["pairs"]} == {2}
+    for item in report["breakdowns"]:
+        assert set(item["phases_ms"]) == set(item["request_ms"])
+
+
+def test_benchmark_aggregates_refuses_more_customers_than_a_filter_takes(settings: Any) -> None:
+    settings.CROSSPREFETCH = {"MAX_FILTER_KEYS": 10}
+    with pytest.raises(CommandError, match="at most 10"):
+        run("benchmark_aggregates", "--customers", "11")

@@ -17,7 +17,7 @@ from django.db.models.signals import pre_migrate
 #: A collation under which ``"abc"`` finds ``"ABC"`` on the ``legacy`` alias's backend:
 #: SQLite's NOCASE, a nondeterministic ICU collation on PostgreSQL (created below), and on
 #: MariaDB the server's default (case-insensitive, PAD SPACE), as a legacy table has.
-TEXT_KEY_COLLATION = {
+TEXT_KEY_COLLATION: str | None = {
     "sqlite": "NOCASE",
     "mixed": "NOCASE",
     "postgres": "crossprefetch_ci",
@@ -321,3 +321,12 @@ class Ticket(models.Model):
 
     def __str__(self) -> str:
         return self.subject
+
+
+# The aggregate scenario's models, in their own module (they need TEXT_KEY_COLLATION above).
+from tests.testapp.aggregate_models import (  # noqa: E402, F401
+    CodedEntry,
+    Entry,
+    JoinedEntry,
+    Member,
+)

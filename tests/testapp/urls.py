@@ -3,7 +3,7 @@ from __future__ import annotations
 from django.urls import include, path
 from rest_framework.routers import SimpleRouter
 
-from tests.testapp import filter_views, related_pages, related_views, views
+from tests.testapp import aggregate_views, filter_views, related_pages, related_views, views
 
 router = SimpleRouter()
 router.register("events", views.OrderEventViewSet, basename="events")
@@ -40,6 +40,11 @@ router.register(
     "cursor-shop-events", filter_views.CursorShopEventViewSet, basename="cursor-shop-events"
 )
 router.register("cursor-parcels", filter_views.CursorParcelViewSet, basename="cursor-parcels")
+
+router.register("members", aggregate_views.MemberActivityViewSet, basename="members")
+router.register(
+    "legacy-members", aggregate_views.LegacyMemberActivityViewSet, basename="legacy-members"
+)
 
 urlpatterns = [
     path("", include(router.urls)),
