@@ -79,7 +79,7 @@ class _Changelist(HTMLParser):
             self._cell = []
         elif tag == "th" and "table" in self._in and "sortable" in classes:
             self.sortable.append(next(c for c in classes if c.startswith("column-"))[7:])
-        elif tag == "p" and "paginator" in classes:
+        elif tag in ("p", "nav") and "paginator" in classes:  # <nav> from Django 6.1
             self._in.append("paginator")
 
     def handle_endtag(self, tag: str) -> None:
@@ -90,7 +90,7 @@ class _Changelist(HTMLParser):
             self._in.remove("tbody")
         elif tag == "table" and "table" in self._in:
             self._in.remove("table")
-        elif tag == "p" and "paginator" in self._in:
+        elif tag in ("p", "nav") and "paginator" in self._in:
             self._in.remove("paginator")
 
     def handle_data(self, data: str) -> None:
@@ -308,13 +308,13 @@ def test_the_changelist_in_a_browser(admin_server: LiveServer, browser: WebDrive
         "-",
     ]
 
-    paginator = browser.find_element(By.CSS_SELECTOR, "p.paginator")
+    paginator = browser.find_element(By.CSS_SELECTOR, ".paginator")
     assert f"{len(data.tickets)} tickets" in paginator.text
 
     browser.find_element(By.LINK_TEXT, "gold").click()
     paginator = wait.until(
         lambda d: (
-            d.find_element(By.CSS_SELECTOR, "p.paginator")
+            d.find_element(By.CSS_SELECTOR, ".paginator")
             if "account__tier=gold" in d.current_url
             else None
         )
@@ -328,5 +328,5 @@ def test_the_changelist_in_a_browser(admin_server: LiveServer, browser: WebDrive
     search.submit()
     wait.until(lambda d: "q=europe" in d.current_url)
     in_europe = {a.id for a in data.accounts if a.region_id == "EU" and a.id in gold}
-    body = browser.find_element(By.CSS_SELECTOR, "p.paginator").text
+    body = browser.find_element(By.CSS_SELECTOR, ".paginator").text
     assert f"{_tickets_of(in_europe)} ticket" in body
