@@ -87,8 +87,7 @@ def _isolated_cache(settings: Any) -> Iterator[str]:
     watched = (_invalidation._state, _invalidation._discovered)
     _invalidation.reset()
     _invalidation._discovered = True  # models are watched from their first use in the test
-    _cachestore._last_warning.clear()
-    _cachestore._unreported.clear()
+    _cachestore.reset_warnings()
     cache_layer.clear_local()
     yield prefix
     _invalidation.reset()
@@ -754,7 +753,7 @@ def test_redis_down_serves_from_the_database(
             "LOCATION": f"redis://127.0.0.1:{_closed_port()}/0",
         },
     }
-    _cachestore._last_warning.clear()
+    _cachestore.reset_warnings()
     with override_settings(CACHES=down), caplog.at_level(logging.WARNING, "crossprefetch"):
         for _ in range(3):
             with assert_num_queries(default=1):

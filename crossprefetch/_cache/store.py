@@ -8,10 +8,7 @@ from __future__ import annotations
 
 import base64
 import hashlib
-import logging
 import re
-import threading
-import time
 import uuid
 from collections.abc import Iterable
 from typing import TYPE_CHECKING, Any, Final
@@ -20,12 +17,12 @@ from django.core.cache import BaseCache, InvalidCacheBackendError, caches
 from django.core.exceptions import ImproperlyConfigured
 from django.http import HttpRequest
 
+from crossprefetch._observe.throttle import ThrottledWarning
 from crossprefetch.conf import conf
 
 if TYPE_CHECKING:
     from crossprefetch.cache import CachePolicy
 
-logger = logging.getLogger("crossprefetch")
 
 #: Bumped when the shape of an entry changes, so that no release reads another's entries.
 _FORMAT: Final = 1
@@ -92,33 +89,23 @@ def key_suffix(key: Any) -> str:
 
 # Errors -------------------------------------------------------------------------------------
 
-_error_lock = threading.Lock()
-_last_warning: dict[str, float] = {}
-_unreported: dict[str, int] = {}
+_warnings = ThrottledWarning("cache", lambda: conf.CACHE_ERROR_LOG_INTERVAL)
 
 
 def report_error(alias: str, operation: str, exc: BaseException) -> None:
     """Log a failing cache at most once per ``CACHE_ERROR_LOG_INTERVAL`` per alias."""
-    now = time.monotonic()
-    interval = conf.CACHE_ERROR_LOG_INTERVAL
-    with _error_lock:
-        last = _last_warning.get(alias)
-        if last is not None and now - last < interval:
-            _unreported[alias] = _unreported.get(alias, 0) + 1
-            logger.debug("cache %r failed again during %s: %r", alias, operation, exc)
-            return
-        _last_warning[alias] = now
-        unreported = _unreported.pop(alias, 0)
-    logger.warning(
-        "crossprefetch: cache %r failed during %s (%s: %s); lookups read the database "
-        "instead%s. Next warning about this cache in %g s at the earliest.",
+    failure = f"{type(exc).__name__}: {exc}"
+    _warnings.warn(
         alias,
-        operation,
-        type(exc).__name__,
-        exc,
-        f" ({unreported} more failure(s) since the last warning)" if unreported else "",
-        interval,
+        f"crossprefetch: cache {alias!r} failed during {operation} ({failure}); lookups read "
+        "the database instead",
+        f"cache {alias!r} failed again during {operation}: {failure}",
     )
+
+
+def reset_warnings() -> None:
+    """Forget the warnings already given (for tests)."""
+    _warnings.reset()
 
 
 def get_cache(alias: str) -> BaseCache:
