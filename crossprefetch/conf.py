@@ -48,6 +48,10 @@ def positive_int(name: str, value: Any) -> int:
     )
 
 
+#: ``CROSSPREFETCH["MAX_CONCURRENT"]`` when not given, and for the aliases a dict omits.
+DEFAULT_MAX_CONCURRENT = 10
+
+
 class Settings:
     """One typed property per setting; the default is inline."""
 
@@ -159,6 +163,33 @@ class Settings:
     def BREAKER_RESET(self) -> float:
         """Seconds an open circuit breaker skips its alias before one trial request."""
         return float(_get("BREAKER_RESET", 30))
+
+    @property
+    def MAX_CONCURRENT(self) -> int | dict[str, int]:
+        """Queries of degrading specs in flight at once per database alias and process.
+
+        One number for every alias, or a dict ``{alias: number}`` (aliases it does not name
+        get the default, 10). A request whose query would go past it degrades at once
+        instead of waiting; ``on_error="raise"`` specs are not limited. See
+        :doc:`/howto/reference-down`.
+        """
+        value = _get("MAX_CONCURRENT", DEFAULT_MAX_CONCURRENT)
+        if not isinstance(value, dict):
+            return positive_int("MAX_CONCURRENT", value)
+        for alias, number in value.items():
+            if not (isinstance(number, int) and not isinstance(number, bool) and number > 0):
+                raise ImproperlyConfigured(
+                    f'CROSSPREFETCH["MAX_CONCURRENT"][{alias!r}] = {number!r}: give a whole '
+                    "number above 0 (an int)."
+                )
+        return dict(value)
+
+    def max_concurrent(self, alias: str) -> int:
+        """``MAX_CONCURRENT`` for one alias."""
+        value = self.MAX_CONCURRENT
+        if isinstance(value, dict):
+            return value.get(alias, DEFAULT_MAX_CONCURRENT)
+        return value
 
     @property
     def DEGRADED_LOG_INTERVAL(self) -> float:

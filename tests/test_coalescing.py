@@ -24,7 +24,7 @@ from django.db.backends.signals import connection_created
 from django.test import RequestFactory, override_settings
 
 from crossprefetch import CrossDBPrefetch, Lookup, prefetch_cross_db
-from crossprefetch._fetch import coalescing
+from crossprefetch._fetch import breaker, coalescing
 from crossprefetch.conf import conf
 from crossprefetch.loaders import aprefetch_cross_db
 from crossprefetch.testing import capture_queries
@@ -173,11 +173,20 @@ def test_an_error_reaches_every_request_of_the_batch(customers: list[Customer]) 
 def test_each_request_of_a_failed_batch_applies_its_own_on_error(
     customers: list[Customer],
 ) -> None:
-    broken = Customer.objects.extra(where=["no_such_column = 1"])
+    from tests.test_failure import slow_where
+
+    cancelled = Customer.objects.extra(where=[slow_where("default")])  # an outage: a timeout
     degrading = CrossDBPrefetch(
-        broken, key="customer_id", fields=("name",), coalesce=WINDOW, on_error="degrade"
+        cancelled,
+        key="customer_id",
+        fields=("name",),
+        coalesce=WINDOW,
+        on_error="degrade",
+        timeout=0.2,
     )
-    raising = CrossDBPrefetch(broken, key="customer_id", fields=("name",), coalesce=WINDOW)
+    raising = CrossDBPrefetch(
+        cancelled, key="customer_id", fields=("name",), coalesce=WINDOW, timeout=0.2
+    )
 
     def request(i: int) -> dict[str, Lookup]:
         spec = degrading if i % 2 else raising
@@ -192,6 +201,21 @@ def test_each_request_of_a_failed_batch_applies_its_own_on_error(
             assert dict(lookup) == {}
         else:
             assert isinstance(result, DatabaseError)
+
+
+def test_a_bug_of_the_shared_query_is_raised_even_by_degrading_requests(
+    customers: list[Customer],
+) -> None:
+    broken = Customer.objects.extra(where=["no_such_column = 1"])
+    spec = CrossDBPrefetch(
+        broken, key="customer_id", fields=("name",), coalesce=WINDOW, on_error="degrade"
+    )
+    results, queries = concurrently(
+        4, lambda i: prefetch_cross_db([Key(customers[i].pk)], {"customers": spec})
+    )
+    assert queries <= 3
+    assert all(isinstance(r, DatabaseError) for r in results), results
+    assert breaker.databases.failures("default") == 0
 
 
 def test_a_request_that_wrote_in_its_transaction_queries_alone(customers: list[Customer]) -> None:
@@ -499,9 +523,16 @@ def test_a_member_without_a_timeout_waits_at_most_the_cap(
 
 
 def test_members_of_a_failed_batch_know_they_shared_it(customers: list[Customer]) -> None:
-    broken = Customer.objects.extra(where=["no_such_column = 1"])
+    from tests.test_failure import slow_where
+
+    cancelled = Customer.objects.extra(where=[slow_where("default")])  # an outage: a timeout
     spec = CrossDBPrefetch(
-        broken, key="customer_id", fields=("name",), coalesce=WINDOW, on_error="degrade"
+        cancelled,
+        key="customer_id",
+        fields=("name",),
+        coalesce=WINDOW,
+        on_error="degrade",
+        timeout=0.2,
     )
     results, queries = concurrently(
         6, lambda i: prefetch_cross_db([Key(customers[i].pk)], {"customers": spec})
