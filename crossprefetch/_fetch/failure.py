@@ -45,8 +45,8 @@ class FailureLayer:
             return self.inner(group)
         except errors.BreakerOpen as exc:
             return _degraded(group, str(exc), breaker_open=True)
-        except errors.Refused as exc:
-            _warn(group, str(exc))
+        except errors.BulkheadFull as exc:
+            _warn(group, str(exc), failed=False)
             return _degraded(group, str(exc))
         except DatabaseError as exc:
             if errors.kind(exc) == "bug":
@@ -68,10 +68,19 @@ def _degraded(group: Group, error: str, *, breaker_open: bool = False) -> Fetche
 _warnings = ThrottledWarning("database", lambda: conf.DEGRADED_LOG_INTERVAL)
 
 
-def _warn(group: Group, error: str) -> None:
-    """Log the failure at most once per ``DEGRADED_LOG_INTERVAL`` per alias."""
+def _warn(group: Group, error: str, *, failed: bool = True) -> None:
+    """Log the failure (or the query not sent) at most once per ``DEGRADED_LOG_INTERVAL``
+    per alias."""
     alias = group.alias
     names = ", ".join(repr(p.name) for p in group.plans)
+    if not failed:
+        _warnings.warn(
+            alias,
+            f"crossprefetch: lookups {names} are degraded without asking database {alias!r} "
+            f'({error}; CROSSPREFETCH["MAX_CONCURRENT"]): their keys read as missing',
+            f"lookups {names} degraded without asking database {alias!r}: {error}",
+        )
+        return
     opened = (
         f"; its circuit breaker is open for {conf.BREAKER_RESET:g} s"
         if breaker.databases.is_open(alias)
