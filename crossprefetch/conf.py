@@ -48,10 +48,6 @@ def positive_int(name: str, value: Any) -> int:
     )
 
 
-#: ``CROSSPREFETCH["MAX_CONCURRENT"]`` when not given, and for the aliases a dict omits.
-DEFAULT_MAX_CONCURRENT = 10
-
-
 class Settings:
     """One typed property per setting; the default is inline."""
 
@@ -173,7 +169,7 @@ class Settings:
         instead of waiting; ``on_error="raise"`` specs are not limited. See
         :doc:`/howto/reference-down`.
         """
-        value = _get("MAX_CONCURRENT", DEFAULT_MAX_CONCURRENT)
+        value = _get("MAX_CONCURRENT", 10)
         if not isinstance(value, dict):
             return positive_int("MAX_CONCURRENT", value)
         for alias, number in value.items():
@@ -183,13 +179,6 @@ class Settings:
                     "number above 0 (an int)."
                 )
         return dict(value)
-
-    def max_concurrent(self, alias: str) -> int:
-        """``MAX_CONCURRENT`` for one alias."""
-        value = self.MAX_CONCURRENT
-        if isinstance(value, dict):
-            return value.get(alias, DEFAULT_MAX_CONCURRENT)
-        return value
 
     @property
     def DEGRADED_LOG_INTERVAL(self) -> float:
@@ -238,3 +227,11 @@ class Settings:
 
 
 conf = Settings()
+
+
+def max_concurrent(alias: str) -> int:
+    """``CROSSPREFETCH["MAX_CONCURRENT"]`` for one alias (the default for one a dict omits)."""
+    value = conf.MAX_CONCURRENT
+    if isinstance(value, dict):
+        return value.get(alias, 10)
+    return value

@@ -16,7 +16,7 @@ from __future__ import annotations
 import threading
 
 from crossprefetch._fetch import errors
-from crossprefetch.conf import conf
+from crossprefetch.conf import max_concurrent
 
 
 class Bulkhead:
@@ -35,7 +35,7 @@ class Bulkhead:
 
     def acquire(self, alias: str) -> None:
         """Take a place on ``alias``, or raise :exc:`~crossprefetch._fetch.errors.BulkheadFull`."""
-        limit = conf.max_concurrent(alias)
+        limit = max_concurrent(alias)
         with self._lock:
             in_flight = self._in_flight.get(alias, 0)
             if in_flight < limit:
