@@ -147,20 +147,23 @@ def _fetch_cached(group: Group, policy: CachePolicy, inner: Fetch) -> Fetched:
     wanted = generation_keys + [k for e in entries for k in e.remote]
     errors = 0
     found: dict[str, Any] = {}
-    skipped = not breaker.caches.allow(policy.alias)
+    permit = breaker.caches.allow(policy.alias)
+    skipped = permit is None
     usable = not skipped
-    if wanted and usable:
+    if permit is not None and not wanted:
+        breaker.caches.release(permit)  # every key was local: the cache was not asked
+    elif permit is not None:
         try:
             found = cache.get_many(wanted)
         except Exception as exc:
-            _failed(policy.alias, "get_many", exc)
+            _failed(permit, "get_many", exc)
             errors += 1
             usable = False
         else:
-            breaker.caches.success(policy.alias)
+            breaker.caches.success(permit)
     generations: tuple[int, ...] | None = ()
-    if usable and generation_keys:
-        generations, failed = _generations(cache, policy.alias, generation_keys, found)
+    if permit is not None and usable and generation_keys:
+        generations, failed = _generations(cache, permit, generation_keys, found)
         errors += failed
         usable = generations is not None
     remembered: dict[tuple[str, Any], tuple[Any, Any, float]] = {}
@@ -183,8 +186,8 @@ def _fetch_cached(group: Group, policy: CachePolicy, inner: Fetch) -> Fetched:
             e.result.update(rows)
             if usable and e.plan.name not in degraded:  # a failed read is not "no row"
                 _collect(e, rows, generations, policy, now, ttl, to_write, remembered)
-        if to_write:
-            errors += _write(cache, policy, to_write, ttl)
+        if to_write and permit is not None:
+            errors += _write(cache, permit, to_write, ttl)
     _remember(remembered)
     _set_stats(plans, [e.hits for e in entries], errors=errors, skipped=skipped)
     return Fetched([e.result for e in entries], queries, degraded)
@@ -241,7 +244,7 @@ def _entries(
 
 
 def _generations(
-    cache: BaseCache, alias: str, generation_keys: list[str], found: dict[str, Any]
+    cache: BaseCache, permit: breaker.Permit, generation_keys: list[str], found: dict[str, Any]
 ) -> tuple[Any, int]:
     """The current token of each model; a model seen for the first time gets one."""
     absent = [k for k in generation_keys if type(found.get(k)) is not int]
@@ -254,7 +257,7 @@ def _generations(
                 else:  # another process has just added one: read it
                     found[key] = cache.get(key)
         except Exception as exc:
-            _failed(alias, "add", exc)
+            _failed(permit, "add", exc)
             return None, 1
     generations = tuple(found.get(k) for k in generation_keys)
     if not all(type(g) is int for g in generations):
@@ -377,24 +380,24 @@ def _timeout(policy: CachePolicy) -> int:
     return max(1, round(seconds))
 
 
-def _write(cache: BaseCache, policy: CachePolicy, data: dict[str, Any], ttl: int) -> int:
+def _write(cache: BaseCache, permit: breaker.Permit, data: dict[str, Any], ttl: int) -> int:
     try:
         failed = cache.set_many(data, timeout=ttl)
     except Exception as exc:
-        _failed(policy.alias, "set_many", exc)
+        _failed(permit, "set_many", exc)
         return 1
     if failed:
         report_error(
-            policy.alias, "set_many", RuntimeError(f"{len(failed)} key(s) were not stored")
+            permit.alias, "set_many", RuntimeError(f"{len(failed)} key(s) were not stored")
         )
         return 1
     return 0
 
 
-def _failed(alias: str, operation: str, exc: Exception) -> None:
+def _failed(permit: breaker.Permit, operation: str, exc: Exception) -> None:
     """A cache call raised: count it against the cache's breaker, and log it (rate-limited)."""
-    breaker.caches.failure(alias)
-    report_error(alias, operation, exc)
+    breaker.caches.failure(permit)
+    report_error(permit.alias, operation, exc)
 
 
 def _set_stats(plans: list[Plan], hits: list[int], *, errors: int, skipped: bool = False) -> None:

@@ -15,12 +15,14 @@ from crossprefetch._fetch.coalescing import CoalesceLayer
 from crossprefetch._fetch.database import query_database
 from crossprefetch._fetch.failure import FailureLayer
 from crossprefetch._fetch.known import KnownLayer
+from crossprefetch._fetch.outages import OutageLayer
 
 #: Outermost first: rows the caller already read (a filter's) answer their keys; the
 #: cache answers what it holds and passes only its misses down; the failure policy below
 #: it degrades only those misses when their database fails; below it, concurrent requests
-#: share one query for them, and each applies its own policy.
-LAYERS: Sequence[Layer] = (KnownLayer, CacheLayer, FailureLayer, CoalesceLayer)
+#: share one query for them, and each applies its own policy; under them, each query sent
+#: counts once against its alias's circuit breaker and takes one place of its bulkhead.
+LAYERS: Sequence[Layer] = (KnownLayer, CacheLayer, FailureLayer, CoalesceLayer, OutageLayer)
 
 
 def build(layers: Sequence[Layer], bottom: Fetch) -> Fetch:

@@ -24,8 +24,8 @@ roll back.
 No request waits for another longer than its own deadline: a leader interrupted anywhere
 (a signal handler raising, as a server's request timeout does) still closes its batch
 and wakes its members, who then query alone; a member whose leader is stuck gives up
-after its window plus its spec's ``timeout`` (or :data:`MAX_WAIT` without one) and
-queries alone.
+after its window plus its spec's ``timeout`` and :data:`LEADER_GRACE` (or :data:`MAX_WAIT`
+without a timeout) and queries alone.
 """
 
 from __future__ import annotations
@@ -51,6 +51,12 @@ MAX_SHARED_KEYS = 10_000
 #: Seconds a member waits for the shared query beyond its window when its spec has no
 #: ``timeout``: then it queries alone. About a server's own request timeout.
 MAX_WAIT = 30.0
+
+#: Seconds a member waits beyond its window and ``timeout`` for a leader whose query used
+#: the whole timeout to hand over its outcome (the database's cancel, the leader's thread
+#: being scheduled): without it, members of a batch whose query times out would give up
+#: just before its answer and each send the query again, to a database already failing.
+LEADER_GRACE = 0.25
 
 
 @dataclass(eq=False)
@@ -118,7 +124,10 @@ class CoalesceLayer:
             if joined is None:
                 _complete(key, mine)
         batch, index = joined
-        fetched = _wait(key, batch, index, window + (group.spec.statement_timeout() or MAX_WAIT))
+        timeout = group.spec.statement_timeout()
+        fetched = _wait(
+            key, batch, index, window + (timeout + LEADER_GRACE if timeout else MAX_WAIT)
+        )
         return self.inner(group) if fetched is None else fetched
 
     def _lead(self, key: Hashable, batch: _Batch, window: float) -> Fetched:

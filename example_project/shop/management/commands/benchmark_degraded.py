@@ -8,9 +8,12 @@ Not a test: a measurement, through the whole stack like ``benchmark``, of the
 * dead: the customers' database refuses connections (a killed server: the SQLite file
   replaced by a directory, or the PostgreSQL port closed), each request trying again
   (the circuit breaker held closed);
-* breaker open: the same dead database after the breaker opened: no attempt at all.
+* breaker open: the same dead database after the breaker opened: no attempt at all;
+* bulkhead full: ``MAX_CONCURRENT`` queries already in flight on the customers' alias (the
+  place held by the command itself, as a hung query would hold it): no attempt at all.
 
-Targets: dead ≤ timeout + 20 ms; breaker open ≤ 1.10 times healthy. The slow request is
+Targets: dead ≤ timeout + 20 ms; breaker open ≤ 1.10 times healthy; bulkhead full: p99
+≤ timeout + 50 ms. The slow request is
 judged by what the slow query adds to a healthy request (≤ timeout + 20 ms): the rest of
 the request (the page, serialization) costs what it costs either way.
 """
@@ -32,7 +35,7 @@ from django.test import Client
 from django.test.utils import override_settings
 from django.urls import reverse
 
-from crossprefetch._fetch import breaker
+from crossprefetch._fetch import breaker, bulkhead
 from shop.management.commands._options import count
 from shop.management.commands.benchmark import command_line, environment
 from shop.measuring import format_ms, median, timed_get
@@ -74,6 +77,32 @@ def dead(alias: str) -> Iterator[None]:
             connection.close()
 
 
+@contextmanager
+def bulkhead_full(alias: str) -> Iterator[None]:
+    """``MAX_CONCURRENT`` of 1 on ``alias``, its place taken until the block ends."""
+    with override_settings(CROSSPREFETCH={**NEVER, "MAX_CONCURRENT": 1}):
+        bulkhead.databases.acquire(alias)
+        try:
+            yield
+        finally:
+            bulkhead.databases.release(alias)
+
+
+def p99(values: list[float]) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, round(0.99 * (len(ordered) - 1)))]
+
+
+def bulkhead_row(report: dict[str, Any], verdict: Any) -> str:
+    figures = report["bulkhead_s"]
+    limit = report["settings"]["timeout_s"] + 0.050
+    return (
+        f"| alive, bulkhead full (p50 / p99) | {format_ms(figures['p50'])} / "
+        f"{format_ms(figures['p99'])} | p99 ≤ {format_ms(limit)} | "
+        f"{verdict(figures['p99'] <= limit)} |"
+    )
+
+
 class Command(BaseCommand):
     help = (
         "Time the degrading endpoint with the customers' database healthy, slow (cancelled "
@@ -106,7 +135,13 @@ class Command(BaseCommand):
         page = options["page_size"]
         degrading = f"{reverse('shop:degrading-event-list')}?page_size={page}"
         slow = f"{reverse('shop:slow-reference-event-list')}?page_size={page}"
-        times: dict[str, list[float]] = {"healthy": [], "slow": [], "dead": [], "open": []}
+        times: dict[str, list[float]] = {
+            "healthy": [],
+            "slow": [],
+            "dead": [],
+            "open": [],
+            "bulkhead": [],
+        }
 
         def block(name: str, url: str, *, degraded: bool) -> None:
             # the first request of a block pays for (re)connecting: not measured
@@ -128,6 +163,8 @@ class Command(BaseCommand):
                 assert breaker.databases.is_open(alias)
                 block("open", degrading, degraded=True)
             breaker.databases.reset()
+            with bulkhead_full(alias):
+                block("bulkhead", degrading, degraded=True)
             self.stderr.write(".", ending="")
         self.stderr.write("\n")
         medians = {name: median(values) for name, values in times.items()}
@@ -147,6 +184,7 @@ class Command(BaseCommand):
                 "open_vs_healthy": 1.10,
             },
             "open_vs_healthy": medians["open"] / medians["healthy"],
+            "bulkhead_s": {"p50": medians["bulkhead"], "p99": p99(times["bulkhead"])},
         }
 
     def _check(self, client: Client, url: str, degraded: bool) -> None:
@@ -188,6 +226,7 @@ def render_markdown(report: dict[str, Any]) -> str:
         f"≤ {format_ms(limit)} | {verdict(medians['dead'] <= limit)} |",
         f"| dead, circuit breaker open | {format_ms(medians['open'])} "
         f"({ratio:.2f}{TIMES} healthy) | ≤ 1.10{TIMES} | {verdict(ratio <= 1.10)} |",
+        bulkhead_row(report, verdict),
         "",
     ]
     return "\n".join(lines)
