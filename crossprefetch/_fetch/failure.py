@@ -5,14 +5,17 @@ the layers below (refused connection, lost server, cancelled statement, a deadli
 not fail the request: the group's plans get no rows, so every key reads as missing and the
 fields render their fallback or default. The plans are reported degraded
 (:attr:`Fetched.degraded <crossprefetch._fetch.base.Fetched.degraded>`), which the cache
-above never stores. An error that says the query is wrong (a missing table:
-:func:`crossprefetch._fetch.errors.kind`) is raised even so.
+above never stores. A read of a filter or an ordering cannot degrade that way (a list
+filtered without its filter is a wrong answer): its
+:meth:`~crossprefetch._fetch.reads.Read.degraded` raises, and the filter answers 503. An
+error that says the query is wrong (a missing table: :func:`crossprefetch._fetch.errors.kind`)
+is raised even so.
 
 The decision is per request: under the coalescing layer, the outage layer
 (:mod:`crossprefetch._fetch.outages`) counts each query sent once against the alias's
 circuit breaker and bulkhead. An open breaker is answered here before the request joins a
 batch, so a dead database costs nothing per request until the trial after
-``BREAKER_RESET``. ``"raise"`` groups pass through untouched: their error propagates as
+``BREAKER_RESET``. ``"raise"`` specs pass through untouched: their error propagates as
 it always has.
 
 One WARNING per alias per ``DEGRADED_LOG_INTERVAL`` on the ``crossprefetch`` logger.
@@ -23,56 +26,46 @@ from __future__ import annotations
 from django.db import DatabaseError
 
 from crossprefetch._fetch import breaker, errors
-from crossprefetch._fetch.base import Fetch, Fetched
-from crossprefetch._groups import Group
+from crossprefetch._fetch.base import Fetch, Fetched, Unit
 from crossprefetch._observe.throttle import ThrottledWarning
 from crossprefetch.conf import conf
 
 
 class FailureLayer:
-    """Degrade a group whose database is out, or whose query was not sent."""
+    """Degrade a unit whose database is out, or whose query was not sent."""
 
     def __init__(self, inner: Fetch) -> None:
         self.inner = inner
 
-    def __call__(self, group: Group) -> Fetched:
-        if not group.keys or group.spec.error_policy() != "degrade":
-            return self.inner(group)
-        alias = group.alias
+    def __call__(self, unit: Unit) -> Fetched:
+        if unit.empty or unit.spec.error_policy() != "degrade":
+            return self.inner(unit)
+        alias = unit.alias
         if breaker.databases.refuses(alias):
-            return _degraded(group, str(errors.breaker_open(alias)), breaker_open=True)
+            return unit.degraded(str(errors.breaker_open(alias)), breaker_open=True)
         try:
-            return self.inner(group)
+            return self.inner(unit)
         except errors.BreakerOpen as exc:
-            return _degraded(group, str(exc), breaker_open=True)
+            return unit.degraded(str(exc), breaker_open=True)
         except errors.BulkheadFull as exc:
-            _warn(group, str(exc), failed=False)
-            return _degraded(group, str(exc))
+            _warn(unit, str(exc), failed=False)
+            return unit.degraded(str(exc))
         except DatabaseError as exc:
             if errors.kind(exc) == "bug":
                 raise
             error = f"{type(exc).__name__}: {str(exc).strip()}"
-            _warn(group, error)
-            return _degraded(group, error)
-
-
-def _degraded(group: Group, error: str, *, breaker_open: bool = False) -> Fetched:
-    for plan in group.plans:
-        stats = plan.stats
-        if stats is not None:
-            stats.breaker_open = breaker_open
-            stats.error = error
-    return Fetched(group.empty_rows(), 0, frozenset(p.name for p in group.plans))
+            _warn(unit, error)
+            return unit.degraded(error)
 
 
 _warnings = ThrottledWarning("database", lambda: conf.DEGRADED_LOG_INTERVAL)
 
 
-def _warn(group: Group, error: str, *, failed: bool = True) -> None:
+def _warn(unit: Unit, error: str, *, failed: bool = True) -> None:
     """Log the failure (or the query not sent) at most once per ``DEGRADED_LOG_INTERVAL``
     per alias."""
-    alias = group.alias
-    names = ", ".join(repr(p.name) for p in group.plans)
+    alias = unit.alias
+    names = ", ".join(map(repr, unit.names))
     if not failed:
         _warnings.warn(
             alias,

@@ -7,7 +7,7 @@ in flight takes one place of its bulkhead (:mod:`crossprefetch._fetch.bulkhead`)
 failure policy above it decides, for each request, what the outcome means to that request
 (degrade or raise).
 
-For a group of a degrading spec with keys:
+For a unit (a group with keys, a read) of a degrading spec:
 
 1. the breaker gives a :class:`~crossprefetch._fetch.breaker.Permit`, or the query is not
    sent (:class:`~crossprefetch._fetch.errors.BreakerOpen`);
@@ -26,8 +26,7 @@ from __future__ import annotations
 from django.db import DatabaseError, connections
 
 from crossprefetch._fetch import breaker, bulkhead, errors
-from crossprefetch._fetch.base import Fetch, Fetched
-from crossprefetch._groups import Group
+from crossprefetch._fetch.base import Fetch, Fetched, Unit
 
 
 class OutageLayer:
@@ -36,10 +35,10 @@ class OutageLayer:
     def __init__(self, inner: Fetch) -> None:
         self.inner = inner
 
-    def __call__(self, group: Group) -> Fetched:
-        if not group.keys or group.spec.error_policy() != "degrade":
-            return self.inner(group)
-        alias = group.alias
+    def __call__(self, unit: Unit) -> Fetched:
+        if unit.empty or unit.spec.error_policy() != "degrade":
+            return self.inner(unit)
+        alias = unit.alias
         breakers = breaker.databases
         permit = breakers.allow(alias)
         if permit is None:
@@ -48,7 +47,7 @@ class OutageLayer:
         try:
             bulkhead.databases.acquire(alias)
             try:
-                fetched = self.inner(group)
+                fetched = self.inner(unit)
             except DatabaseError as exc:
                 if errors.kind(exc) == "outage":
                     decided = True
