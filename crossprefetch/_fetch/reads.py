@@ -15,6 +15,7 @@ a list filtered without its filter would be a wrong answer, so a degrading read 
 
 from __future__ import annotations
 
+import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 from functools import cached_property
@@ -34,12 +35,20 @@ from crossprefetch.spec import CrossDBPrefetch
 
 class Unavailable(Exception):
     """The database of a degrading read is out (or was not asked): there are no rows to
-    filter or order by. ``error`` says why, without the server's own words."""
+    filter or order by. The message, which a client may see, names the alias and the kind
+    of failure (``OperationalError``, ``circuit breaker open on 'events'``), never the
+    server's own words; ``error`` holds them, as the log does."""
 
     def __init__(self, read: Read, error: str) -> None:
-        super().__init__(f"database {read.alias!r} failed ({error})")
+        exception = _EXCEPTION.match(error)
+        said = exception.group(1) if exception else error
+        super().__init__(f"database {read.alias!r} failed ({said})")
         self.read = read
         self.error = error
+
+
+#: How the failure policy writes a database error: ``"OperationalError: <the server's words>"``.
+_EXCEPTION = re.compile(r"([A-Z]\w*): ")
 
 
 @dataclass(eq=False)
