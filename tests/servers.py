@@ -24,6 +24,9 @@ from typing import TYPE_CHECKING, Any
 
 import pytest
 from django.db import connections
+from django.db.backends.base.base import BaseDatabaseWrapper
+
+from crossprefetch._fetch import workers
 
 if TYPE_CHECKING:
     from pytest_django.plugin import DjangoDbBlocker
@@ -75,9 +78,19 @@ def database_alias(
     real = blocker._real_ensure_connection
     assert real is not None
     connection.ensure_connection = MethodType(real, connection)  # type: ignore[method-assign]
+    # the threads crossprefetch queries on (deadline workers) connect to it as well
+    patched = BaseDatabaseWrapper.ensure_connection
+
+    def ensure_connection(self: BaseDatabaseWrapper) -> None:
+        (real if self.alias == alias else patched)(self)
+
+    BaseDatabaseWrapper.ensure_connection = ensure_connection  # type: ignore[method-assign]
+    workers.reset()
     try:
         yield
     finally:
+        BaseDatabaseWrapper.ensure_connection = patched  # type: ignore[method-assign]
+        workers.reset()
         connections[alias].close()
         del connections[alias]
         del connections.settings[alias]

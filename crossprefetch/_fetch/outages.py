@@ -65,15 +65,25 @@ class OutageLayer:
 
 
 def _drop_if_broken(alias: str) -> None:
-    """Close a connection the failure left unusable, so the next request connects afresh.
+    """Close this thread's connection if the failure left it unusable, so the next request
+    connects afresh.
 
-    Not inside an atomic block: the transaction's owner must see that it lost it.
+    Only a connection the failure happened on (Django marks it ``errors_occurred``): a query
+    run on a deadline worker (:mod:`crossprefetch._fetch.workers`) leaves the request's own
+    connection untouched, and asking that one would wait for the same dead server. Not
+    inside an atomic block: the transaction's owner must see that it lost it.
     """
     connection = connections[alias]
-    if connection.connection is None or connection.in_atomic_block:
+    if (
+        connection.connection is None
+        or connection.in_atomic_block
+        or not connection.errors_occurred
+    ):
         return
     try:
-        if not connection.is_usable():
+        if connection.is_usable():
+            connection.errors_occurred = False
+        else:
             connection.close()
     except DatabaseError:
         pass

@@ -26,7 +26,7 @@ from django.db import connections, models
 from django.http import HttpRequest
 
 from crossprefetch import _compat
-from crossprefetch._fetch import timeouts
+from crossprefetch._fetch import deadline
 from crossprefetch._fetch.base import Fetched
 from crossprefetch._identity import Identity, identify_read
 from crossprefetch.conf import conf
@@ -98,11 +98,16 @@ class Read:
 
 
 def query_read(read: Read) -> Fetched:
-    """The bottom of the read chain: one query, under the spec's ``timeout``."""
+    """The bottom of the read chain: one query, under the spec's ``timeout`` and deadline."""
     spec = read.spec
     degrade = spec.error_policy() == "degrade"
-    with timeouts.statement_scope(read.alias, spec.statement_timeout(), isolate=degrade):
-        return Fetched(at_most(read.rows, read.limit), 1)
+    rows = deadline.run(
+        read.alias,
+        spec.statement_timeout(),
+        lambda: at_most(read.rows, read.limit),
+        isolate=degrade,
+    )
+    return Fetched(rows, 1)
 
 
 def at_most(rows: models.QuerySet[Any], count: int) -> list[tuple[Any, ...]]:
