@@ -1,4 +1,4 @@
-"""URLconf of the tests of filters and orderings on a failing reference database.
+"""URLconf of the tests of lookups, filters and orderings on a failing reference database.
 
 Events filtered and ordered by their customer's name, the customers in the ``reference``
 alias, which the tests point at a PostgreSQL server of their own (hung, killed, or a port
@@ -23,9 +23,7 @@ TIMEOUT = 0.5
 
 
 def _viewset(**options: Any) -> Any:
-    class FilteredReferenceEvents(
-        CrossDBPrefetchMixin, viewsets.ReadOnlyModelViewSet[OrderEvent]
-    ):
+    class FilteredReferenceEvents(CrossDBPrefetchMixin, viewsets.ReadOnlyModelViewSet[OrderEvent]):
         queryset = OrderEvent.objects.order_by("id")
         serializer_class = ReferenceEventSerializer
         filter_backends = [CrossDBFilterBackend, CrossDBOrderingFilter]
@@ -38,7 +36,16 @@ def _viewset(**options: Any) -> Any:
     return FilteredReferenceEvents.as_view({"get": "list"})
 
 
+class TimedReferenceEvents(CrossDBPrefetchMixin, viewsets.ReadOnlyModelViewSet[OrderEvent]):
+    """Lookups only, under the timeout: what a hung server may cost a page."""
+
+    queryset = OrderEvent.objects.order_by("id")
+    serializer_class = ReferenceEventSerializer
+    cross_db_fields = {"customers": customers(timeout=TIMEOUT)}
+
+
 urlpatterns = [
+    path("events/", TimedReferenceEvents.as_view({"get": "list"})),
     path("filtered/", _viewset()),
     path("filtered/coalesced/", _viewset(coalesce=0.5)),
     path("filtered/cached/", _viewset(cache=CachePolicy(300))),

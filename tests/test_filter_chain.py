@@ -7,12 +7,9 @@ deadline on a hung server, the circuit breaker and the bulkhead, coalescing, the
 
 from __future__ import annotations
 
-import os
-import signal
 import threading
 import time
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager, suppress
 from types import MethodType
 from typing import TYPE_CHECKING, Any
 
@@ -25,7 +22,7 @@ from crossprefetch._fetch import caching as cache_layer
 from crossprefetch.testing import capture_queries
 from tests.failure_urls import REFERENCE
 from tests.filter_failure_urls import TIMEOUT
-from tests.servers import HangingUp, PostgresServer, _children, database_alias
+from tests.servers import HangingUp, PostgresServer, database_alias
 from tests.test_failure import NAMES, create_customers, make_events
 from tests.testapp.models import Customer, OrderEvent
 
@@ -64,28 +61,6 @@ def server(
 @pytest.fixture
 def events() -> list[OrderEvent]:
     return make_events()
-
-
-@contextmanager
-def hung(server: PostgresServer) -> Iterator[None]:
-    """The server and its backends stopped (TCP still accepts, nothing answers), then resumed."""
-    processes = [server.pid, *_children(server.pid)]
-
-    def resume() -> None:
-        for pid in processes:
-            with suppress(ProcessLookupError):
-                os.kill(pid, signal.SIGCONT)
-
-    # a request that never returns must not leave the server stopped for good
-    safety = threading.Timer(BOUND + 10, resume)
-    for pid in processes:
-        os.kill(pid, signal.SIGSTOP)
-    safety.start()
-    try:
-        yield
-    finally:
-        safety.cancel()
-        resume()
 
 
 def _in_thread(blocker: DjangoDbBlocker, work: Callable[[], Any], out: list[Any]) -> Any:
@@ -133,7 +108,7 @@ def test_a_hung_server_answers_503_naming_the_filter_within_the_timeout(
     assert _page(api.get(f"/filtered/?{query}")) == _expected(events, query)
     if fresh_connection:
         connections[REFERENCE].close()
-    with hung(server):
+    with server.hung(BOUND + 10):
         started = time.monotonic()
         response = api.get(f"/filtered/?{query}")
         elapsed = time.monotonic() - started
@@ -202,7 +177,7 @@ def test_a_full_bulkhead_answers_503_at_once(
 ) -> None:
     settings.CROSSPREFETCH = {"MAX_CONCURRENT": {REFERENCE: 1}}
     held: list[Any] = []
-    with hung(server):
+    with server.hung(BOUND + 10):
         holder = _in_thread(
             django_db_blocker,
             lambda: APIClient().get("/filtered/?customer_name=Customer"),
