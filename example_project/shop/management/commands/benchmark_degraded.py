@@ -6,8 +6,8 @@ Not a test: a measurement, through the whole stack like ``benchmark``, of the
 * healthy: the customers' database answers;
 * slow: the customers' query runs longer than the timeout and the database cancels it;
 * dead: the customers' database refuses connections (a killed server: the SQLite file
-  replaced by a directory, or the PostgreSQL port closed), each request trying again
-  (the circuit breaker held closed);
+  replaced by a directory, or the PostgreSQL port closed, without the pool), each request
+  trying again (the circuit breaker held closed);
 * breaker open: the same dead database after the breaker opened: no attempt at all;
 * bulkhead full: ``MAX_CONCURRENT`` queries already in flight on the customers' alias (the
   place held by the command itself, as a hung query would hold it): no attempt at all;
@@ -71,16 +71,20 @@ def dead(alias: str) -> Iterator[None]:
             with socket.socket() as sock:  # a port nothing listens on
                 sock.bind(("127.0.0.1", 0))
                 port = sock.getsockname()[1]
-            settings.update(HOST="127.0.0.1", PORT=str(port))
+            options = {k: v for k, v in settings.get("OPTIONS", {}).items() if k != "pool"}
+            # without the pool: a refused connection fails at once (behind a pool, the
+            # request waits for its deadline: the "dead behind the pool" row)
+            reconnect(alias)
+            settings.update(HOST="127.0.0.1", PORT=str(port), OPTIONS=options)
         else:
             raise CommandError(f"No way to kill a {connection.vendor} server here.")
-        connection.close()
+        reconnect(alias)
         try:
             yield
         finally:
             settings.clear()
             settings.update(saved)
-            connection.close()
+            reconnect(alias)
 
 
 @contextmanager
@@ -319,7 +323,7 @@ def render_markdown(report: dict[str, Any]) -> str:
         f"| slow (cancelled at the timeout) | {format_ms(medians['slow'])} "
         f"(+{format_ms(added)} over healthy) | +≤ {format_ms(limit)} | "
         f"{verdict(added <= limit)} |",
-        f"| dead, every request tries | {format_ms(medians['dead'])} | "
+        f"| dead, every request tries (no pool) | {format_ms(medians['dead'])} | "
         f"≤ {format_ms(limit)} | {verdict(medians['dead'] <= limit)} |",
         f"| dead, circuit breaker open | {format_ms(medians['open'])} "
         f"({ratio:.2f}{TIMES} healthy) | ≤ 1.10{TIMES} | {verdict(ratio <= 1.10)} |",
