@@ -89,6 +89,9 @@ class Group:
     def names(self) -> list[str]:
         return [plan.name for plan in self.plans]
 
+    kind = "lookups"
+    outcome = "their keys read as missing"
+
     def window(self) -> float | None:
         """The shortest ``coalesce`` window of the specs; ``None`` when one says never."""
         default = conf.COALESCE

@@ -403,6 +403,7 @@ CANCELLED = {
 }
 
 
+@pytest.mark.usefixtures("server_timeout_first")
 def test_timeout_cancels_the_statement_in_a_test_case_and_the_transaction_goes_on(
     events: list[OrderEvent],
 ) -> None:

@@ -161,6 +161,7 @@ def test_a_data_error_raises_under_degrade_and_is_not_counted(
     assert lookup.get_for(events[0]) == {"name": NAMES[1]}
 
 
+@pytest.mark.usefixtures("server_timeout_first")
 def test_a_cancelled_statement_is_an_outage_and_counts(
     server: PostgresServer, events: list[OrderEvent], settings: Any
 ) -> None:

@@ -56,6 +56,14 @@ class Unit(Protocol):
     def names(self) -> Sequence[str]:
         """What the unit answers, for messages: lookup names, filter names."""
 
+    @property
+    def kind(self) -> str:
+        """What the names are, for messages: ``"lookups"``, ``"filters"``."""
+
+    @property
+    def outcome(self) -> str:
+        """What degrading means to them, for messages."""
+
     def window(self) -> float | None:
         """Seconds this unit may wait for others to share its query; ``None``: never."""
 

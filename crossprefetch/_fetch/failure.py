@@ -69,9 +69,9 @@ def _warn(unit: Unit, error: str, *, failed: bool = True) -> None:
     if not failed:
         _warnings.warn(
             alias,
-            f"crossprefetch: lookups {names} are degraded without asking database {alias!r} "
-            f'({error}; CROSSPREFETCH["MAX_CONCURRENT"]): their keys read as missing',
-            f"lookups {names} degraded without asking database {alias!r}: {error}",
+            f"crossprefetch: {unit.kind} {names} are degraded without asking database "
+            f'{alias!r} ({error}; CROSSPREFETCH["MAX_CONCURRENT"]): {unit.outcome}',
+            f"{unit.kind} {names} degraded without asking database {alias!r}: {error}",
         )
         return
     opened = (
@@ -81,9 +81,9 @@ def _warn(unit: Unit, error: str, *, failed: bool = True) -> None:
     )
     _warnings.warn(
         alias,
-        f"crossprefetch: database {alias!r} failed ({error}); lookups {names} are degraded: "
-        f"their keys read as missing{opened}",
-        f"database {alias!r} failed again, lookups {names} degraded: {error}",
+        f"crossprefetch: database {alias!r} failed ({error}); {unit.kind} {names} are "
+        f"degraded: {unit.outcome}{opened}",
+        f"database {alias!r} failed again, {unit.kind} {names} degraded: {error}",
     )
 
 

@@ -74,6 +74,8 @@ class Read:
 
     empty = False
     size = 1
+    kind = "filters"
+    outcome = "their lists answer 503"
 
     @property
     def names(self) -> tuple[str, ...]:
