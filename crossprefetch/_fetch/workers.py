@@ -5,9 +5,10 @@ A request hands a job to an idle worker of the alias (or a new one) and waits fo
 its deadline. A worker runs one job at a time, in a copy of the request's context (so the
 query captures of :mod:`crossprefetch._observe` count its queries), on its own
 thread-local Django connection, kept between jobs (returned to Django's pool after each
-job when the alias has one). Past the deadline the request abandons the job: the worker's
-socket is shut down, its blocked read fails, and the worker closes that connection before
-it takes another job — an abandoned connection is never used again.
+job when the alias has one, closed after each job in a test run). Past the deadline the
+request abandons the job: the worker's socket is shut down, its blocked read fails, and
+the worker closes that connection before it takes another job — an abandoned connection
+is never used again.
 
 Workers are daemon threads; one idle for :data:`IDLE_SECONDS` closes its connection and
 ends. At most :data:`MAX_BUSY` are busy per alias: a server that hangs in the middle of
@@ -30,11 +31,15 @@ from django.db import connections
 from django.db.backends.base.base import BaseDatabaseWrapper
 
 from crossprefetch._fetch import errors
+from crossprefetch._test_run import running_tests
 
 T = TypeVar("T")
 
 #: Seconds an idle worker waits for a job before it closes its connection and ends.
 IDLE_SECONDS = 30.0
+
+#: Whether workers close their connection after each job in a test run (see ``_after``).
+CLOSE_IN_TESTS = True
 
 #: Busy workers per alias at most; a job over it is refused (:class:`errors.BulkheadFull`).
 MAX_BUSY = 64
@@ -106,9 +111,11 @@ class _Worker(threading.Thread):
 
 
 def _after(connection: BaseDatabaseWrapper, abandoned: bool) -> None:
-    """Close a connection that was cut or broke; give a pooled one back to its pool."""
+    """Close a connection that was cut or broke; give a pooled one back to its pool. In a
+    test run, close it after every job: a test database cannot be dropped while a worker
+    holds a connection to it."""
     with contextlib.suppress(Exception):
-        if abandoned or connection.settings_dict.get("OPTIONS", {}).get("pool"):
+        if abandoned or connection.settings_dict.get("OPTIONS", {}).get("pool") or running_tests():
             connection.close()
         elif connection.errors_occurred:
             connection.errors_occurred = False
