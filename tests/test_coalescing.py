@@ -449,26 +449,37 @@ def test_a_leader_interrupted_by_a_signal_closes_its_batch_and_its_member_querie
 
 
 def test_a_member_whose_leader_is_stuck_gives_up_at_its_deadline(
-    customers: list[Customer],
+    customers: list[Customer], monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """The leader's query hangs (a hung server never answers, and its statement timeout
-    cannot reach it); the member waits its window plus its spec's timeout, then queries
-    alone."""
+    """The leader is stuck before its query answers (in code of its own, where neither the
+    statement timeout nor the client's deadline reaches: the deadline is held off here);
+    the member waits its window plus its spec's timeout, then queries alone."""
+    from crossprefetch._fetch import deadline
+
+    monkeypatch.setattr(deadline, "GRACE", 30.0)
     spec = CrossDBPrefetch(Customer, key="customer_id", fields=("name",), coalesce=0.2, timeout=0.5)
     mine, theirs = customers[0], customers[1]
     release = threading.Event()
     querying = threading.Event()
 
     def hung(execute: Any, sql: str, params: Any, many: bool, context: Any) -> Any:
-        if "testapp_customer" in sql:
+        if "testapp_customer" in sql and not querying.is_set():  # the first: the leader's
             querying.set()
             release.wait(30)
         return execute(sql, params, many, context)
+
+    # on whichever thread runs the query: the leader's own, or a worker of the deadline's
+    wrapped: list[Any] = []
+
+    def wrap(sender: Any, connection: Any, **kwargs: Any) -> None:
+        connection.execute_wrappers.append(hung)
+        wrapped.append(connection)
 
     def leader() -> dict[str, Lookup]:
         with connections["default"].execute_wrapper(hung):
             return prefetch_cross_db([Key(mine.pk)], {"customers": spec})
 
+    connection_created.connect(wrap)
     lead, led = in_thread(leader)
     try:
         batch = open_batch()
@@ -483,6 +494,10 @@ def test_a_member_whose_leader_is_stuck_gives_up_at_its_deadline(
     finally:
         release.set()
         lead.join(30)
+        connection_created.disconnect(wrap)
+        for connection in wrapped:
+            while hung in connection.execute_wrappers:
+                connection.execute_wrappers.remove(hung)
     assert "error" not in outcome, outcome
     waited = outcome["finished"] - started
     assert 0.5 <= waited < 5  # at least its timeout; its window and the query on top
