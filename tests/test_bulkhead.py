@@ -17,6 +17,7 @@ from rest_framework.test import APIClient
 
 from crossprefetch import CrossDBPrefetch, prefetch_cross_db
 from crossprefetch._fetch import breaker, bulkhead
+from crossprefetch.testing import assert_num_queries
 from tests.failure_urls import REFERENCE
 from tests.servers import PostgresServer
 from tests.test_failure import NAMES, make_events, spec
@@ -56,7 +57,8 @@ def test_over_the_limit_a_degrading_request_degrades_at_once(
             wait_until(lambda: bulkhead.databases.in_flight(REFERENCE) == 2)
 
             started = time.monotonic()
-            response = api.get("/reference/events/")
+            with assert_num_queries(default=0, timeseries=1, **{REFERENCE: 0}):
+                response = api.get("/reference/events/")
             assert time.monotonic() - started < 2  # at once, not after the held queries
             assert response.status_code == 200
             assert response["Crossprefetch-Degraded"] == "customers"
@@ -69,7 +71,8 @@ def test_over_the_limit_a_degrading_request_degrades_at_once(
             assert lookup.stats.queries == 0
 
             # raise-mode specs are not limited: they have asked to wait
-            raising = prefetch_cross_db(events, {"customers": spec(on_error="raise")})
+            with assert_num_queries(**{REFERENCE: 1}):
+                raising = prefetch_cross_db(events, {"customers": spec(on_error="raise")})
             assert raising["customers"].get_for(events[0]) == {"name": NAMES[1]}
             assert bulkhead.databases.in_flight(REFERENCE) == 2
             # nor is another alias

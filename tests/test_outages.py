@@ -20,6 +20,7 @@ from rest_framework.test import APIClient
 
 from crossprefetch import CrossDBPrefetch, Lookup, prefetch_cross_db
 from crossprefetch._fetch import breaker, bulkhead
+from crossprefetch.testing import assert_num_queries
 from tests.failure_urls import REFERENCE
 from tests.servers import PostgresServer, database_alias
 from tests.test_failure import NAMES, create_customers, make_events, spec
@@ -172,9 +173,9 @@ def test_a_cancelled_statement_is_an_outage_and_counts(
     assert breaker.databases.failures(REFERENCE) == 1
     prefetch_cross_db(events, {"customers": cancelled_spec()})
     assert breaker.databases.is_open(REFERENCE)
-    skipped = prefetch_cross_db(events, {"customers": spec()})["customers"]
+    with assert_num_queries(**{REFERENCE: 0}):
+        skipped = prefetch_cross_db(events, {"customers": spec()})["customers"]
     assert skipped.stats.breaker_open
-    assert skipped.stats.queries == 0
 
 
 def test_only_the_trial_closes_an_open_breaker(
@@ -202,10 +203,39 @@ def test_only_the_trial_closes_an_open_breaker(
     assert not early_lookup.degraded  # it got its rows...
     assert early_lookup.get_for(events[0]) == {"name": NAMES[1]}
     assert breaker.databases.is_open(REFERENCE)  # ...but a success from before cannot close it
-    assert prefetch_cross_db(events, {"customers": spec()})["customers"].stats.breaker_open
+    with assert_num_queries(**{REFERENCE: 0}):
+        skipped = prefetch_cross_db(events, {"customers": spec()})["customers"]
+    assert skipped.stats.breaker_open
 
     settings.CROSSPREFETCH = {"BREAKER_FAILURES": 1, "BREAKER_RESET": 0}
-    trial = prefetch_cross_db(events, {"customers": spec()})["customers"]
+    with assert_num_queries(**{REFERENCE: 1}):
+        trial = prefetch_cross_db(events, {"customers": spec()})["customers"]
     assert not trial.degraded
     assert not breaker.databases.is_open(REFERENCE)
     assert bulkhead.databases.in_flight(REFERENCE) == 0
+
+
+@pytest.mark.parametrize(
+    "sql",
+    [
+        "SELECT no_such_column FROM testapp_customer",
+        "SELECT 1 FROM crossprefetch_no_such_table",
+        "SELECT crossprefetch_no_such_function(1)",
+        "SELECTT 1",
+    ],
+    ids=["column", "table", "function", "syntax"],
+)
+def test_a_wrong_query_is_a_bug_on_every_backend(sql: str) -> None:
+    """Whatever DB-API class the driver picks (SQLite and mysqlclient call some of these
+    operational), the error of a wrong query is a bug: raised, never counted."""
+    from django.db import DatabaseError, transaction
+
+    from crossprefetch._fetch import errors
+
+    with (
+        pytest.raises(DatabaseError) as raised,
+        transaction.atomic(using="default"),
+        connections["default"].cursor() as cursor,
+    ):
+        cursor.execute(sql)
+    assert errors.kind(raised.value) == "bug", repr(raised.value)

@@ -12,7 +12,8 @@ wrong. The DB-API's exception classes say which, the way Django raises them:
   :exc:`~django.db.NotSupportedError`: raised even under ``on_error="degrade"`` and never
   counted, since degrading would hide a mistake that no waiting can repair. SQLite reports
   a missing table or bad SQL as an ``OperationalError`` with the result code
-  ``SQLITE_ERROR``: that one is a bug too;
+  ``SQLITE_ERROR``, and mysqlclient an unknown column or function (MariaDB/MySQL error
+  1054, 1305, ...) as an ``OperationalError`` too: those are bugs as well;
 * **other** — any other :exc:`~django.db.DatabaseError` (a corrupted SQLite file,
   ``InternalError``): degraded, as the spec asks, but not counted as an outage.
 
@@ -41,35 +42,46 @@ _BUGS = (ProgrammingError, DataError, IntegrityError, NotSupportedError)
 _OUTAGES = (OperationalError, InterfaceError)
 #: SQLite's primary result code for an SQL error or a missing table or column
 _SQLITE_ERROR = 1
+#: MariaDB/MySQL server errors that mysqlclient raises as ``OperationalError`` but that say
+#: the query is wrong: an unknown or ambiguous column, a GROUP BY the server refuses, an
+#: unknown function or wrong arguments to one, collations that cannot be compared, a view
+#: that no longer matches its tables.
+_MYSQL_SQL_ERRORS = frozenset(
+    {1052, 1054, 1055, 1056, 1066, 1111, 1140, 1247, 1267, 1271, 1305, 1356, 1582, 1583, 1630}
+)
 
 
 def kind(error: DatabaseError) -> Kind:
     """What ``error`` says about its database: out, a bug of the query, or neither."""
     if isinstance(error, Refused):
         return "other"
-    if isinstance(error, _BUGS) or _sqlite_sql_error(error):
+    if isinstance(error, _BUGS) or _sql_error(error):
         return "bug"
     if isinstance(error, _OUTAGES):
         return "outage"
     return "other"
 
 
-def _sqlite_sql_error(error: DatabaseError) -> bool:
-    """SQLite's "no such table", "no such column", syntax errors: ``SQLITE_ERROR``.
+def _sql_error(error: DatabaseError) -> bool:
+    """A driver's error that the DB-API class calls operational but is the query's fault.
 
-    Django re-raises the driver's error as its own, the driver's as ``__cause__`` (and the
-    coalescing layer each member's copy with the shared error as its cause); the
-    ``sqlite_errorcode`` attribute exists from Python 3.11.
+    SQLite's "no such table", "no such column", syntax errors: ``SQLITE_ERROR`` (the
+    ``sqlite_errorcode`` attribute exists from Python 3.11); mysqlclient's server errors of
+    :data:`_MYSQL_SQL_ERRORS`. Django re-raises the driver's error as its own, the driver's
+    as ``__cause__`` (and the coalescing layer each member's copy with the shared error as
+    its cause).
     """
     cause = error.__cause__
     for _ in range(3):  # the driver's error is at most two causes away
-        if cause is None or isinstance(cause, sqlite3.Error):
+        if cause is None or not isinstance(cause, DatabaseError):
             break
         cause = cause.__cause__
-    return (
-        isinstance(cause, sqlite3.Error)
-        and getattr(cause, "sqlite_errorcode", None) == _SQLITE_ERROR
-    )
+    if isinstance(cause, sqlite3.Error):
+        return getattr(cause, "sqlite_errorcode", None) == _SQLITE_ERROR
+    if cause is not None and type(cause).__module__.startswith("MySQLdb"):
+        code = cause.args[0] if cause.args else None
+        return code in _MYSQL_SQL_ERRORS
+    return False
 
 
 class Refused(DatabaseError):
