@@ -7,7 +7,8 @@ group: one query with the union of their keys.
 
 from __future__ import annotations
 
-from collections.abc import Hashable, Mapping
+import copy
+from collections.abc import Hashable, Mapping, Sequence
 from dataclasses import dataclass, replace
 from functools import cached_property
 from typing import Any
@@ -17,8 +18,10 @@ from django.http import HttpRequest
 
 from crossprefetch import _compat
 from crossprefetch._cache.policy import CachePolicy
+from crossprefetch._fetch.base import Fetched
 from crossprefetch._identity import Identity, identify, plan_shape, run_shape
 from crossprefetch._plans import Plan
+from crossprefetch.conf import conf
 from crossprefetch.spec import CrossDBPrefetch
 
 
@@ -72,6 +75,62 @@ class Group:
     def empty_rows(self) -> list[dict[Any, Any]]:
         return [plan.empty_rows() for plan in self.plans]
 
+    # What the layers that do not read keys ask (:class:`~crossprefetch._fetch.base.Unit`)
+
+    @property
+    def empty(self) -> bool:
+        return not self.keys
+
+    @property
+    def size(self) -> int:
+        return len(self.keys)
+
+    @property
+    def names(self) -> list[str]:
+        return [plan.name for plan in self.plans]
+
+    kind = "lookups"
+    outcome = "their keys read as missing"
+
+    def window(self) -> float | None:
+        """The shortest ``coalesce`` window of the specs; ``None`` when one says never."""
+        default = conf.COALESCE
+        windows = [default if p.spec.coalesce is None else p.spec.coalesce for p in self.plans]
+        if any(not w for w in windows):
+            return None
+        return min(w for w in windows if w)
+
+    def degraded(self, error: str, *, breaker_open: bool = False) -> Fetched:
+        """No rows for any plan: every key reads as missing; the plans say why."""
+        for plan in self.plans:
+            stats = plan.stats
+            if stats is not None:
+                stats.breaker_open = breaker_open
+                stats.error = error
+        return Fetched(self.empty_rows(), 0, frozenset(p.name for p in self.plans))
+
+    def combined(self, members: Sequence[Group]) -> Group:
+        """One query for the keys of every member."""
+        return self.with_plans([p for g in members for p in g.plans])
+
+    def shares(self, fetched: Fetched, members: Sequence[Group]) -> list[Fetched]:
+        """Each member's rows: the plans' results in order; model instances copied for every
+        member but the first, so no two requests share a mutable object."""
+        rows = fetched.rows
+        shared: list[Fetched] = []
+        start = 0
+        for position, member in enumerate(members):
+            end = start + len(member.plans)
+            own = rows[start:end]
+            shared.append(Fetched(own if position == 0 else _copies(member.plans, own)))
+            start = end
+        return shared
+
+    def coalesced_with(self, others: int) -> None:
+        for plan in self.plans:
+            if plan.stats is not None:
+                plan.stats.coalesced_with = others
+
     def narrowed(self, keys: Mapping[Plan, set[Any]]) -> Group:
         """The same group asking only ``keys[plan]`` of the members named in ``keys``.
 
@@ -118,3 +177,18 @@ def _filter(plan: Plan) -> Hashable:
     if sql is None:  # empty, or does not compile alone: a group of its own
         return id(queryset)
     return (*sql, repr(_compat.prefetch_lookups(queryset)))
+
+
+def _copies(plans: list[Plan], rows: list[dict[Any, Any]]) -> list[dict[Any, Any]]:
+    """The rows a joiner gets: its own model instances, never the leader's objects."""
+    if all(plan.spec.fields is not None for plan in plans):
+        return rows  # row dicts are built per plan already
+    own: list[dict[Any, Any]] = []
+    for plan, result in zip(plans, rows, strict=True):
+        if plan.spec.fields is not None:
+            own.append(result)
+        elif plan.spec.many:
+            own.append({k: [copy.copy(obj) for obj in objs] for k, objs in result.items()})
+        else:
+            own.append({k: copy.copy(obj) for k, obj in result.items()})
+    return own

@@ -17,7 +17,7 @@ or from ``CROSSPREFETCH["CONNECTION_SCOPE"]``.
 
 from __future__ import annotations
 
-from collections.abc import Hashable
+from collections.abc import Callable, Hashable
 from dataclasses import dataclass
 from typing import Any
 
@@ -28,6 +28,7 @@ from crossprefetch import _compat
 from crossprefetch._cache import store
 from crossprefetch._plans import Plan
 from crossprefetch.conf import conf
+from crossprefetch.spec import CrossDBPrefetch
 
 
 @dataclass(frozen=True)
@@ -74,26 +75,69 @@ def run_shape(plan: Plan) -> tuple[Hashable, ...]:
 
 
 def identify(first: Plan, request: HttpRequest | None) -> Identity | None:
-    """The identity of the group ``first`` speaks for; ``None``: the group shares nothing.
+    """The identity of the group ``first`` speaks for; ``None``: the group shares nothing."""
+    return _identity(
+        first.queryset,
+        first.alias,
+        first.spec,
+        request,
+        lambda: first.compiled,
+        plan_shape(first),
+        repr(_compat.prefetch_lookups(first.queryset)),
+    )
 
-    The scopes are read first, so that a misconfigured one fails every request alike.
-    """
-    spec = first.spec
+
+def identify_read(
+    rows: models.QuerySet[Any], spec: CrossDBPrefetch, limit: int, request: HttpRequest | None
+) -> Identity | None:
+    """The identity of a read that is not by keys (a filter's or an ordering's): the first
+    ``limit`` rows of ``rows``, a ``values_list()`` QuerySet through ``spec``."""
+    return _identity(
+        rows,
+        rows.db,
+        spec,
+        request,
+        lambda: _compiled(rows),
+        (rows.db, rows.model._meta.label, "rows", limit),
+        None,
+    )
+
+
+def _identity(
+    queryset: models.QuerySet[Any],
+    alias: str,
+    spec: CrossDBPrefetch,
+    request: HttpRequest | None,
+    compile_: Callable[[], tuple[str, Any] | None],
+    shape: tuple[Hashable, ...],
+    lookups: str | None,
+) -> Identity | None:
+    """The scopes are read first, so that a misconfigured one fails every request alike."""
     policy = spec.cache
-    connection = connections[first.alias]
+    connection = connections[alias]
     tenant = connection_scope(connection, cached=policy is not None)
     cache_scope = None if policy is None else store.scope_value(policy, request)
-    queryset = first.queryset
     if queryset.query.select_for_update:
         return None
-    sql = first.compiled
+    sql = compile_()
     if sql is None:
         return None
     return Identity(
-        rows=(*plan_shape(first), *sql, tenant, cache_scope),
-        query=(repr(_compat.prefetch_lookups(queryset)), *run_shape(first)),
+        rows=(*shape, *sql, tenant, cache_scope),
+        query=(lookups, policy, spec.error_policy(), spec.statement_timeout()),
         coalesce=not connection.in_atomic_block,
     )
+
+
+def _compiled(queryset: models.QuerySet[Any]) -> tuple[str, Any] | None:
+    """``(sql, params)`` of a read, or ``None``: it is empty, or does not compile alone."""
+    if queryset.query.is_empty():
+        return None
+    try:
+        sql, params = _compat.compiled(queryset)
+    except Exception:  # EmptyResultSet, or a reference to an outer query
+        return None
+    return sql, repr(params)
 
 
 def connection_scope(connection: Any, *, cached: bool = False) -> Hashable:

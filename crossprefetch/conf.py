@@ -161,6 +161,26 @@ class Settings:
         return float(_get("BREAKER_RESET", 30))
 
     @property
+    def MAX_CONCURRENT(self) -> int | dict[str, int]:
+        """Queries of degrading specs in flight at once per database alias and process.
+
+        One number for every alias, or a dict ``{alias: number}`` (aliases it does not name
+        get the default, 10). A request whose query would go past it degrades at once
+        instead of waiting; ``on_error="raise"`` specs are not limited. See
+        :doc:`/howto/reference-down`.
+        """
+        value = _get("MAX_CONCURRENT", 10)
+        if not isinstance(value, dict):
+            return positive_int("MAX_CONCURRENT", value)
+        for alias, number in value.items():
+            if not (isinstance(number, int) and not isinstance(number, bool) and number > 0):
+                raise ImproperlyConfigured(
+                    f'CROSSPREFETCH["MAX_CONCURRENT"][{alias!r}] = {number!r}: give a whole '
+                    "number above 0 (an int)."
+                )
+        return dict(value)
+
+    @property
     def DEGRADED_LOG_INTERVAL(self) -> float:
         """Seconds between two warnings about the same failing database."""
         return float(_get("DEGRADED_LOG_INTERVAL", 60))
@@ -207,3 +227,11 @@ class Settings:
 
 
 conf = Settings()
+
+
+def max_concurrent(alias: str) -> int:
+    """``CROSSPREFETCH["MAX_CONCURRENT"]`` for one alias (the default for one a dict omits)."""
+    value = conf.MAX_CONCURRENT
+    if isinstance(value, dict):
+        return value.get(alias, 10)
+    return value

@@ -10,6 +10,7 @@ from __future__ import annotations
 import contextlib
 import glob
 import os
+import select
 import shutil
 import signal
 import socket
@@ -24,6 +25,9 @@ from typing import TYPE_CHECKING, Any
 
 import pytest
 from django.db import connections
+from django.db.backends.base.base import BaseDatabaseWrapper
+
+from crossprefetch._fetch import workers
 
 if TYPE_CHECKING:
     from pytest_django.plugin import DjangoDbBlocker
@@ -75,9 +79,19 @@ def database_alias(
     real = blocker._real_ensure_connection
     assert real is not None
     connection.ensure_connection = MethodType(real, connection)  # type: ignore[method-assign]
+    # the threads crossprefetch queries on (deadline workers) connect to it as well
+    patched = BaseDatabaseWrapper.ensure_connection
+
+    def ensure_connection(self: BaseDatabaseWrapper) -> None:
+        (real if self.alias == alias else patched)(self)
+
+    BaseDatabaseWrapper.ensure_connection = ensure_connection  # type: ignore[method-assign]
+    workers.reset()
     try:
         yield
     finally:
+        BaseDatabaseWrapper.ensure_connection = patched  # type: ignore[method-assign]
+        workers.reset()
         connections[alias].close()
         del connections[alias]
         del connections.settings[alias]
@@ -152,6 +166,28 @@ class PostgresServer:
     def stop(self) -> None:
         with contextlib.suppress(subprocess.CalledProcessError):
             self._run("pg_ctl", "-D", str(self.data), "-m", "immediate", "-w", "stop")
+
+    @contextlib.contextmanager
+    def hung(self, at_most: float = 30) -> Iterator[None]:
+        """The postmaster and its backends stopped (SIGSTOP: TCP still accepts, nothing
+        answers), then continued; continued after ``at_most`` seconds in any case, so that
+        a request that never returns cannot leave the server stopped for good."""
+        processes = [self.pid, *_children(self.pid)]
+
+        def resume() -> None:
+            for pid in processes:
+                with contextlib.suppress(ProcessLookupError):
+                    os.kill(pid, signal.SIGCONT)
+
+        safety = threading.Timer(at_most, resume)
+        for pid in processes:
+            os.kill(pid, signal.SIGSTOP)
+        safety.start()
+        try:
+            yield
+        finally:
+            safety.cancel()
+            resume()
 
     def settings(self) -> dict[str, Any]:
         return self.settings_for(self.port)
@@ -246,6 +282,78 @@ class HangingUp:
             self.sock.shutdown(socket.SHUT_RDWR)
         self.sock.close()
         self._thread.join(5)
+
+
+# A proxy that can hang ------------------------------------------------------------------------
+
+
+class HangingProxy:
+    """A TCP proxy in front of a server, which the test can hang and resume.
+
+    Hung, it still accepts connections but forwards nothing either way: what a client
+    meets when the server's process is stopped or its host frozen. Bounded: it serves
+    127.0.0.1 only and ends with :meth:`close`.
+    """
+
+    def __init__(self, port: int) -> None:
+        self.target = ("127.0.0.1", port)
+        self.sock = socket.socket()
+        self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        self.sock.bind(("127.0.0.1", 0))
+        self.sock.listen(64)
+        self.port: int = self.sock.getsockname()[1]
+        self._flowing = threading.Event()
+        self._flowing.set()
+        self._closed = threading.Event()
+        self._sockets: list[socket.socket] = []
+        threading.Thread(target=self._serve, daemon=True).start()
+
+    def hang(self) -> None:
+        self._flowing.clear()
+
+    def resume(self) -> None:
+        self._flowing.set()
+
+    def _serve(self) -> None:
+        while not self._closed.is_set():
+            try:
+                client, _ = self.sock.accept()
+            except OSError:
+                return
+            try:
+                upstream = socket.create_connection(self.target, timeout=5)
+            except OSError:
+                client.close()
+                continue
+            self._sockets += [client, upstream]
+            for source, sink in ((client, upstream), (upstream, client)):
+                threading.Thread(target=self._pump, args=(source, sink), daemon=True).start()
+
+    def _pump(self, source: socket.socket, sink: socket.socket) -> None:
+        with contextlib.suppress(OSError):
+            while not self._closed.is_set():
+                if not self._flowing.wait(0.1):
+                    continue
+                ready, _, _ = select.select([source], [], [], 0.1)
+                if not ready or not self._flowing.is_set():
+                    continue
+                data = source.recv(65536)
+                if not data:
+                    break
+                sink.sendall(data)
+        for end in (source, sink):
+            with contextlib.suppress(OSError):
+                end.shutdown(socket.SHUT_RDWR)
+
+    def close(self) -> None:
+        self._closed.set()
+        self._flowing.set()
+        with contextlib.suppress(OSError):
+            self.sock.shutdown(socket.SHUT_RDWR)
+        self.sock.close()
+        for end in self._sockets:
+            with contextlib.suppress(OSError):
+                end.close()
 
 
 # Redis --------------------------------------------------------------------------------------

@@ -13,7 +13,7 @@ import signal
 import threading
 import time
 from collections.abc import Callable
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import pytest
 from asgiref.sync import async_to_sync
@@ -24,12 +24,18 @@ from django.db.backends.signals import connection_created
 from django.test import RequestFactory, override_settings
 
 from crossprefetch import CrossDBPrefetch, Lookup, prefetch_cross_db
-from crossprefetch._fetch import coalescing
+from crossprefetch._fetch import breaker, coalescing
 from crossprefetch.conf import conf
 from crossprefetch.loaders import aprefetch_cross_db
 from crossprefetch.testing import capture_queries
 from tests.conftest import ALL_DATABASES
+from tests.failure_urls import REFERENCE
+from tests.servers import PostgresServer, database_alias
+from tests.test_outages import allow_connecting
 from tests.testapp.models import Customer
+
+if TYPE_CHECKING:
+    from pytest_django.plugin import DjangoDbBlocker
 
 T = TypeVar("T")
 WINDOW = 0.5
@@ -173,11 +179,20 @@ def test_an_error_reaches_every_request_of_the_batch(customers: list[Customer]) 
 def test_each_request_of_a_failed_batch_applies_its_own_on_error(
     customers: list[Customer],
 ) -> None:
-    broken = Customer.objects.extra(where=["no_such_column = 1"])
+    from tests.test_failure import slow_where
+
+    cancelled = Customer.objects.extra(where=[slow_where("default")])  # an outage: a timeout
     degrading = CrossDBPrefetch(
-        broken, key="customer_id", fields=("name",), coalesce=WINDOW, on_error="degrade"
+        cancelled,
+        key="customer_id",
+        fields=("name",),
+        coalesce=WINDOW,
+        on_error="degrade",
+        timeout=0.2,
     )
-    raising = CrossDBPrefetch(broken, key="customer_id", fields=("name",), coalesce=WINDOW)
+    raising = CrossDBPrefetch(
+        cancelled, key="customer_id", fields=("name",), coalesce=WINDOW, timeout=0.2
+    )
 
     def request(i: int) -> dict[str, Lookup]:
         spec = degrading if i % 2 else raising
@@ -192,6 +207,21 @@ def test_each_request_of_a_failed_batch_applies_its_own_on_error(
             assert dict(lookup) == {}
         else:
             assert isinstance(result, DatabaseError)
+
+
+def test_a_bug_of_the_shared_query_is_raised_even_by_degrading_requests(
+    customers: list[Customer],
+) -> None:
+    broken = Customer.objects.extra(where=["no_such_column = 1"])
+    spec = CrossDBPrefetch(
+        broken, key="customer_id", fields=("name",), coalesce=WINDOW, on_error="degrade"
+    )
+    results, queries = concurrently(
+        4, lambda i: prefetch_cross_db([Key(customers[i].pk)], {"customers": spec})
+    )
+    assert queries <= 3
+    assert all(isinstance(r, DatabaseError) for r in results), results
+    assert breaker.databases.failures("default") == 0
 
 
 def test_a_request_that_wrote_in_its_transaction_queries_alone(customers: list[Customer]) -> None:
@@ -419,26 +449,37 @@ def test_a_leader_interrupted_by_a_signal_closes_its_batch_and_its_member_querie
 
 
 def test_a_member_whose_leader_is_stuck_gives_up_at_its_deadline(
-    customers: list[Customer],
+    customers: list[Customer], monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """The leader's query hangs (a hung server never answers, and its statement timeout
-    cannot reach it); the member waits its window plus its spec's timeout, then queries
-    alone."""
+    """The leader is stuck before its query answers (in code of its own, where neither the
+    statement timeout nor the client's deadline reaches: the deadline is held off here);
+    the member waits its window plus its spec's timeout, then queries alone."""
+    from crossprefetch._fetch import deadline
+
+    monkeypatch.setattr(deadline, "GRACE", 30.0)
     spec = CrossDBPrefetch(Customer, key="customer_id", fields=("name",), coalesce=0.2, timeout=0.5)
     mine, theirs = customers[0], customers[1]
     release = threading.Event()
     querying = threading.Event()
 
     def hung(execute: Any, sql: str, params: Any, many: bool, context: Any) -> Any:
-        if "testapp_customer" in sql:
+        if "testapp_customer" in sql and not querying.is_set():  # the first: the leader's
             querying.set()
             release.wait(30)
         return execute(sql, params, many, context)
+
+    # on whichever thread runs the query: the leader's own, or a worker of the deadline's
+    wrapped: list[Any] = []
+
+    def wrap(sender: Any, connection: Any, **kwargs: Any) -> None:
+        connection.execute_wrappers.append(hung)
+        wrapped.append(connection)
 
     def leader() -> dict[str, Lookup]:
         with connections["default"].execute_wrapper(hung):
             return prefetch_cross_db([Key(mine.pk)], {"customers": spec})
 
+    connection_created.connect(wrap)
     lead, led = in_thread(leader)
     try:
         batch = open_batch()
@@ -453,6 +494,10 @@ def test_a_member_whose_leader_is_stuck_gives_up_at_its_deadline(
     finally:
         release.set()
         lead.join(30)
+        connection_created.disconnect(wrap)
+        for connection in wrapped:
+            while hung in connection.execute_wrappers:
+                connection.execute_wrappers.remove(hung)
     assert "error" not in outcome, outcome
     waited = outcome["finished"] - started
     assert 0.5 <= waited < 5  # at least its timeout; its window and the query on top
@@ -499,9 +544,16 @@ def test_a_member_without_a_timeout_waits_at_most_the_cap(
 
 
 def test_members_of_a_failed_batch_know_they_shared_it(customers: list[Customer]) -> None:
-    broken = Customer.objects.extra(where=["no_such_column = 1"])
+    from tests.test_failure import slow_where
+
+    cancelled = Customer.objects.extra(where=[slow_where("default")])  # an outage: a timeout
     spec = CrossDBPrefetch(
-        broken, key="customer_id", fields=("name",), coalesce=WINDOW, on_error="degrade"
+        cancelled,
+        key="customer_id",
+        fields=("name",),
+        coalesce=WINDOW,
+        on_error="degrade",
+        timeout=0.2,
     )
     results, queries = concurrently(
         6, lambda i: prefetch_cross_db([Key(customers[i].pk)], {"customers": spec})
@@ -512,3 +564,84 @@ def test_members_of_a_failed_batch_know_they_shared_it(customers: list[Customer]
     shared = [lookup.stats.coalesced_with for lookup in lookups]
     assert sum(1 for n in shared if n) >= 6 - queries, shared  # the leader counts them too
     assert coalescing._open == {}
+
+
+# The circuit breaker counts queries, not requests ---------------------------------------------
+
+
+def test_coalesced_requests_sharing_one_failed_query_count_one_failure(
+    postgres_server: PostgresServer, django_db_blocker: DjangoDbBlocker, settings: Any
+) -> None:
+    from tests.test_failure import spec
+
+    settings.CROSSPREFETCH = {"BREAKER_FAILURES": 3, "BREAKER_RESET": 3600}
+    shared = spec(coalesce=WINDOW)
+    alone = spec()
+    postgres_server.kill()  # refused at once: an outage
+    try:
+        with database_alias(REFERENCE, postgres_server.settings(), django_db_blocker):
+
+            def request(i: int) -> dict[str, Lookup]:
+                allow_connecting(connections[REFERENCE], django_db_blocker)
+                return prefetch_cross_db([Key(i + 1)], {"customers": shared})
+
+            results, _ = concurrently(5, request)
+            lookups = [lookup_of(r) for r in results]
+            assert all(lookup.degraded for lookup in lookups)
+            assert all("OperationalError" in lookup.stats.error for lookup in lookups)
+            assert not any(lookup.stats.breaker_open for lookup in lookups)
+            # a batch of n requests: each of them says it shared with n - 1 others
+            batches = sum(1 / (lookup.stats.coalesced_with + 1) for lookup in lookups)
+            assert round(batches) <= 2, [lookup.stats.coalesced_with for lookup in lookups]
+            assert breaker.databases.failures(REFERENCE) == round(batches)
+            assert not breaker.databases.is_open(REFERENCE)  # 5 requests, 1 (or 2) queries
+
+            breaker.databases.reset()
+            opened = []
+            for i in range(3):  # three queries of their own
+                lookup = prefetch_cross_db([Key(i + 1)], {"customers": alone})["customers"]
+                assert lookup.degraded
+                assert lookup.stats.coalesced_with == 0
+                opened.append(breaker.databases.is_open(REFERENCE))
+            assert opened == [False, False, True]
+            lookup = prefetch_cross_db([Key(1)], {"customers": alone})["customers"]
+            assert lookup.stats.breaker_open
+            assert lookup.stats.error == "circuit breaker open on 'reference'"
+    finally:
+        postgres_server.start()
+
+
+def test_members_of_a_batch_refused_by_the_open_breaker_know_they_shared_it(
+    settings: Any, customers: list[Customer]
+) -> None:
+    settings.CROSSPREFETCH = {"BREAKER_FAILURES": 1, "BREAKER_RESET": 3600}
+    spec = CrossDBPrefetch(
+        Customer, key="customer_id", fields=("name",), coalesce=WINDOW, on_error="degrade"
+    )
+    permit = breaker.databases.allow("default")
+    assert permit is not None
+
+    def open_it_while_they_wait() -> None:
+        for _ in range(1000):
+            if coalescing._open:
+                break
+            time.sleep(0.005)
+        breaker.databases.failure(permit)  # another query's outage, within their window
+
+    opener = threading.Thread(target=open_it_while_they_wait)
+    opener.start()
+    try:
+        results, queries = concurrently(
+            4, lambda i: prefetch_cross_db([Key(customers[i].pk)], {"customers": spec})
+        )
+    finally:
+        opener.join()
+    lookups = [lookup_of(r) for r in results]
+    assert breaker.databases.is_open("default")
+    if queries:  # the machine was too slow: the batch ran before the breaker opened
+        pytest.skip("the batch was not waiting when the breaker opened")
+    assert all(lookup.stats.breaker_open for lookup in lookups)
+    assert all(lookup.degraded for lookup in lookups)
+    assert all(lookup.stats.error == "circuit breaker open on 'default'" for lookup in lookups)
+    batches = sum(1 / (lookup.stats.coalesced_with + 1) for lookup in lookups)
+    assert round(batches) < 4  # they knew they shared the refused batch

@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING, Any
 import pytest
 from asgiref.sync import async_to_sync
 from django.core.management import call_command
-from django.db import DatabaseError, connections, transaction
+from django.db import DatabaseError, OperationalError, connections, transaction
 from rest_framework.test import APIClient
 
 from crossprefetch import CachePolicy, CrossDBPrefetch, prefetch_cross_db
@@ -171,6 +171,21 @@ def test_lookups_sharing_a_query_degrade_together(
         response = api.get("/reference/buyer-seller/")
     assert response["Crossprefetch-Degraded"] == "buyers, sellers"
     assert {(row["buyer"], row["seller"]) for row in response.json()} == {(None, None)}
+
+
+def test_a_missing_table_is_a_bug_raised_even_under_degrade(
+    reference: SQLiteReference, events: list[OrderEvent], settings: Any
+) -> None:
+    settings.CROSSPREFETCH = {"BREAKER_FAILURES": 1}
+    with connections[REFERENCE].schema_editor() as editor:
+        editor.delete_model(Customer)
+    client = APIClient(raise_request_exception=True)
+    for _ in range(2):  # the breaker would have opened on the first
+        with pytest.raises(OperationalError, match="no such table"):
+            client.get("/reference/events/")
+    assert breaker.databases.failures(REFERENCE) == 0
+    assert not breaker.databases.is_open(REFERENCE)
+    assert APIClient(raise_request_exception=False).get("/reference/events/").status_code == 500
 
 
 def test_raise_is_the_default_and_propagates(
@@ -388,6 +403,7 @@ CANCELLED = {
 }
 
 
+@pytest.mark.usefixtures("server_timeout_first")
 def test_timeout_cancels_the_statement_in_a_test_case_and_the_transaction_goes_on(
     events: list[OrderEvent],
 ) -> None:
@@ -467,6 +483,15 @@ def test_spec_repr_and_resolution(settings: Any) -> None:
         ({"BREAKER_FAILURES": 0}, ["crossprefetch.E203"]),
         ({"BREAKER_FAILURES": 2.5}, ["crossprefetch.E203"]),
         ({"BREAKER_RESET": "30"}, ["crossprefetch.E204"]),
+        ({"MAX_CONCURRENT": 4}, []),
+        ({"MAX_CONCURRENT": {"default": 4, "timeseries": 1}}, []),
+        ({"MAX_CONCURRENT": 0}, ["crossprefetch.E205"]),
+        ({"MAX_CONCURRENT": "10"}, ["crossprefetch.E205"]),
+        ({"MAX_CONCURRENT": True}, ["crossprefetch.E205"]),
+        ({"MAX_CONCURRENT": None}, ["crossprefetch.E205"]),
+        ({"MAX_CONCURRENT": {"default": 0}}, ["crossprefetch.E205"]),
+        ({"MAX_CONCURRENT": {"default": 2.5}}, ["crossprefetch.E205"]),
+        ({"MAX_CONCURRENT": {"nowhere": 4}}, ["crossprefetch.E205"]),
     ],
 )
 def test_settings_checks(settings: Any, given: dict[str, Any], ids: list[str]) -> None:
@@ -480,6 +505,29 @@ def test_the_checks_run_with_manage_py_check(settings: Any) -> None:
     settings.CROSSPREFETCH = {"ON_ERROR": "ignore"}
     with pytest.raises(SystemCheckError, match=r"crossprefetch\.E201"):
         call_command("check", tags=["crossprefetch"])
+
+
+def test_max_concurrent_messages_name_the_problem(settings: Any) -> None:
+    settings.CROSSPREFETCH = {"MAX_CONCURRENT": {"nowhere": 4, "default": 0}}
+    (message,) = check_failure_settings()
+    assert "names no database of settings.DATABASES: 'nowhere'" in message.msg
+    settings.CROSSPREFETCH = {"MAX_CONCURRENT": {"default": 0}}
+    (message,) = check_failure_settings()
+    assert "not a positive whole number for 'default'" in message.msg
+    assert message.hint is not None
+    assert '{"reference": 4}' in message.hint
+
+
+def test_a_bad_max_concurrent_fails_clearly_at_run_time(
+    reference: SQLiteReference, settings: Any, events: list[OrderEvent]
+) -> None:
+    from django.core.exceptions import ImproperlyConfigured
+
+    settings.CROSSPREFETCH = {"MAX_CONCURRENT": {REFERENCE: -1}}
+    with pytest.raises(ImproperlyConfigured, match=r'MAX_CONCURRENT"\]\[\'reference\'\] = -1'):
+        prefetch_cross_db(events, {"customers": spec()})
+    # raise-mode lookups are not limited, so they never read it
+    assert prefetch_cross_db(events, {"customers": spec(on_error="raise")})["customers"]
 
 
 def test_a_bad_on_error_setting_fails_clearly_at_run_time(

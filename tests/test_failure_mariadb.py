@@ -78,6 +78,7 @@ def events() -> list[OrderEvent]:
 
 
 @pytest.mark.parametrize("atomic", [True, False], ids=["in atomic", "autocommit"])
+@pytest.mark.usefixtures("server_timeout_first")
 def test_max_statement_time_cancels_the_statement_and_the_connection_goes_on(
     mariadb: None, events: list[OrderEvent], atomic: bool
 ) -> None:

@@ -101,6 +101,7 @@ def test_server_killed_inside_a_transaction_degrades(
 
 
 @pytest.mark.parametrize("atomic", [True, False], ids=["in atomic", "autocommit"])
+@pytest.mark.usefixtures("server_timeout_first")
 def test_timeout_cancels_pg_sleep_and_the_connection_goes_on(
     server: PostgresServer, events: list[OrderEvent], atomic: bool
 ) -> None:

@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING, Any
 
 import pytest
 from asgiref.sync import async_to_sync
+from django.db import connections
 from django.http import HttpRequest, HttpResponse
 from django.test import AsyncClient, Client, RequestFactory
 from rest_framework.request import Request
@@ -431,13 +432,16 @@ def test_panel_shows_invalidations_the_cache_refused(
 
 @pytest.mark.django_db(databases=ALL_DATABASES)
 def test_panel_shows_degraded_lookups(toolbar: type[DebugToolbar]) -> None:
+    from tests.test_failure import CANCELLED, slow_where
+
     panel = _panel(toolbar, RequestFactory().get("/"))
-    broken = Customer.objects.extra(where=["no_such_column = 1"])
+    Customer.objects.create(id=1, name="Someone")  # the slow condition runs per row
+    broken = Customer.objects.extra(where=[slow_where("default")])  # cancelled: an outage
     panel.enable_instrumentation()
     try:
         prefetch_cross_db(
             [SimpleNamespace(customer_id=1)],
-            {"broken": CrossDBPrefetch(broken, key="customer_id", on_error="degrade")},
+            {"broken": CrossDBPrefetch(broken, key="customer_id", on_error="degrade", timeout=0.2)},
             request=panel.toolbar.request,
         )
     finally:
@@ -448,7 +452,7 @@ def test_panel_shows_degraded_lookups(toolbar: type[DebugToolbar]) -> None:
     assert stats["degraded"] == ["broken"]
     assert stats["lookups"][0]["degraded"] is True
     content = str(panel.content)
-    assert "no_such_column" in table_rows(content)[0][-1]
+    assert CANCELLED[connections["default"].vendor] in table_rows(content)[0][-1]
     assert table_rows(content, "crossprefetch-summary")[0][-1] == "broken"
 
 

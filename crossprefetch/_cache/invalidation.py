@@ -415,16 +415,17 @@ def bump(labels: Iterable[str]) -> None:
         logger.error("crossprefetch: cannot invalidate %s: %s", sorted(labels), exc)
         return
     for alias, data in by_alias.items():
-        if not breaker.caches.allow(alias):
+        permit = breaker.caches.allow(alias)
+        if permit is None:
             _undelivered(alias, labels, _BreakerOpen(f"cache {alias!r} skipped: {_OPEN}"))
             continue
         try:
             failed = caches[alias].set_many(data, timeout=None)
         except Exception as exc:
-            breaker.caches.failure(alias)
+            breaker.caches.failure(permit)
             _undelivered(alias, labels, exc)
             continue
-        breaker.caches.success(alias)  # it answered, even if it refused keys
+        breaker.caches.success(permit)  # it answered, even if it refused keys
         if failed:
             _undelivered(alias, labels, RuntimeError(f"{len(failed)} generation(s) not stored"))
 

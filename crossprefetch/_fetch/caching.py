@@ -1,5 +1,7 @@
 """The cache layer of the fetch chain: serve a group's keys from the cache, pass the misses down.
 
+(And :class:`ReadCacheLayer`: a filter's or an ordering's rows, as one entry.)
+
 For a group of specs sharing one :class:`~crossprefetch.CachePolicy`, a request costs one
 ``get_many`` (the generations of the models the specs read, plus the entries this process
 does not hold already), at most one query for the keys that missed, and one ``set_many``
@@ -32,7 +34,7 @@ from __future__ import annotations
 import random
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -50,6 +52,7 @@ from crossprefetch._plans import Plan
 from crossprefetch.conf import conf
 
 if TYPE_CHECKING:
+    from crossprefetch._fetch.reads import Read
     from crossprefetch.cache import CachePolicy
 
 #: Wall-clock time, shared by all processes: entries expire at a date.
@@ -127,14 +130,10 @@ def _fetch_cached(group: Group, policy: CachePolicy, inner: Fetch) -> Fetched:
     plans = group.plans
     first = group.first
     identity = group.identity
-    labels: tuple[str, ...] = ()
-    if policy.invalidate and identity is not None:
-        dependencies = invalidation.dependencies(first.queryset, _projection_paths(plans))
-        invalidation.track(dependencies, policy.alias)
-        labels = invalidation.labels(dependencies)
-        if invalidation.pending(labels):
-            identity = None  # this transaction wrote such rows: the cache cannot know them
-    if identity is None:
+    labels: tuple[str, ...] | None = ()
+    if identity is not None:
+        labels = _labels(first.queryset, _projection_paths(plans), policy)
+    if identity is None or labels is None:
         fetched = inner(group)
         _set_stats(plans, [0] * len(plans), errors=0)
         return fetched
@@ -147,20 +146,23 @@ def _fetch_cached(group: Group, policy: CachePolicy, inner: Fetch) -> Fetched:
     wanted = generation_keys + [k for e in entries for k in e.remote]
     errors = 0
     found: dict[str, Any] = {}
-    skipped = not breaker.caches.allow(policy.alias)
+    permit = breaker.caches.allow(policy.alias)
+    skipped = permit is None
     usable = not skipped
-    if wanted and usable:
+    if permit is not None and not wanted:
+        breaker.caches.release(permit)  # every key was local: the cache was not asked
+    elif permit is not None:
         try:
             found = cache.get_many(wanted)
         except Exception as exc:
-            _failed(policy.alias, "get_many", exc)
+            _failed(permit, "get_many", exc)
             errors += 1
             usable = False
         else:
-            breaker.caches.success(policy.alias)
+            breaker.caches.success(permit)
     generations: tuple[int, ...] | None = ()
-    if usable and generation_keys:
-        generations, failed = _generations(cache, policy.alias, generation_keys, found)
+    if permit is not None and usable and generation_keys:
+        generations, failed = _generations(cache, permit, generation_keys, found)
         errors += failed
         usable = generations is not None
     remembered: dict[tuple[str, Any], tuple[Any, Any, float]] = {}
@@ -183,11 +185,77 @@ def _fetch_cached(group: Group, policy: CachePolicy, inner: Fetch) -> Fetched:
             e.result.update(rows)
             if usable and e.plan.name not in degraded:  # a failed read is not "no row"
                 _collect(e, rows, generations, policy, now, ttl, to_write, remembered)
-        if to_write:
-            errors += _write(cache, policy, to_write, ttl)
+        if to_write and permit is not None:
+            errors += _write(cache, permit, to_write, ttl)
     _remember(remembered)
     _set_stats(plans, [e.hits for e in entries], errors=errors, skipped=skipped)
     return Fetched([e.result for e in entries], queries, degraded)
+
+
+class ReadCacheLayer:
+    """A read's rows (:mod:`crossprefetch._fetch.reads`) from the cache when its spec caches.
+
+    The whole answer is one entry, ``(generations, rows, not_after)``, keyed by the read's
+    identity (its SQL, alias, tenant state and scope); it is valid while the generations of
+    the models the read depends on are the current ones, so a write to them invalidates it
+    as it does the rows of lookups. A cache that fails or is skipped by its breaker only
+    sends the read to the database.
+    """
+
+    def __init__(self, inner: Fetch) -> None:
+        self.inner = inner
+
+    def __call__(self, read: Read) -> Fetched:
+        policy = read.spec.cache
+        identity = read.identity
+        if policy is None or identity is None:
+            return self.inner(read)
+        labels = _labels(read.rows, (), policy)
+        if labels is None:
+            return self.inner(read)
+        permit = breaker.caches.allow(policy.alias)
+        if permit is None:
+            return self.inner(read)
+        cache = get_cache(policy.alias)
+        key = key_head(key_prefix(), policy.version, (*identity.rows, "read")) + "rows"
+        generation_keys = [invalidation.generation_key(label) for label in labels]
+        try:
+            found = cache.get_many([*generation_keys, key])
+        except Exception as exc:
+            _failed(permit, "get_many", exc)
+            return self.inner(read)
+        breaker.caches.success(permit)
+        generations, _ = _generations(cache, permit, generation_keys, found)
+        if generations is None:
+            return self.inner(read)
+        now = _now()
+        entry = found.get(key)
+        if (
+            type(entry) is tuple
+            and len(entry) == 3
+            and entry[0] == generations
+            and type(entry[1]) is list
+            and isinstance(entry[2], float | int)
+            and entry[2] > now
+        ):
+            return Fetched(list(entry[1]))
+        fetched = self.inner(read)
+        ttl = _timeout(policy)
+        _write(cache, permit, {key: (generations, fetched.rows, now + ttl)}, ttl)
+        return fetched
+
+
+def _labels(
+    queryset: models.QuerySet[Any], paths: Iterable[str], policy: CachePolicy
+) -> tuple[str, ...] | None:
+    """The generations an entry of ``queryset``'s rows depends on (none without
+    invalidation); ``None``: this transaction wrote such rows, the cache cannot know them."""
+    if not policy.invalidate:
+        return ()
+    dependencies = invalidation.dependencies(queryset, paths)
+    invalidation.track(dependencies, policy.alias)
+    labels = invalidation.labels(dependencies)
+    return None if invalidation.pending(labels) else labels
 
 
 def _refuse_unsafe(plan: Plan, policy: CachePolicy) -> None:
@@ -241,7 +309,7 @@ def _entries(
 
 
 def _generations(
-    cache: BaseCache, alias: str, generation_keys: list[str], found: dict[str, Any]
+    cache: BaseCache, permit: breaker.Permit, generation_keys: list[str], found: dict[str, Any]
 ) -> tuple[Any, int]:
     """The current token of each model; a model seen for the first time gets one."""
     absent = [k for k in generation_keys if type(found.get(k)) is not int]
@@ -254,7 +322,7 @@ def _generations(
                 else:  # another process has just added one: read it
                     found[key] = cache.get(key)
         except Exception as exc:
-            _failed(alias, "add", exc)
+            _failed(permit, "add", exc)
             return None, 1
     generations = tuple(found.get(k) for k in generation_keys)
     if not all(type(g) is int for g in generations):
@@ -377,24 +445,24 @@ def _timeout(policy: CachePolicy) -> int:
     return max(1, round(seconds))
 
 
-def _write(cache: BaseCache, policy: CachePolicy, data: dict[str, Any], ttl: int) -> int:
+def _write(cache: BaseCache, permit: breaker.Permit, data: dict[str, Any], ttl: int) -> int:
     try:
         failed = cache.set_many(data, timeout=ttl)
     except Exception as exc:
-        _failed(policy.alias, "set_many", exc)
+        _failed(permit, "set_many", exc)
         return 1
     if failed:
         report_error(
-            policy.alias, "set_many", RuntimeError(f"{len(failed)} key(s) were not stored")
+            permit.alias, "set_many", RuntimeError(f"{len(failed)} key(s) were not stored")
         )
         return 1
     return 0
 
 
-def _failed(alias: str, operation: str, exc: Exception) -> None:
+def _failed(permit: breaker.Permit, operation: str, exc: Exception) -> None:
     """A cache call raised: count it against the cache's breaker, and log it (rate-limited)."""
-    breaker.caches.failure(alias)
-    report_error(alias, operation, exc)
+    breaker.caches.failure(permit)
+    report_error(permit.alias, operation, exc)
 
 
 def _set_stats(plans: list[Plan], hits: list[int], *, errors: int, skipped: bool = False) -> None:

@@ -3,7 +3,8 @@
 Only the union of the projected fields plus the matched field leaves the database; each
 row is placed in the result of every plan that asked for its key. The statements run with
 the spec's ``timeout`` enforced by the server, in a scope a failure cannot leave aborted
-(:mod:`crossprefetch._fetch.timeouts`).
+(:mod:`crossprefetch._fetch.timeouts`), and by the client's deadline
+(:mod:`crossprefetch._fetch.deadline`).
 """
 
 from __future__ import annotations
@@ -14,7 +15,7 @@ from typing import Any
 
 from django.db import connections, models
 
-from crossprefetch._fetch import timeouts
+from crossprefetch._fetch import deadline
 from crossprefetch._fetch.base import Fetched
 from crossprefetch._groups import Group
 from crossprefetch._keys import matching, normalize, sql
@@ -34,13 +35,16 @@ def query_database(group: Group) -> Fetched:
     ):
         queryset = queryset.order_by()
     spec = first.spec
-    degrade = spec.error_policy() == "degrade"
-    with timeouts.statement_scope(first.alias, spec.statement_timeout(), isolate=degrade):
+
+    def fetch() -> Fetched:
         if matching.matched_by_database(first.match_fields, connections[group.alias]):
             return _fetch_matched(plans, queryset, first.match_names, list(keys))
         if any(p.spec.fields is None for p in plans):
             return _fetch_instances(plans, queryset, first.match_names, list(keys))
         return _fetch_values(plans, queryset, first.match_names, list(keys))
+
+    degrade = spec.error_policy() == "degrade"
+    return deadline.run(first.alias, spec.statement_timeout(), fetch, isolate=degrade)
 
 
 def _fetch_values(

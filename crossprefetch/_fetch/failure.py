@@ -1,118 +1,92 @@
-"""The failure policy of the fetch chain: a failing database degrades its lookups.
+"""The failure policy of the fetch chain: a database that is out degrades its lookups.
 
-For a group whose spec says ``on_error="degrade"``, a :class:`django.db.DatabaseError`
-from the layers below (refused connection, lost server, cancelled statement) does not
-fail the request: the group's plans get no rows, so every key reads as missing and the
+For a group whose spec says ``on_error="degrade"``, an outage of its database reported by
+the layers below (refused connection, lost server, cancelled statement, a deadline) does
+not fail the request: the group's plans get no rows, so every key reads as missing and the
 fields render their fallback or default. The plans are reported degraded
 (:attr:`Fetched.degraded <crossprefetch._fetch.base.Fetched.degraded>`), which the cache
-above never stores.
+above never stores. A read of a filter or an ordering cannot degrade that way (a list
+filtered without its filter is a wrong answer): its
+:meth:`~crossprefetch._fetch.reads.Read.degraded` raises, and the filter answers 503. An
+error that says the query is wrong (a missing table: :func:`crossprefetch._fetch.errors.kind`)
+is raised even so.
 
-A circuit breaker per database alias (:mod:`crossprefetch._fetch.breaker`) counts consecutive
-failures; once open, degrade-mode groups on that alias skip the query, so a dead database
-costs nothing per request until the trial after ``BREAKER_RESET``. ``"raise"`` groups
-pass through untouched: their error propagates as it always has.
+The decision is per request: under the coalescing layer, the outage layer
+(:mod:`crossprefetch._fetch.outages`) counts each query sent once against the alias's
+circuit breaker and bulkhead. An open breaker is answered here before the request joins a
+batch, so a dead database costs nothing per request until the trial after
+``BREAKER_RESET``. ``"raise"`` specs pass through untouched: their error propagates as
+it always has.
 
 One WARNING per alias per ``DEGRADED_LOG_INTERVAL`` on the ``crossprefetch`` logger.
 """
 
 from __future__ import annotations
 
-import logging
-import threading
-import time
+from django.db import DatabaseError
 
-from django.db import DatabaseError, connections
-
-from crossprefetch._fetch import breaker
-from crossprefetch._fetch.base import Fetch, Fetched
-from crossprefetch._groups import Group
+from crossprefetch._fetch import breaker, errors
+from crossprefetch._fetch.base import Fetch, Fetched, Unit
+from crossprefetch._observe.throttle import ThrottledWarning
 from crossprefetch.conf import conf
-
-logger = logging.getLogger("crossprefetch")
 
 
 class FailureLayer:
-    """Degrade a group whose database fails, and stop asking one that keeps failing."""
+    """Degrade a unit whose database is out, or whose query was not sent."""
 
     def __init__(self, inner: Fetch) -> None:
         self.inner = inner
 
-    def __call__(self, group: Group) -> Fetched:
-        if not group.keys or group.spec.error_policy() != "degrade":
-            return self.inner(group)
-        alias = group.alias
-        breakers = breaker.databases
-        if not breakers.allow(alias):
-            return _degraded(group, "circuit breaker open", breaker_open=True)
+    def __call__(self, unit: Unit) -> Fetched:
+        if unit.empty or unit.spec.error_policy() != "degrade":
+            return self.inner(unit)
+        alias = unit.alias
+        if breaker.databases.refuses(alias):
+            return unit.degraded(str(errors.breaker_open(alias)), breaker_open=True)
         try:
-            fetched = self.inner(group)
+            return self.inner(unit)
+        except errors.BreakerOpen as exc:
+            return unit.degraded(str(exc), breaker_open=True)
+        except errors.BulkheadFull as exc:
+            _warn(unit, str(exc), failed=False)
+            return unit.degraded(str(exc))
         except DatabaseError as exc:
-            opened = breakers.failure(alias)
-            _drop_if_broken(alias)
+            if errors.kind(exc) == "bug":
+                raise
             error = f"{type(exc).__name__}: {str(exc).strip()}"
-            _warn(group, error, opened)
-            return _degraded(group, error)
-        breakers.success(alias)
-        return fetched
+            _warn(unit, error)
+            return unit.degraded(error)
 
 
-def _degraded(group: Group, error: str, *, breaker_open: bool = False) -> Fetched:
-    for plan in group.plans:
-        stats = plan.stats
-        if stats is not None:
-            stats.breaker_open = breaker_open
-            stats.error = error
-    return Fetched(group.empty_rows(), 0, frozenset(p.name for p in group.plans))
+_warnings = ThrottledWarning("database", lambda: conf.DEGRADED_LOG_INTERVAL)
 
 
-def _drop_if_broken(alias: str) -> None:
-    """Close a connection the failure left unusable, so the next request connects afresh.
-
-    Not inside an atomic block: the transaction's owner must see that it lost it.
-    """
-    connection = connections[alias]
-    if connection.connection is None or connection.in_atomic_block:
+def _warn(unit: Unit, error: str, *, failed: bool = True) -> None:
+    """Log the failure (or the query not sent) at most once per ``DEGRADED_LOG_INTERVAL``
+    per alias."""
+    alias = unit.alias
+    names = ", ".join(map(repr, unit.names))
+    if not failed:
+        _warnings.warn(
+            alias,
+            f"crossprefetch: {unit.kind} {names} are degraded without asking database "
+            f'{alias!r} ({error}; CROSSPREFETCH["MAX_CONCURRENT"]): {unit.outcome}',
+            f"{unit.kind} {names} degraded without asking database {alias!r}: {error}",
+        )
         return
-    try:
-        if not connection.is_usable():
-            connection.close()
-    except DatabaseError:
-        pass
-
-
-_log_lock = threading.Lock()
-_last_warning: dict[str, float] = {}
-_unreported: dict[str, int] = {}
-
-
-def _warn(group: Group, error: str, opened: bool) -> None:
-    """Log the failure at most once per ``DEGRADED_LOG_INTERVAL`` per alias."""
-    alias = group.alias
-    now = time.monotonic()
-    interval = conf.DEGRADED_LOG_INTERVAL
-    names = ", ".join(repr(p.name) for p in group.plans)
-    with _log_lock:
-        last = _last_warning.get(alias)
-        if last is not None and now - last < interval:
-            _unreported[alias] = _unreported.get(alias, 0) + 1
-            logger.debug("database %r failed again, lookups %s degraded: %s", alias, names, error)
-            return
-        _last_warning[alias] = now
-        unreported = _unreported.pop(alias, 0)
-    logger.warning(
-        "crossprefetch: database %r failed (%s); lookups %s are degraded: their keys read as "
-        "missing%s%s. Next warning about this database in %g s at the earliest.",
+    opened = (
+        f"; its circuit breaker is open for {conf.BREAKER_RESET:g} s"
+        if breaker.databases.is_open(alias)
+        else ""
+    )
+    _warnings.warn(
         alias,
-        error,
-        names,
-        f" ({unreported} more failure(s) since the last warning)" if unreported else "",
-        f"; its circuit breaker is open for {conf.BREAKER_RESET:g} s" if opened else "",
-        interval,
+        f"crossprefetch: database {alias!r} failed ({error}); {unit.kind} {names} are "
+        f"degraded: {unit.outcome}{opened}",
+        f"database {alias!r} failed again, {unit.kind} {names} degraded: {error}",
     )
 
 
 def reset() -> None:
     """Forget the warnings already given (for tests)."""
-    with _log_lock:
-        _last_warning.clear()
-        _unreported.clear()
+    _warnings.reset()

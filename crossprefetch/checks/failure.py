@@ -1,4 +1,5 @@
-"""System checks for the failure-policy settings: ``ON_ERROR``, ``TIMEOUT`` and the breaker.
+"""System checks for the failure-policy settings: ``ON_ERROR``, ``TIMEOUT``, the breaker and
+the bulkhead (``MAX_CONCURRENT``).
 
 Registered by the app config; ids are listed in the docs and never reused.
 """
@@ -49,9 +50,7 @@ def check_failure_settings(app_configs: Any = None, **kwargs: Any) -> list[check
             "crossprefetch.E202",
         )
     failures = given.get("BREAKER_FAILURES", _NOT_GIVEN)
-    if failures is not _NOT_GIVEN and not (
-        isinstance(failures, int) and not isinstance(failures, bool) and failures >= 1
-    ):
+    if failures is not _NOT_GIVEN and not _positive(failures):
         error(
             "BREAKER_FAILURES",
             "not a positive whole number of failures.",
@@ -66,7 +65,38 @@ def check_failure_settings(app_configs: Any = None, **kwargs: Any) -> list[check
             "Use the seconds an open circuit breaker waits before its trial, such as 30.",
             "crossprefetch.E204",
         )
+    concurrent = given.get("MAX_CONCURRENT", _NOT_GIVEN)
+    if concurrent is not _NOT_GIVEN:
+        problem = _max_concurrent_problem(concurrent)
+        if problem:
+            error(
+                "MAX_CONCURRENT",
+                problem,
+                "Use the number of queries of degrading specs each process may have in flight "
+                "on one database, such as 10, or a dict of database alias to number, such as "
+                '{"reference": 4}.',
+                "crossprefetch.E205",
+            )
     return messages
+
+
+def _max_concurrent_problem(value: Any) -> str:
+    """What is wrong with a ``MAX_CONCURRENT`` value; ``""`` when nothing is."""
+    if isinstance(value, dict):
+        unknown = sorted(repr(alias) for alias in value if alias not in settings.DATABASES)
+        if unknown:
+            return f"names no database of settings.DATABASES: {', '.join(unknown)}."
+        wrong = sorted(repr(alias) for alias, number in value.items() if not _positive(number))
+        if wrong:
+            return f"not a positive whole number for {', '.join(wrong)}."
+        return ""
+    if not _positive(value):
+        return "not a positive whole number, nor a dict of database alias to one."
+    return ""
+
+
+def _positive(value: Any) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool) and value >= 1
 
 
 def _number(value: Any, *, minimum: float) -> bool:

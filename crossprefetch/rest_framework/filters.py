@@ -19,13 +19,13 @@ import warnings
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from functools import cached_property
-from itertools import groupby, islice
+from itertools import groupby
 from operator import itemgetter
 from typing import Any, Final
 
 from django.conf import settings
 from django.core.exceptions import FieldDoesNotExist, ImproperlyConfigured, ValidationError
-from django.db import DatabaseError, connections, models
+from django.db import connections, models
 from django.db.backends.base.base import BaseDatabaseWrapper
 from django.db.models.functions import DenseRank
 from django.http import HttpRequest
@@ -36,8 +36,9 @@ from rest_framework.filters import BaseFilterBackend, OrderingFilter
 from rest_framework.permissions import SAFE_METHODS
 from rest_framework.settings import api_settings
 
-from crossprefetch import _aggregates, _compat
-from crossprefetch._fetch.timeouts import statement_scope
+from crossprefetch import _aggregates
+from crossprefetch._fetch import chain
+from crossprefetch._fetch.reads import Read, Unavailable
 from crossprefetch._keys import normalize, values
 from crossprefetch._keys.keyset import KeyIn, positions
 from crossprefetch._keys.normalize import INTEGER_TYPES
@@ -526,26 +527,26 @@ class RemoteUnavailable(exceptions.APIException):
 
 
 def _bounded(
-    rows: models.QuerySet[Any], spec: CrossDBPrefetch, names: Sequence[str], what: str
+    rows: models.QuerySet[Any],
+    spec: CrossDBPrefetch,
+    names: Sequence[str],
+    what: str,
+    request: HttpRequest | None = None,
 ) -> list[tuple[Any, ...]]:
     """At most ``MAX_FILTER_KEYS`` rows, or a 400 naming the filters that asked for more.
 
-    The remote query runs under the spec's ``timeout``, enforced by its database. When it
-    fails, a spec with ``on_error="degrade"`` answers 503 naming the filters (a list
-    filtered without its filter would be a wrong answer); otherwise the error propagates.
+    The remote query goes through the fetch chain as lookups do
+    (:mod:`crossprefetch._fetch.reads`): the spec's ``timeout`` and deadline, its alias's
+    circuit breaker and bulkhead, coalescing, its cache. When its database is out, a spec
+    with ``on_error="degrade"`` answers 503 naming the filters (a list filtered without its
+    filter would be a wrong answer); otherwise the error propagates.
     """
     limit = conf.MAX_FILTER_KEYS
-    degrade = spec.error_policy() == "degrade"
     try:
-        with statement_scope(rows.db, spec.statement_timeout(), isolate=degrade):
-            found = _at_most(rows, limit + 1)
-    except DatabaseError as exc:
-        if not degrade:
-            raise
+        found = chain.read(Read(rows, spec, limit + 1, tuple(names), request))
+    except Unavailable as exc:
         joined = ", ".join(repr(n) for n in names)
-        raise RemoteUnavailable(
-            f"Filter {joined}: database {rows.db!r} failed ({type(exc).__name__}); try again later."
-        ) from exc
+        raise RemoteUnavailable(f"Filter {joined}: {exc}; try again later.") from exc
     if len(found) > limit:
         joined = ", ".join(repr(n) for n in names)
         raise exceptions.ValidationError(
@@ -558,30 +559,6 @@ def _bounded(
             }
         )
     return found
-
-
-def _at_most(rows: models.QuerySet[Any], count: int) -> list[tuple[Any, ...]]:
-    """The first ``count`` rows of a ``values_list()`` QuerySet (not ``flat``).
-
-    Read in one fetch rather than Django's chunks of 100: a filter's remote query returns
-    thousands of rows, and the chunks cost more than the rows. An ordered query on SQLite
-    is read without ``LIMIT``, stopping after ``count`` rows: with a ``LIMIT``, SQLite sorts
-    into a B-tree instead of its (faster) sorter.
-    """
-    if rows.query.order_by and connections[rows.db].vendor == "sqlite":
-        read = rows.iterator(chunk_size=_CHUNK)
-        try:
-            return list(islice(read, count))
-        finally:  # closes the cursor now, not when the generator is collected
-            close = getattr(read, "close", None)
-            if close is not None:
-                close()
-    limited = rows[:count]
-    return _compat.values_list_rows(limited, count)
-
-
-#: Rows per fetch when reading without ``LIMIT``.
-_CHUNK = 2_000
 
 
 def filter_by_remote(
@@ -647,9 +624,11 @@ def filter_by_remote(
         rows = remote.values_list(match.match.name)
         if not match.match.unique:
             rows = rows.distinct()
-        matched = [key for (key,) in _bounded(rows, spec, names, "matches")]
+        matched = [key for (key,) in _bounded(rows, spec, names, "matches", request)]
     else:  # the spec's fields too: the page's rows, read in this same query
-        found = _bounded(remote.values_list(match.match.name, *fields), spec, names, "matches")
+        found = _bounded(
+            remote.values_list(match.match.name, *fields), spec, names, "matches", request
+        )
         read = dict(zip(map(itemgetter(0), found), found, strict=True))
         remember_rows(view, request, active[0][1].spec, spec, KnownRows(fields, read))
         matched = list(read)
@@ -668,7 +647,11 @@ def filter_by_remote(
 
 
 def ranks(
-    match: _Match, fields: Sequence[str], conditions: Sequence[models.Q], names: Sequence[str]
+    match: _Match,
+    fields: Sequence[str],
+    conditions: Sequence[models.Q],
+    names: Sequence[str],
+    request: HttpRequest | None = None,
 ) -> list[tuple[Any, tuple[Any, ...]]]:
     """``(key, (rank by fields[0], rank by fields[1], ...))`` for the remote rows: ONE query.
 
@@ -680,7 +663,7 @@ def ranks(
     rows = match.remote_rows(conditions)
     width = len(fields)
     if width == 1 and _compares_by_value(rows, fields[0]):
-        return _ranked_in_python(rows, match.spec, match.match.name, fields[0], names)
+        return _ranked_in_python(rows, match.spec, match.match.name, fields[0], names, request)
     annotations = {
         f"crossprefetch_rank_{i}": models.Window(DenseRank(), order_by=models.F(field).asc())
         for i, field in enumerate(fields)
@@ -692,7 +675,7 @@ def ranks(
         values = tuple(fields)
     rows = rows.annotate(**annotations).values_list(match.match.name, *values, *annotations)
     table: dict[Any, tuple[Any, ...]] = {}
-    for row in _bounded(rows, match.spec, names, "orders"):
+    for row in _bounded(rows, match.spec, names, "orders", request):
         key, rank = row[0], row[1 + len(values) :]
         if values:
             rank = tuple(
@@ -731,11 +714,12 @@ def _ranked_in_python(
     key: str,
     field: str,
     names: Sequence[str],
+    request: HttpRequest | None,
 ) -> list[tuple[Any, tuple[Any, ...]]]:
     ordered = rows.filter(**{f"{field}__isnull": False}).order_by(field).values_list(key, field)
     table: dict[Any, tuple[Any, ...]] = {}
     first = table.setdefault  # a key matched by several rows keeps its first rank
-    found = _bounded(ordered, spec, names, "orders")
+    found = _bounded(ordered, spec, names, "orders", request)
     for rank, (_, tied) in enumerate(groupby(found, itemgetter(1)), start=1):
         position = (rank,)  # one tuple for the rows that tie
         for remote_key, _ in tied:
@@ -892,7 +876,13 @@ class CrossDBOrderingFilter(OrderingFilter):
             where = f"ordering {', '.join(map(repr, names_of[spec_name]))}"
             spec = _spec(view, spec_name, where)
             match = _Match.of(spec, queryset, request, where)
-            table = ranks(match, list(fields), remembered.get(spec_name, ()), names_of[spec_name])
+            table = ranks(
+                match,
+                list(fields),
+                remembered.get(spec_name, ()),
+                names_of[spec_name],
+                request,
+            )
             rows = match.local_pairs(table, queryset.db)
             queryset, ordered_by = positions(queryset, match.column, rows, list(fields.values()))
             for i, (field, order) in enumerate(zip(fields, ordered_by, strict=True)):

@@ -6,11 +6,19 @@ Not a test: a measurement, through the whole stack like ``benchmark``, of the
 * healthy: the customers' database answers;
 * slow: the customers' query runs longer than the timeout and the database cancels it;
 * dead: the customers' database refuses connections (a killed server: the SQLite file
-  replaced by a directory, or the PostgreSQL port closed), each request trying again
-  (the circuit breaker held closed);
-* breaker open: the same dead database after the breaker opened: no attempt at all.
+  replaced by a directory, or the PostgreSQL port closed, without the pool), each request
+  trying again (the circuit breaker held closed);
+* breaker open: the same dead database after the breaker opened: no attempt at all;
+* bulkhead full: ``MAX_CONCURRENT`` queries already in flight on the customers' alias (the
+  place held by the command itself, as a hung query would hold it): no attempt at all;
+* PostgreSQL only, the customers' database behind a proxy of the command's own
+  (:mod:`shop.faults`): hung with the connections opened before (each request's query
+  sent on a pooled or kept connection, then no answer), hung on new connections (the pool
+  and the connections closed first: connecting, or waiting for the pool, never ends), and
+  dead behind the pool (the pool's connections dropped, every new one refused).
 
-Targets: dead ≤ timeout + 20 ms; breaker open ≤ 1.10 times healthy. The slow request is
+Targets: dead ≤ timeout + 20 ms; breaker open ≤ 1.10 times healthy; bulkhead full, hung
+and dead behind the pool: p99 ≤ timeout + 50 ms. The slow request is
 judged by what the slow query adds to a healthy request (≤ timeout + 20 ms): the rest of
 the request (the page, serialization) costs what it costs either way.
 """
@@ -32,7 +40,8 @@ from django.test import Client
 from django.test.utils import override_settings
 from django.urls import reverse
 
-from crossprefetch._fetch import breaker
+from crossprefetch._fetch import breaker, bulkhead, workers
+from shop.faults import Proxy
 from shop.management.commands._options import count
 from shop.management.commands.benchmark import command_line, environment
 from shop.measuring import format_ms, median, timed_get
@@ -62,16 +71,97 @@ def dead(alias: str) -> Iterator[None]:
             with socket.socket() as sock:  # a port nothing listens on
                 sock.bind(("127.0.0.1", 0))
                 port = sock.getsockname()[1]
-            settings.update(HOST="127.0.0.1", PORT=str(port))
+            options = {k: v for k, v in settings.get("OPTIONS", {}).items() if k != "pool"}
+            # without the pool: a refused connection fails at once (behind a pool, the
+            # request waits for its deadline: the "dead behind the pool" row)
+            reconnect(alias)
+            settings.update(HOST="127.0.0.1", PORT=str(port), OPTIONS=options)
         else:
             raise CommandError(f"No way to kill a {connection.vendor} server here.")
-        connection.close()
+        reconnect(alias)
         try:
             yield
         finally:
             settings.clear()
             settings.update(saved)
-            connection.close()
+            reconnect(alias)
+
+
+@contextmanager
+def bulkhead_full(alias: str) -> Iterator[None]:
+    """``MAX_CONCURRENT`` of 1 on ``alias``, its place taken until the block ends."""
+    with override_settings(CROSSPREFETCH={**NEVER, "MAX_CONCURRENT": 1}):
+        bulkhead.databases.acquire(alias)
+        try:
+            yield
+        finally:
+            bulkhead.databases.release(alias)
+
+
+@contextmanager
+def behind_proxy(alias: str) -> Iterator[Proxy | None]:
+    """The alias's PostgreSQL reached through a :class:`~shop.faults.Proxy` until the block
+    ends; ``None`` on another backend (no server to hang)."""
+    connection = connections[alias]
+    if connection.vendor != "postgresql":
+        yield None
+        return
+    settings = connection.settings_dict
+    saved = dict(settings)
+    proxy = Proxy(settings["HOST"] or "127.0.0.1", int(settings["PORT"] or 5432))
+    reconnect(alias)
+    settings.update(HOST="127.0.0.1", PORT=str(proxy.port))
+    try:
+        yield proxy
+    finally:
+        proxy.forward()
+        reconnect(alias)
+        settings.clear()
+        settings.update(saved)
+        proxy.close()
+
+
+def reconnect(alias: str) -> None:
+    """Close every connection to ``alias``: this thread's, the pool's, crossprefetch's."""
+    connection = connections[alias]
+    connection.close()
+    if connection.settings_dict.get("OPTIONS", {}).get("pool"):
+        connection.close_pool()  # type: ignore[attr-defined]
+    workers.reset()
+
+
+def p99(values: list[float]) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, round(0.99 * (len(ordered) - 1)))]
+
+
+def bulkhead_row(report: dict[str, Any], verdict: Any) -> str:
+    figures = report["bulkhead_s"]
+    limit = report["settings"]["timeout_s"] + 0.050
+    return (
+        f"| alive, bulkhead full (p50 / p99) | {format_ms(figures['p50'])} / "
+        f"{format_ms(figures['p99'])} | p99 ≤ {format_ms(limit)} | "
+        f"{verdict(figures['p99'] <= limit)} |"
+    )
+
+
+def fault_rows(report: dict[str, Any], verdict: Any) -> list[str]:
+    faults = report.get("faults_s")
+    labels = {
+        "hung_open": "hung, connections opened before (p50 / p99)",
+        "hung_new": "hung, new connections (p50 / p99)",
+        "dead_pool": "dead behind the pool (p50 / p99)",
+    }
+    if not faults:
+        return [
+            f"| {label} | n/a: no server to hang on SQLite | — | — |" for label in labels.values()
+        ]
+    limit = report["settings"]["timeout_s"] + 0.050
+    return [
+        f"| {label} | {format_ms(faults[name]['p50'])} / {format_ms(faults[name]['p99'])} | "
+        f"p99 ≤ {format_ms(limit)} | {verdict(faults[name]['p99'] <= limit)} |"
+        for name, label in labels.items()
+    ]
 
 
 class Command(BaseCommand):
@@ -106,7 +196,14 @@ class Command(BaseCommand):
         page = options["page_size"]
         degrading = f"{reverse('shop:degrading-event-list')}?page_size={page}"
         slow = f"{reverse('shop:slow-reference-event-list')}?page_size={page}"
-        times: dict[str, list[float]] = {"healthy": [], "slow": [], "dead": [], "open": []}
+        times: dict[str, list[float]] = {
+            "healthy": [],
+            "slow": [],
+            "dead": [],
+            "open": [],
+            "bulkhead": [],
+        }
+        faults: dict[str, list[float]] = {"hung_open": [], "hung_new": [], "dead_pool": []}
 
         def block(name: str, url: str, *, degraded: bool) -> None:
             # the first request of a block pays for (re)connecting: not measured
@@ -128,6 +225,12 @@ class Command(BaseCommand):
                 assert breaker.databases.is_open(alias)
                 block("open", degrading, degraded=True)
             breaker.databases.reset()
+            with bulkhead_full(alias):
+                block("bulkhead", degrading, degraded=True)
+            with override_settings(CROSSPREFETCH=NEVER), behind_proxy(alias) as proxy:
+                if proxy is not None:
+                    self._faults(client, degrading, alias, proxy, options["repeat"], faults)
+            breaker.databases.reset()
             self.stderr.write(".", ending="")
         self.stderr.write("\n")
         medians = {name: median(values) for name, values in times.items()}
@@ -147,7 +250,43 @@ class Command(BaseCommand):
                 "open_vs_healthy": 1.10,
             },
             "open_vs_healthy": medians["open"] / medians["healthy"],
+            "bulkhead_s": {"p50": medians["bulkhead"], "p99": p99(times["bulkhead"])},
+            "faults_s": {
+                name: {"p50": median(values), "p99": p99(values)}
+                for name, values in faults.items()
+                if values
+            },
         }
+
+    def _faults(
+        self,
+        client: Client,
+        url: str,
+        alias: str,
+        proxy: Proxy,
+        repeat: int,
+        faults: dict[str, list[float]],
+    ) -> None:
+        """Each sample starts from a healthy request through the proxy, then hangs or kills
+        it, and times one request."""
+        for name in ("hung_open", "hung_new"):
+            for _ in range(repeat):
+                proxy.forward()
+                self._check(client, url, False)
+                if name == "hung_new":
+                    reconnect(alias)
+                proxy.hang()
+                gc.collect()
+                elapsed, _ = timed_get(client, url)
+                faults[name].append(elapsed)
+        proxy.forward()
+        self._check(client, url, False)
+        proxy.kill()
+        for _ in range(repeat):
+            gc.collect()
+            elapsed, _ = timed_get(client, url)
+            faults["dead_pool"].append(elapsed)
+        proxy.forward()
 
     def _check(self, client: Client, url: str, degraded: bool) -> None:
         response = client.get(url)
@@ -184,10 +323,12 @@ def render_markdown(report: dict[str, Any]) -> str:
         f"| slow (cancelled at the timeout) | {format_ms(medians['slow'])} "
         f"(+{format_ms(added)} over healthy) | +≤ {format_ms(limit)} | "
         f"{verdict(added <= limit)} |",
-        f"| dead, every request tries | {format_ms(medians['dead'])} | "
+        f"| dead, every request tries (no pool) | {format_ms(medians['dead'])} | "
         f"≤ {format_ms(limit)} | {verdict(medians['dead'] <= limit)} |",
         f"| dead, circuit breaker open | {format_ms(medians['open'])} "
         f"({ratio:.2f}{TIMES} healthy) | ≤ 1.10{TIMES} | {verdict(ratio <= 1.10)} |",
+        bulkhead_row(report, verdict),
+        *fault_rows(report, verdict),
         "",
     ]
     return "\n".join(lines)

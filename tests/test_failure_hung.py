@@ -1,0 +1,250 @@
+"""A hung reference database costs a request its ``timeout``, not as long as it hangs.
+
+A hung server accepts TCP connections and answers nothing: a PostgreSQL server of the test's
+own stopped with SIGSTOP (the postmaster and its backends), the machine's MariaDB behind a
+proxy of the test's own that stops forwarding. Each test asserts the bound (generously,
+``TIMEOUT`` + 2 s: the benchmark measures the tight figure), the degraded header with every
+primary row, and that the alias answers again once the server does.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterator
+from typing import TYPE_CHECKING, Any
+
+import pytest
+from django.db import DatabaseError, OperationalError, connections, transaction
+from rest_framework.test import APIClient
+
+from crossprefetch import prefetch_cross_db
+from crossprefetch._fetch import breaker, failure, workers
+from crossprefetch._fetch.deadline import DeadlineExceeded
+from tests.failure_urls import REFERENCE
+from tests.filter_failure_urls import TIMEOUT
+from tests.servers import HangingProxy, PostgresServer, database_alias
+from tests.test_failure import NAMES, create_customers, make_events, spec
+from tests.testapp.models import OrderEvent
+
+if TYPE_CHECKING:
+    from pytest_django.plugin import DjangoDbBlocker
+
+pytestmark = pytest.mark.django_db(databases=["default", "timeseries"], transaction=True)
+
+BOUND = TIMEOUT + 2
+
+
+@pytest.fixture(autouse=True)
+def _fresh_state(settings: Any) -> Iterator[None]:
+    settings.ROOT_URLCONF = "tests.filter_failure_urls"
+    breaker.databases.reset()
+    failure.reset()
+    yield
+    breaker.databases.reset()
+
+
+def _serve(server: PostgresServer, blocker: DjangoDbBlocker, **options: Any) -> Any:
+    settings = server.settings()
+    settings["OPTIONS"] = {**settings["OPTIONS"], **options}
+    return database_alias(REFERENCE, settings, blocker)
+
+
+@pytest.fixture
+def server(
+    postgres_server: PostgresServer, django_db_blocker: DjangoDbBlocker
+) -> Iterator[PostgresServer]:
+    with _serve(postgres_server, django_db_blocker):
+        _fresh_customers()
+        yield postgres_server
+
+
+@pytest.fixture
+def pooled(
+    postgres_server: PostgresServer, django_db_blocker: DjangoDbBlocker
+) -> Iterator[PostgresServer]:
+    """The server through Django's connection pool, with the pool's usual 30 s wait."""
+    pool = {"min_size": 1, "max_size": 4, "timeout": 30}
+    with _serve(postgres_server, django_db_blocker, pool=pool):
+        _fresh_customers()
+        yield postgres_server
+        connections[REFERENCE].close_pool()  # type: ignore[attr-defined]
+
+
+def _fresh_customers() -> None:
+    with connections[REFERENCE].cursor() as cursor:
+        cursor.execute("DROP TABLE IF EXISTS testapp_customer")
+    create_customers(REFERENCE)
+
+
+@pytest.fixture
+def events() -> list[OrderEvent]:
+    return make_events()
+
+
+def _timed(api: APIClient, url: str = "/events/") -> tuple[Any, float]:
+    started = time.monotonic()
+    response = api.get(url)
+    return response, time.monotonic() - started
+
+
+def _assert_degraded(response: Any, events: list[OrderEvent]) -> None:
+    assert response.status_code == 200
+    assert response["Crossprefetch-Degraded"] == "customers"
+    rows = response.json()
+    assert [row["id"] for row in rows] == [e.id for e in events]  # every primary row
+    assert {row["customer_name"] for row in rows} == {"Unknown customer"}
+
+
+def _assert_healthy(response: Any, events: list[OrderEvent]) -> None:
+    assert response.status_code == 200
+    assert "Crossprefetch-Degraded" not in response
+    names = {row["id"]: row["customer_name"] for row in response.json()}
+    assert names == {e.id: NAMES.get(e.customer_id or 0, "Unknown customer") for e in events}
+
+
+@pytest.mark.parametrize("fresh_connection", [False, True], ids=["open", "new connection"])
+def test_a_hung_server_degrades_within_the_timeout_and_serves_again_after(
+    server: PostgresServer,
+    events: list[OrderEvent],
+    api: APIClient,
+    settings: Any,
+    fresh_connection: bool,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    settings.CROSSPREFETCH = {"BREAKER_FAILURES": 2, "BREAKER_RESET": 3600}
+    # the worker keeps its connection, as outside a test run: the hang meets it open
+    monkeypatch.setattr(workers, "CLOSE_IN_TESTS", False)
+    _assert_healthy(api.get("/events/"), events)
+    if fresh_connection:
+        connections.close_all()
+        workers.reset()  # the workers' connections too: the next one connects to a hung server
+    with server.hung(BOUND * 3 + 10):
+        for _ in range(2):
+            response, elapsed = _timed(api)
+            _assert_degraded(response, events)
+            assert elapsed < BOUND
+        assert breaker.databases.is_open(REFERENCE)
+        response, elapsed = _timed(api)  # the breaker answers: no wait at all
+        _assert_degraded(response, events)
+        assert elapsed < BOUND
+    settings.CROSSPREFETCH = {"BREAKER_FAILURES": 2, "BREAKER_RESET": 0}
+    _assert_healthy(api.get("/events/"), events)  # the trial, on a working connection
+    assert not breaker.databases.is_open(REFERENCE)
+
+
+def test_raise_mode_gets_the_deadline_error_within_the_bound(
+    server: PostgresServer, events: list[OrderEvent]
+) -> None:
+    lookups = {"customers": spec(on_error="raise", timeout=TIMEOUT)}
+    assert not prefetch_cross_db(events, lookups)["customers"].degraded
+    with server.hung(BOUND + 10):
+        started = time.monotonic()
+        with pytest.raises(DeadlineExceeded, match="did not answer within the timeout"):
+            prefetch_cross_db(events, lookups)
+        assert time.monotonic() - started < BOUND
+    assert prefetch_cross_db(events, lookups)["customers"].get(1)["name"] == NAMES[1]
+
+
+def test_inside_a_transaction_the_watchdog_cuts_the_requests_own_connection(
+    server: PostgresServer, events: list[OrderEvent]
+) -> None:
+    lookups = {"customers": spec(on_error="degrade", timeout=TIMEOUT)}
+    outcome: list[bool] = []
+    with server.hung(BOUND + 10):
+        started = time.monotonic()
+        with pytest.raises(DatabaseError), transaction.atomic(using=REFERENCE):  # noqa: PT012
+            assert connections[REFERENCE].connection is not None  # opened before the hang
+            outcome.append(prefetch_cross_db(events, lookups)["customers"].degraded)
+        elapsed = time.monotonic() - started
+    # the transaction is lost with its connection, as to any outage; the lookup was not
+    assert outcome == [True]
+    assert elapsed < BOUND + 1
+    connections[REFERENCE].close()
+    assert not prefetch_cross_db(events, lookups)["customers"].degraded
+
+
+def test_a_dead_server_behind_the_pool_degrades_within_the_timeout(
+    pooled: PostgresServer, events: list[OrderEvent], api: APIClient
+) -> None:
+    _assert_healthy(api.get("/events/"), events)
+    pooled.kill()
+    try:
+        for _ in range(2):
+            response, elapsed = _timed(api)
+            _assert_degraded(response, events)
+            assert elapsed < BOUND
+    finally:
+        pooled.start()
+    breaker.databases.reset()
+    deadline = time.monotonic() + 30  # the pool reconnects in the background
+    while True:
+        response = api.get("/events/")
+        if "Crossprefetch-Degraded" not in response or time.monotonic() > deadline:
+            break
+        breaker.databases.reset()
+        time.sleep(0.2)
+    _assert_healthy(response, events)
+
+
+def test_a_hung_server_behind_the_pool_degrades_within_the_timeout(
+    pooled: PostgresServer, events: list[OrderEvent], api: APIClient
+) -> None:
+    _assert_healthy(api.get("/events/"), events)
+    with pooled.hung(BOUND * 2 + 10):
+        for _ in range(2):
+            response, elapsed = _timed(api)
+            _assert_degraded(response, events)
+            assert elapsed < BOUND
+    breaker.databases.reset()
+    _assert_healthy(api.get("/events/"), events)
+
+
+# MariaDB, hung behind a proxy ------------------------------------------------------------------
+
+
+@pytest.fixture
+def hung_mariadb(django_db_blocker: DjangoDbBlocker) -> Iterator[HangingProxy]:
+    from tests.test_failure_mariadb import DATABASE, PASSWORD, PORT, USER, _server
+
+    server = _server()
+    if "MariaDB" not in server.get_server_info():
+        server.close()
+        pytest.skip("the server is MySQL, not MariaDB")
+    server.cursor().execute(f"CREATE DATABASE IF NOT EXISTS `{DATABASE}`")
+    proxy = HangingProxy(PORT)
+    try:
+        database = {
+            "ENGINE": "django.db.backends.mysql",
+            "NAME": DATABASE,
+            "USER": USER,
+            "PASSWORD": PASSWORD,
+            "HOST": "127.0.0.1",
+            "PORT": str(proxy.port),
+        }
+        with database_alias(REFERENCE, database, django_db_blocker):
+            create_customers(REFERENCE)
+            yield proxy
+    finally:
+        proxy.close()
+        server.cursor().execute(f"DROP DATABASE IF EXISTS `{DATABASE}`")
+        server.close()
+
+
+def test_a_hung_mariadb_degrades_within_the_timeout(
+    hung_mariadb: HangingProxy, events: list[OrderEvent], api: APIClient
+) -> None:
+    _assert_healthy(api.get("/events/"), events)
+    hung_mariadb.hang()
+    try:
+        for _ in range(2):
+            response, elapsed = _timed(api)
+            _assert_degraded(response, events)
+            assert elapsed < BOUND
+    finally:
+        hung_mariadb.resume()
+    breaker.databases.reset()
+    _assert_healthy(api.get("/events/"), events)
+
+
+def test_the_deadline_error_is_an_outage() -> None:
+    assert issubclass(DeadlineExceeded, OperationalError)
