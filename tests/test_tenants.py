@@ -248,3 +248,57 @@ def test_concurrent_requests_of_two_tenants_through_drf(schemas: None) -> None:
         tenant, rows = result
         assert len(rows) == len(PKS)
         assert {row["customer_name"] for row in rows} == {name(tenant, pk) for pk in PKS}
+
+
+def test_concurrent_tenants_filtering_by_remote_rows_share_nothing(schemas: None) -> None:
+    """A filter's remote read is coalesced and cached like a lookup (its identity carries
+    the connection's tenant): the same filter in two tenants reads each tenant's rows."""
+    from rest_framework import serializers, viewsets
+    from rest_framework.test import APIRequestFactory
+
+    from crossprefetch import ContextLookupField, CrossDBPrefetchMixin
+    from crossprefetch.filters import CrossDBFilter, CrossDBFilterBackend
+
+    for pk in PKS:
+        OrderEvent.objects.create(timestamp=T0, customer_id=pk)
+
+    class Events(serializers.ModelSerializer[OrderEvent]):
+        customer_name = ContextLookupField("customers", "name", default=None)
+
+        class Meta:
+            model = OrderEvent
+            fields = ["id", "customer_name"]
+
+    class View(CrossDBPrefetchMixin, viewsets.ReadOnlyModelViewSet[OrderEvent]):
+        queryset = OrderEvent.objects.order_by("id")
+        serializer_class = Events
+        filter_backends = [CrossDBFilterBackend]
+        cross_db_fields = {
+            "customers": CrossDBPrefetch(
+                "testapp.Customer",
+                key="customer_id",
+                fields=("name",),
+                coalesce=WINDOW,
+                cache=60,
+                timeout=5,
+            )
+        }
+        cross_db_filters = {
+            "customer_name": CrossDBFilter("customers", "name", lookup_expr="icontains")
+        }
+
+    view = View.as_view({"get": "list"})
+
+    def request(i: int) -> tuple[str, list[Any]]:
+        tenant = TENANTS[i % 2]
+        activate(tenant)
+        # the same filter, the same SQL, in every tenant: only the connection differs
+        response = view(APIRequestFactory().get("/?customer_name=customer"))
+        assert response.status_code == 200, response.data
+        return tenant, list(response.data)
+
+    for _ in range(2):  # cold, then from the cache
+        for result in concurrently(6, request):
+            assert isinstance(result, tuple), result
+            tenant, rows = result
+            assert {row["customer_name"] for row in rows} == {name(tenant, pk) for pk in PKS}
