@@ -11,6 +11,7 @@ from __future__ import annotations
 import logging
 import shutil
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -57,6 +58,17 @@ def create_customers(alias: str, names: dict[int, str] = NAMES) -> None:
     Customer.objects.using(alias).bulk_create(
         Customer(id=pk, name=name, email=f"c{pk}@example.com") for pk, name in names.items()
     )
+
+
+@contextmanager
+def reference_with_customers(settings_dict: dict[str, Any], blocker: Any) -> Iterator[None]:
+    """The ``reference`` alias on a database of the test's own (``settings_dict``), holding
+    the customers of :data:`NAMES` in a table created afresh."""
+    with database_alias(REFERENCE, settings_dict, blocker):
+        with connections[REFERENCE].cursor() as cursor:
+            cursor.execute("DROP TABLE IF EXISTS testapp_customer")
+        create_customers(REFERENCE)
+        yield
 
 
 class SQLiteReference:

@@ -22,8 +22,8 @@ from crossprefetch._fetch import breaker, failure, workers
 from crossprefetch._fetch.deadline import DeadlineExceeded
 from tests.failure_urls import REFERENCE
 from tests.filter_failure_urls import TIMEOUT
-from tests.servers import HangingProxy, PostgresServer, database_alias
-from tests.test_failure import NAMES, create_customers, make_events, spec
+from tests.servers import HangingProxy, PostgresServer
+from tests.test_failure import NAMES, make_events, reference_with_customers, spec
 from tests.testapp.models import OrderEvent
 
 if TYPE_CHECKING:
@@ -46,7 +46,7 @@ def _fresh_state(settings: Any) -> Iterator[None]:
 def _serve(server: PostgresServer, blocker: DjangoDbBlocker, **options: Any) -> Any:
     settings = server.settings()
     settings["OPTIONS"] = {**settings["OPTIONS"], **options}
-    return database_alias(REFERENCE, settings, blocker)
+    return reference_with_customers(settings, blocker)
 
 
 @pytest.fixture
@@ -54,7 +54,6 @@ def server(
     postgres_server: PostgresServer, django_db_blocker: DjangoDbBlocker
 ) -> Iterator[PostgresServer]:
     with _serve(postgres_server, django_db_blocker):
-        _fresh_customers()
         yield postgres_server
 
 
@@ -65,15 +64,8 @@ def pooled(
     """The server through Django's connection pool, with the pool's usual 30 s wait."""
     pool = {"min_size": 1, "max_size": 4, "timeout": 30}
     with _serve(postgres_server, django_db_blocker, pool=pool):
-        _fresh_customers()
         yield postgres_server
         connections[REFERENCE].close_pool()  # type: ignore[attr-defined]
-
-
-def _fresh_customers() -> None:
-    with connections[REFERENCE].cursor() as cursor:
-        cursor.execute("DROP TABLE IF EXISTS testapp_customer")
-    create_customers(REFERENCE)
 
 
 @pytest.fixture
@@ -204,30 +196,14 @@ def test_a_hung_server_behind_the_pool_degrades_within_the_timeout(
 
 @pytest.fixture
 def hung_mariadb(django_db_blocker: DjangoDbBlocker) -> Iterator[HangingProxy]:
-    from tests.test_failure_mariadb import DATABASE, PASSWORD, PORT, USER, _server
+    from tests.test_failure_mariadb import PORT, mariadb_reference
 
-    server = _server()
-    if "MariaDB" not in server.get_server_info():
-        server.close()
-        pytest.skip("the server is MySQL, not MariaDB")
-    server.cursor().execute(f"CREATE DATABASE IF NOT EXISTS `{DATABASE}`")
     proxy = HangingProxy(PORT)
     try:
-        database = {
-            "ENGINE": "django.db.backends.mysql",
-            "NAME": DATABASE,
-            "USER": USER,
-            "PASSWORD": PASSWORD,
-            "HOST": "127.0.0.1",
-            "PORT": str(proxy.port),
-        }
-        with database_alias(REFERENCE, database, django_db_blocker):
-            create_customers(REFERENCE)
+        with mariadb_reference(django_db_blocker, proxy.port):
             yield proxy
     finally:
         proxy.close()
-        server.cursor().execute(f"DROP DATABASE IF EXISTS `{DATABASE}`")
-        server.close()
 
 
 def test_a_hung_mariadb_degrades_within_the_timeout(

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import TYPE_CHECKING, Any
 
 import pytest
@@ -18,8 +19,8 @@ from django.db import connections, transaction
 from crossprefetch import prefetch_cross_db
 from crossprefetch._fetch import breaker as breaker
 from tests.failure_urls import REFERENCE
-from tests.servers import database_alias, unavailable
-from tests.test_failure import NAMES, create_customers, make_events, slow_spec, spec
+from tests.servers import unavailable
+from tests.test_failure import NAMES, make_events, reference_with_customers, slow_spec, spec
 from tests.testapp.models import Customer, OrderEvent
 
 if TYPE_CHECKING:
@@ -47,8 +48,10 @@ def _server() -> Any:
         unavailable(f"MariaDB at {HOST}:{PORT} is not reachable ({exc})")
 
 
-@pytest.fixture
-def mariadb(django_db_blocker: DjangoDbBlocker) -> Iterator[None]:
+@contextmanager
+def mariadb_reference(blocker: DjangoDbBlocker, port: int = PORT) -> Iterator[None]:
+    """``reference`` on a database of the test's own on the MariaDB server, reached on
+    ``port`` (the server's own, or a proxy's in front of it), with the customers."""
     server = _server()
     if "MariaDB" not in server.get_server_info():
         server.close()
@@ -61,15 +64,20 @@ def mariadb(django_db_blocker: DjangoDbBlocker) -> Iterator[None]:
             "USER": USER,
             "PASSWORD": PASSWORD,
             "HOST": HOST,
-            "PORT": str(PORT),
+            "PORT": str(port),
         }
-        with database_alias(REFERENCE, database, django_db_blocker):
-            create_customers(REFERENCE)
+        with reference_with_customers(database, blocker):
             yield
     finally:
         server.cursor().execute(f"DROP DATABASE IF EXISTS `{DATABASE}`")
         server.close()
         breaker.databases.reset()
+
+
+@pytest.fixture
+def mariadb(django_db_blocker: DjangoDbBlocker) -> Iterator[None]:
+    with mariadb_reference(django_db_blocker):
+        yield
 
 
 @pytest.fixture

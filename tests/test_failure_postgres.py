@@ -19,7 +19,13 @@ from crossprefetch._fetch import breaker as breaker
 from crossprefetch._fetch import failure
 from tests.failure_urls import REFERENCE
 from tests.servers import HangingUp, PostgresServer, database_alias
-from tests.test_failure import NAMES, create_customers, make_events, slow_spec, spec
+from tests.test_failure import (
+    NAMES,
+    make_events,
+    reference_with_customers,
+    slow_spec,
+    spec,
+)
 from tests.testapp.models import Customer, OrderEvent
 
 if TYPE_CHECKING:
@@ -46,10 +52,7 @@ def _listening(port: int) -> bool:
 def server(
     postgres_server: PostgresServer, django_db_blocker: DjangoDbBlocker
 ) -> Iterator[PostgresServer]:
-    with database_alias(REFERENCE, postgres_server.settings(), django_db_blocker):
-        with connections[REFERENCE].cursor() as cursor:
-            cursor.execute("DROP TABLE IF EXISTS testapp_customer")
-        create_customers(REFERENCE)
+    with reference_with_customers(postgres_server.settings(), django_db_blocker):
         yield postgres_server
     if not _listening(postgres_server.port):  # a test killed it and failed before restarting
         postgres_server.start()

@@ -23,7 +23,7 @@ from crossprefetch.testing import capture_queries
 from tests.failure_urls import REFERENCE
 from tests.filter_failure_urls import TIMEOUT
 from tests.servers import HangingUp, PostgresServer, database_alias
-from tests.test_failure import NAMES, create_customers, make_events
+from tests.test_failure import NAMES, make_events, reference_with_customers
 from tests.testapp.models import Customer, OrderEvent
 
 if TYPE_CHECKING:
@@ -51,10 +51,7 @@ def _fresh_state(settings: Any) -> Iterator[None]:
 def server(
     postgres_server: PostgresServer, django_db_blocker: DjangoDbBlocker
 ) -> Iterator[PostgresServer]:
-    with database_alias(REFERENCE, postgres_server.settings(), django_db_blocker):
-        with connections[REFERENCE].cursor() as cursor:
-            cursor.execute("DROP TABLE IF EXISTS testapp_customer")
-        create_customers(REFERENCE)
+    with reference_with_customers(postgres_server.settings(), django_db_blocker):
         yield postgres_server
 
 

@@ -22,8 +22,8 @@ from crossprefetch import CrossDBPrefetch, Lookup, prefetch_cross_db
 from crossprefetch._fetch import breaker, bulkhead
 from crossprefetch.testing import assert_num_queries
 from tests.failure_urls import REFERENCE
-from tests.servers import PostgresServer, database_alias
-from tests.test_failure import NAMES, create_customers, make_events, spec
+from tests.servers import PostgresServer
+from tests.test_failure import NAMES, make_events, reference_with_customers, spec
 from tests.testapp.models import Customer, OrderEvent
 
 if TYPE_CHECKING:
@@ -40,10 +40,7 @@ def server(
     postgres_server: PostgresServer, django_db_blocker: DjangoDbBlocker, settings: Any
 ) -> Iterator[PostgresServer]:
     settings.ROOT_URLCONF = "tests.failure_urls"
-    with database_alias(REFERENCE, postgres_server.settings(), django_db_blocker):
-        with connections[REFERENCE].cursor() as cursor:
-            cursor.execute("DROP TABLE IF EXISTS testapp_customer")
-        create_customers(REFERENCE)
+    with reference_with_customers(postgres_server.settings(), django_db_blocker):
         yield postgres_server
 
 
