@@ -87,6 +87,14 @@ def _assert_degraded(response: Any, events: list[OrderEvent]) -> None:
     assert {row["customer_name"] for row in rows} == {"Unknown customer"}
 
 
+def _assert_bounded_degrading(api: APIClient, events: list[OrderEvent], times: int = 2) -> None:
+    """``times`` requests, each degraded within the bound (the breaker held closed)."""
+    for _ in range(times):
+        response, elapsed = _timed(api)
+        _assert_degraded(response, events)
+        assert elapsed < BOUND
+
+
 def _assert_healthy(response: Any, events: list[OrderEvent]) -> None:
     assert response.status_code == 200
     assert "Crossprefetch-Degraded" not in response
@@ -161,10 +169,7 @@ def test_a_dead_server_behind_the_pool_degrades_within_the_timeout(
     _assert_healthy(api.get("/events/"), events)
     pooled.kill()
     try:
-        for _ in range(2):
-            response, elapsed = _timed(api)
-            _assert_degraded(response, events)
-            assert elapsed < BOUND
+        _assert_bounded_degrading(api, events)
     finally:
         pooled.start()
     breaker.databases.reset()
@@ -183,10 +188,7 @@ def test_a_hung_server_behind_the_pool_degrades_within_the_timeout(
 ) -> None:
     _assert_healthy(api.get("/events/"), events)
     with pooled.hung(BOUND * 2 + 10):
-        for _ in range(2):
-            response, elapsed = _timed(api)
-            _assert_degraded(response, events)
-            assert elapsed < BOUND
+        _assert_bounded_degrading(api, events)
     breaker.databases.reset()
     _assert_healthy(api.get("/events/"), events)
 
@@ -212,10 +214,7 @@ def test_a_hung_mariadb_degrades_within_the_timeout(
     _assert_healthy(api.get("/events/"), events)
     hung_mariadb.hang()
     try:
-        for _ in range(2):
-            response, elapsed = _timed(api)
-            _assert_degraded(response, events)
-            assert elapsed < BOUND
+        _assert_bounded_degrading(api, events)
     finally:
         hung_mariadb.resume()
     breaker.databases.reset()
