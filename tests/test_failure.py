@@ -431,6 +431,7 @@ def test_timeout_cancels_the_statement_in_a_test_case_and_the_transaction_goes_o
     assert Customer.objects.filter(name__startswith="Written").count() == 2
 
 
+@pytest.mark.usefixtures("server_timeout_first")
 def test_timeout_inside_atomic_with_raise_leaves_the_transaction_usable(
     events: list[OrderEvent],
 ) -> None:
