@@ -421,7 +421,7 @@ def test_timeout_cancels_the_statement_in_a_test_case_and_the_transaction_goes_o
 ) -> None:
     connection = connections["default"]
     assert connection.in_atomic_block  # the test's transaction
-    Customer.objects.create(id=1, name="Written before")  # the slow condition runs per row
+    Customer.objects.create(name="Written before")  # the slow condition runs per row
     lookup = prefetch_cross_db(events, {"customers": slow_spec(on_error="degrade", timeout=0.2)})[
         "customers"
     ]
