@@ -207,8 +207,10 @@ class ReadCacheLayer:
 
     def __call__(self, read: Read) -> Fetched:
         policy = read.spec.cache
-        identity = read.identity
-        if policy is None or identity is None:
+        if policy is None:
+            return self.inner(read)
+        identity = read.identity  # compiled only for a spec that caches
+        if identity is None:
             return self.inner(read)
         labels = _labels(read.rows, (), policy)
         if labels is None:
