@@ -25,6 +25,7 @@ limit alone. So do queries of specs without a ``timeout``.
 
 from __future__ import annotations
 
+import contextlib
 import threading
 from collections.abc import Callable
 from typing import TypeVar
@@ -72,8 +73,10 @@ def _scoped(alias: str, seconds: float, work: Callable[[], T], isolate: bool) ->
 def _watched(connection: BaseDatabaseWrapper, deadline: float, work: Callable[[], T]) -> T:
     """``work()`` on this thread's connection, whose socket a watchdog shuts at the deadline.
 
-    ``state`` under ``lock``: ``"running"`` until the work returns (``"done"``) or the
-    watchdog fires first (``"cut"``); the socket is shut only while ``"running"``.
+    ``state`` under ``lock``: ``"running"`` until the work ends (``"done"``) or the watchdog
+    fires first (``"cut"``); the socket is shut only while ``"running"``. A cut connection
+    is closed (never used again) unless an atomic block is open on it: its owner then sees
+    the transaction lost, and Django closes the connection when the block ends.
     """
     lock = threading.Lock()
     state = ["running"]
@@ -88,18 +91,23 @@ def _watched(connection: BaseDatabaseWrapper, deadline: float, work: Callable[[]
     watchdog = threading.Timer(deadline, cut)
     watchdog.daemon = True
     watchdog.start()
+    error: Exception | None = None
     try:
         return work()
     except Exception as exc:
-        with lock:
-            cut_off = state[0] == "cut"
-        if cut_off:
-            raise _exceeded(connection.alias, deadline - GRACE) from exc
+        error = exc
         raise
     finally:
         watchdog.cancel()
         with lock:
+            cut_off = state[0] == "cut"
             state[0] = "done"
+        if cut_off:
+            if not connection.in_atomic_block:
+                with contextlib.suppress(Exception):
+                    connection.close()
+            if error is not None:
+                raise _exceeded(connection.alias, deadline - GRACE) from error
 
 
 def _has_socket(connection: BaseDatabaseWrapper) -> bool:
