@@ -17,7 +17,7 @@ import subprocess
 import tempfile
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from types import MethodType
 from typing import TYPE_CHECKING, Any
@@ -63,23 +63,43 @@ def wait_for_port(port: int, *, open_: bool, seconds: float = 30) -> None:
 
 
 @contextlib.contextmanager
-def stopped(processes: list[int], at_most: float) -> Iterator[None]:
-    """``processes`` stopped (SIGSTOP: TCP still accepts, nothing answers) for the block,
-    continued after it, and after ``at_most`` seconds in any case, so that a request that
-    never returns cannot leave a server stopped for good."""
+def stopped(
+    server_processes: Callable[[], list[int]], at_most: float, *, after: float = 0.0
+) -> Iterator[None]:
+    """The server's processes stopped (SIGSTOP: TCP still accepts, nothing answers) for the
+    block, ``after`` seconds into it (0: at once; later: in the middle of what the block
+    does; the processes are listed then, with the backends of connections opened since),
+    and continued when it ends, and after ``at_most`` seconds in any case, so that a request
+    that never returns cannot leave a server stopped for good."""
+    lock = threading.Lock()
+    ended = [False]
+    processes: list[int] = []
+
+    def stop() -> None:
+        with lock:
+            if not ended[0]:
+                processes.extend(server_processes())
+                for pid in processes:
+                    os.kill(pid, signal.SIGSTOP)
 
     def resume() -> None:
-        for pid in processes:
-            with contextlib.suppress(ProcessLookupError):
-                os.kill(pid, signal.SIGCONT)
+        with lock:
+            ended[0] = True
+            for pid in processes:
+                with contextlib.suppress(ProcessLookupError):
+                    os.kill(pid, signal.SIGCONT)
 
     safety = threading.Timer(at_most, resume)
+    later = threading.Timer(after, stop)
     try:
-        for pid in processes:
-            os.kill(pid, signal.SIGSTOP)
+        if after:
+            later.start()
+        else:
+            stop()
         safety.start()
         yield
     finally:
+        later.cancel()
         safety.cancel()
         resume()
 
@@ -188,10 +208,13 @@ class PostgresServer:
         with contextlib.suppress(subprocess.CalledProcessError):
             self._run("pg_ctl", "-D", str(self.data), "-m", "immediate", "-w", "stop")
 
-    def hung(self, at_most: float = 30) -> contextlib.AbstractContextManager[None]:
+    def hung(
+        self, at_most: float = 30, *, after: float = 0.0
+    ) -> contextlib.AbstractContextManager[None]:
         """The postmaster and its backends stopped (SIGSTOP: TCP still accepts, nothing
-        answers) for the block, then continued (see :func:`stopped`)."""
-        return stopped([self.pid, *_children(self.pid)], at_most)
+        answers) for the block, ``after`` seconds into it, then continued (see
+        :func:`stopped`)."""
+        return stopped(lambda: [self.pid, *_children(self.pid)], at_most, after=after)
 
     def settings(self) -> dict[str, Any]:
         return self.settings_for(self.port)
@@ -340,8 +363,9 @@ class MariadbServer:
 
     def hung(self, at_most: float = 30) -> contextlib.AbstractContextManager[None]:
         """The server stopped with SIGSTOP for the block (see :func:`stopped`)."""
-        assert self.process is not None
-        return stopped([self.process.pid], at_most)
+        process = self.process
+        assert process is not None
+        return stopped(lambda: [process.pid], at_most)
 
     def stop(self) -> None:
         if self.process is None:

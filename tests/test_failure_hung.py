@@ -17,7 +17,7 @@ import pytest
 from django.db import OperationalError, connections, transaction
 from rest_framework.test import APIClient
 
-from crossprefetch import prefetch_cross_db
+from crossprefetch import CrossDBPrefetch, prefetch_cross_db
 from crossprefetch._fetch import breaker, failure, workers
 from crossprefetch._fetch.deadline import DeadlineExceeded
 from crossprefetch.testing import assert_num_queries, capture_queries
@@ -156,6 +156,28 @@ def test_a_hung_server_degrades_within_the_timeout_and_serves_again_after(
     settings.CROSSPREFETCH = {"BREAKER_FAILURES": 2, "BREAKER_RESET": 0}
     _assert_healthy(_healthy_get(api), events)  # the trial, on a working connection
     assert not breaker.databases.is_open(REFERENCE)
+
+
+def test_a_server_stopped_in_the_middle_of_the_query_degrades_within_the_timeout(
+    server: PostgresServer, events: list[OrderEvent]
+) -> None:
+    """Stopped while it runs the query (each row takes 0.1 s): neither the rows nor the
+    server's own timeout ever come; the client's deadline does."""
+    slow = Customer.objects.using(REFERENCE).extra(where=["pg_sleep(0.1) IS NOT NULL"])
+    lookups = {
+        "customers": CrossDBPrefetch(
+            slow, key="customer_id", fields=("name",), on_error="degrade", timeout=TIMEOUT
+        )
+    }
+    with server.hung(BOUND + 10, after=0.15):
+        started = time.monotonic()
+        lookup = prefetch_cross_db(events, lookups)["customers"]
+        elapsed = time.monotonic() - started
+    assert lookup.degraded
+    assert "did not answer within the timeout" in str(lookup.stats.error)
+    assert elapsed < BOUND
+    with assert_num_queries(reference=1):
+        assert Customer.objects.using(REFERENCE).get(pk=1).name == NAMES[1]
 
 
 def test_raise_mode_gets_the_deadline_error_within_the_bound(
