@@ -10,7 +10,6 @@ from __future__ import annotations
 import contextlib
 import glob
 import os
-import select
 import shutil
 import signal
 import socket
@@ -18,7 +17,7 @@ import subprocess
 import tempfile
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from types import MethodType
 from typing import TYPE_CHECKING, Any
@@ -61,6 +60,48 @@ def wait_for_port(port: int, *, open_: bool, seconds: float = 30) -> None:
             return
         time.sleep(0.05)
     raise RuntimeError(f"port {port} did not {'open' if open_ else 'close'} in {seconds} s")
+
+
+@contextlib.contextmanager
+def stopped(
+    server_processes: Callable[[], list[int]], at_most: float, *, after: float = 0.0
+) -> Iterator[None]:
+    """The server's processes stopped (SIGSTOP: TCP still accepts, nothing answers) for the
+    block, ``after`` seconds into it (0: at once; later: in the middle of what the block
+    does; the processes are listed then, with the backends of connections opened since),
+    and continued when it ends, and after ``at_most`` seconds in any case, so that a request
+    that never returns cannot leave a server stopped for good."""
+    lock = threading.Lock()
+    ended = [False]
+    processes: list[int] = []
+
+    def stop() -> None:
+        with lock:
+            if not ended[0]:
+                processes.extend(server_processes())
+                for pid in processes:
+                    os.kill(pid, signal.SIGSTOP)
+
+    def resume() -> None:
+        with lock:
+            ended[0] = True
+            for pid in processes:
+                with contextlib.suppress(ProcessLookupError):
+                    os.kill(pid, signal.SIGCONT)
+
+    safety = threading.Timer(at_most, resume)
+    later = threading.Timer(after, stop)
+    try:
+        if after:
+            later.start()
+        else:
+            stop()
+        safety.start()
+        yield
+    finally:
+        later.cancel()
+        safety.cancel()
+        resume()
 
 
 @contextlib.contextmanager
@@ -167,27 +208,13 @@ class PostgresServer:
         with contextlib.suppress(subprocess.CalledProcessError):
             self._run("pg_ctl", "-D", str(self.data), "-m", "immediate", "-w", "stop")
 
-    @contextlib.contextmanager
-    def hung(self, at_most: float = 30) -> Iterator[None]:
+    def hung(
+        self, at_most: float = 30, *, after: float = 0.0
+    ) -> contextlib.AbstractContextManager[None]:
         """The postmaster and its backends stopped (SIGSTOP: TCP still accepts, nothing
-        answers), then continued; continued after ``at_most`` seconds in any case, so that
-        a request that never returns cannot leave the server stopped for good."""
-        processes = [self.pid, *_children(self.pid)]
-
-        def resume() -> None:
-            for pid in processes:
-                with contextlib.suppress(ProcessLookupError):
-                    os.kill(pid, signal.SIGCONT)
-
-        safety = threading.Timer(at_most, resume)
-        for pid in processes:
-            os.kill(pid, signal.SIGSTOP)
-        safety.start()
-        try:
-            yield
-        finally:
-            safety.cancel()
-            resume()
+        answers) for the block, ``after`` seconds into it, then continued (see
+        :func:`stopped`)."""
+        return stopped(lambda: [self.pid, *_children(self.pid)], at_most, after=after)
 
     def settings(self) -> dict[str, Any]:
         return self.settings_for(self.port)
@@ -284,76 +311,111 @@ class HangingUp:
         self._thread.join(5)
 
 
-# A proxy that can hang ------------------------------------------------------------------------
+# MariaDB ------------------------------------------------------------------------------------
 
 
-class HangingProxy:
-    """A TCP proxy in front of a server, which the test can hang and resume.
+class MariadbServer:
+    """A ``mariadbd`` of the test session's own: a datadir made by ``mariadb-install-db``
+    in a temp dir, 127.0.0.1 on a free port, user ``root`` without a password."""
 
-    Hung, it still accepts connections but forwards nothing either way: what a client
-    meets when the server's process is stopped or its host frozen. Bounded: it serves
-    127.0.0.1 only and ends with :meth:`close`.
-    """
+    def __init__(self, mariadbd: str, install_db: str, directory: Path) -> None:
+        self.mariadbd = mariadbd
+        self.install_db = install_db
+        self.directory = directory
+        self.data = directory / "data"
+        self.port = free_port()
+        self.process: subprocess.Popen[bytes] | None = None
 
-    def __init__(self, port: int) -> None:
-        self.target = ("127.0.0.1", port)
-        self.sock = socket.socket()
-        self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        self.sock.bind(("127.0.0.1", 0))
-        self.sock.listen(64)
-        self.port: int = self.sock.getsockname()[1]
-        self._flowing = threading.Event()
-        self._flowing.set()
-        self._closed = threading.Event()
-        self._sockets: list[socket.socket] = []
-        threading.Thread(target=self._serve, daemon=True).start()
+    def init(self) -> None:
+        subprocess.run(
+            [
+                self.install_db,
+                "--no-defaults",
+                f"--datadir={self.data}",
+                "--auth-root-authentication-method=normal",
+                "--skip-test-db",
+                f"--user={_user()}",
+            ],
+            check=True,
+            capture_output=True,
+            timeout=120,
+        )
 
-    def hang(self) -> None:
-        self._flowing.clear()
+    def start(self) -> None:
+        self.process = subprocess.Popen(
+            [
+                self.mariadbd,
+                "--no-defaults",
+                f"--datadir={self.data}",
+                f"--port={self.port}",
+                "--bind-address=127.0.0.1",
+                f"--socket={self.directory / 'mariadbd.sock'}",
+                f"--pid-file={self.directory / 'mariadbd.pid'}",
+                f"--log-error={self.directory / 'error.log'}",
+                f"--user={_user()}",
+                "--innodb-buffer-pool-size=16M",
+                "--skip-log-bin",
+            ],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
+        wait_for_port(self.port, open_=True, seconds=60)
 
-    def resume(self) -> None:
-        self._flowing.set()
+    def hung(self, at_most: float = 30) -> contextlib.AbstractContextManager[None]:
+        """The server stopped with SIGSTOP for the block (see :func:`stopped`)."""
+        process = self.process
+        assert process is not None
+        return stopped(lambda: [process.pid], at_most)
 
-    def _serve(self) -> None:
-        while not self._closed.is_set():
-            try:
-                client, _ = self.sock.accept()
-            except OSError:
-                return
-            try:
-                upstream = socket.create_connection(self.target, timeout=5)
-            except OSError:
-                client.close()
-                continue
-            self._sockets += [client, upstream]
-            for source, sink in ((client, upstream), (upstream, client)):
-                threading.Thread(target=self._pump, args=(source, sink), daemon=True).start()
+    def stop(self) -> None:
+        if self.process is None:
+            return
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(self.process.pid, signal.SIGCONT)
+            self.process.kill()
+        self.process.wait(30)
+        self.process = None
 
-    def _pump(self, source: socket.socket, sink: socket.socket) -> None:
-        with contextlib.suppress(OSError):
-            while not self._closed.is_set():
-                if not self._flowing.wait(0.1):
-                    continue
-                ready, _, _ = select.select([source], [], [], 0.1)
-                if not ready or not self._flowing.is_set():
-                    continue
-                data = source.recv(65536)
-                if not data:
-                    break
-                sink.sendall(data)
-        for end in (source, sink):
-            with contextlib.suppress(OSError):
-                end.shutdown(socket.SHUT_RDWR)
+    def settings(self, name: str) -> dict[str, Any]:
+        return {
+            "ENGINE": "django.db.backends.mysql",
+            "NAME": name,
+            "USER": "root",
+            "PASSWORD": "",
+            "HOST": "127.0.0.1",
+            "PORT": str(self.port),
+        }
 
-    def close(self) -> None:
-        self._closed.set()
-        self._flowing.set()
-        with contextlib.suppress(OSError):
-            self.sock.shutdown(socket.SHUT_RDWR)
-        self.sock.close()
-        for end in self._sockets:
-            with contextlib.suppress(OSError):
-                end.close()
+
+def _user() -> str:
+    import pwd
+
+    return pwd.getpwuid(os.geteuid()).pw_name
+
+
+@pytest.fixture(scope="session")
+def mariadb_server() -> Iterator[MariadbServer]:
+    """A MariaDB server of the test session's own, for tests that stop it."""
+    mariadbd = shutil.which("mariadbd") or shutil.which("mariadbd", path="/usr/sbin:/usr/libexec")
+    install_db = shutil.which("mariadb-install-db")
+    if mariadbd is None or install_db is None:
+        unavailable("the MariaDB server binaries (mariadbd, mariadb-install-db) are not installed")
+    assert mariadbd is not None
+    assert install_db is not None
+    directory = Path(tempfile.mkdtemp(prefix="crossprefetch-mariadb-"))
+    server = MariadbServer(mariadbd, install_db, directory)
+    try:
+        server.init()
+        server.start()
+    except (subprocess.SubprocessError, OSError, RuntimeError) as exc:
+        server.stop()
+        shutil.rmtree(directory, ignore_errors=True)
+        unavailable(f"a private MariaDB server could not be started ({exc})")
+    try:
+        yield server
+    finally:
+        server.stop()
+        shutil.rmtree(directory, ignore_errors=True)
 
 
 # Redis --------------------------------------------------------------------------------------

@@ -17,7 +17,9 @@ deadline, ``timeout`` plus :data:`GRACE`:
   (``schema_name``, ``tenant``, ``CONNECTION_SCOPE``: a worker's connection would not), the
   query must run on the request's own connection: it runs on the request's thread, and a
   watchdog shuts that connection's socket at the deadline. The transaction is then lost,
-  as it would be to any outage; the atomic block's owner sees the error.
+  as it would be to any outage; the atomic block's owner sees the error, at the latest
+  when the block ends (where Django's attempt to connect again fails at once). Outside a
+  transaction the cut connection is closed.
 
 SQLite has no server to hang and no socket: its queries run inline, under the server-side
 limit alone. So do queries of specs without a ``timeout``.
@@ -25,6 +27,7 @@ limit alone. So do queries of specs without a ``timeout``.
 
 from __future__ import annotations
 
+import contextlib
 import threading
 from collections.abc import Callable
 from typing import TypeVar
@@ -72,8 +75,10 @@ def _scoped(alias: str, seconds: float, work: Callable[[], T], isolate: bool) ->
 def _watched(connection: BaseDatabaseWrapper, deadline: float, work: Callable[[], T]) -> T:
     """``work()`` on this thread's connection, whose socket a watchdog shuts at the deadline.
 
-    ``state`` under ``lock``: ``"running"`` until the work returns (``"done"``) or the
-    watchdog fires first (``"cut"``); the socket is shut only while ``"running"``.
+    ``state`` under ``lock``: ``"running"`` until the work ends (``"done"``) or the watchdog
+    fires first (``"cut"``); the socket is shut only while ``"running"``. A cut connection
+    is closed (never used again) unless an atomic block is open on it: its owner then sees
+    the transaction lost, and Django closes the connection when the block ends.
     """
     lock = threading.Lock()
     state = ["running"]
@@ -88,18 +93,44 @@ def _watched(connection: BaseDatabaseWrapper, deadline: float, work: Callable[[]
     watchdog = threading.Timer(deadline, cut)
     watchdog.daemon = True
     watchdog.start()
+    error: Exception | None = None
     try:
         return work()
     except Exception as exc:
-        with lock:
-            cut_off = state[0] == "cut"
-        if cut_off:
-            raise _exceeded(connection.alias, deadline - GRACE) from exc
+        error = exc
         raise
     finally:
         watchdog.cancel()
         with lock:
+            cut_off = state[0] == "cut"
             state[0] = "done"
+        if cut_off:
+            exceeded = _exceeded(connection.alias, deadline - GRACE)
+            if connection.in_atomic_block:
+                _refuse_next_connect(connection, exceeded)
+            else:
+                with contextlib.suppress(Exception):
+                    connection.close()
+            if error is not None:
+                raise exceeded from error
+
+
+def _refuse_next_connect(connection: BaseDatabaseWrapper, error: DeadlineExceeded) -> None:
+    """Make the next ``connect()`` of this thread's ``connection`` raise ``error`` at once.
+
+    A connection cut inside an atomic block stays open to its owner, who must see the
+    transaction lost; when the outermost block ends, Django closes the broken connection
+    and connects again to turn autocommit back on, to the hung server, where connecting
+    never ends. That one attempt fails at once instead, out of the block; the next connects
+    as usual. (Were the block to end without connecting, the thread's next connect would
+    fail once.)
+    """
+
+    def refuse() -> None:
+        del connection.connect  # the class's method again
+        raise error
+
+    connection.connect = refuse  # type: ignore[method-assign]
 
 
 def _has_socket(connection: BaseDatabaseWrapper) -> bool:

@@ -47,8 +47,12 @@ def statement_scope(alias: str, seconds: float | None, *, isolate: bool) -> Iter
         if postgres:  # a transaction of its own holds the local setting
             assert seconds is not None
             with transaction.atomic(using=alias):
-                _set_local_timeout(connection, seconds)
-                yield
+                try:
+                    _set_local_timeout(connection, seconds)
+                    yield
+                except BaseException:
+                    _close_if_broken(connection)
+                    raise
             return
         with _limit(connection, seconds):
             yield
@@ -74,6 +78,16 @@ def _set_local_timeout(connection: BaseDatabaseWrapper, seconds: float) -> None:
         cursor.execute(
             "SELECT set_config('statement_timeout', %s, true)", [f"{_milliseconds(seconds)}ms"]
         )
+
+
+def _close_if_broken(connection: BaseDatabaseWrapper) -> None:
+    """Close a connection whose socket is gone (shut by the client's deadline, or the server
+    died) while the block's transaction is still open: Django's atomic block then ends with
+    the connection closed, where it would otherwise connect again to turn autocommit back on
+    (and wait for a hung server). psycopg 3's ``broken``, psycopg2's ``closed``."""
+    raw: Any = connection.connection
+    if raw is not None and (getattr(raw, "broken", False) or getattr(raw, "closed", False)):
+        connection.close()
 
 
 def _rollback_quietly(connection: BaseDatabaseWrapper, sid: str | None) -> None:

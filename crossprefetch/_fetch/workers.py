@@ -38,7 +38,8 @@ T = TypeVar("T")
 #: Seconds an idle worker waits for a job before it closes its connection and ends.
 IDLE_SECONDS = 30.0
 
-#: Whether workers close their connection after each job in a test run (see ``_after``).
+#: Whether workers close their connection after each job in a test run (see ``_after``); a
+#: test of a connection kept open across a hang sets it false.
 CLOSE_IN_TESTS = True
 
 #: Busy workers per alias at most; a job over it is refused (:class:`errors.BulkheadFull`).
@@ -115,7 +116,8 @@ def _after(connection: BaseDatabaseWrapper, abandoned: bool) -> None:
     test run, close it after every job: a test database cannot be dropped while a worker
     holds a connection to it."""
     with contextlib.suppress(Exception):
-        if abandoned or connection.settings_dict.get("OPTIONS", {}).get("pool") or running_tests():
+        pooled = connection.settings_dict.get("OPTIONS", {}).get("pool")
+        if abandoned or pooled or (CLOSE_IN_TESTS and running_tests()):
             connection.close()
         elif connection.errors_occurred:
             connection.errors_occurred = False

@@ -24,6 +24,9 @@ the pool off (a connection per request, or ``EXAMPLE_CONN_MAX_AGE`` seconds per 
 ``EXAMPLE_COALESCE`` (seconds) sets ``CROSSPREFETCH["COALESCE"]``, the window in which
 concurrent requests share their lookup queries; ``EXAMPLE_CONN_MAX_AGE`` (seconds) keeps
 database connections open between requests (``manage.py loadtest`` sets both).
+``EXAMPLE_TIMEOUT`` (seconds) sets ``CROSSPREFETCH["TIMEOUT"]``, the default ``timeout`` of
+every spec: ``manage.py benchmark`` then measures the healthy path of a time-limited lookup
+(the server's timeout and the client's deadline, a worker thread on PostgreSQL).
 
 ``EXAMPLE_DEBUG`` (``1``/``0``) sets ``DEBUG``; ``manage.py`` turns it off for the measuring
 commands. With ``DEBUG`` on and django-debug-toolbar importable, the toolbar is shown on the
@@ -177,6 +180,8 @@ LOGGING = {
 CROSSPREFETCH: dict[str, Any] = {}
 if os.environ.get("EXAMPLE_COALESCE"):
     CROSSPREFETCH["COALESCE"] = float(os.environ["EXAMPLE_COALESCE"])
+if os.environ.get("EXAMPLE_TIMEOUT"):
+    CROSSPREFETCH["TIMEOUT"] = float(os.environ["EXAMPLE_TIMEOUT"])
 
 
 def _crossprefetch_has(module: str) -> bool:
