@@ -79,8 +79,9 @@ def stopped(
         with lock:
             if not ended[0]:
                 processes.extend(server_processes())
-                for pid in processes:
-                    os.kill(pid, signal.SIGSTOP)
+                for pid in processes:  # a backend may have ended since it was listed
+                    with contextlib.suppress(ProcessLookupError):
+                        os.kill(pid, signal.SIGSTOP)
 
     def resume() -> None:
         with lock:
