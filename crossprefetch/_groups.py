@@ -19,6 +19,7 @@ from django.http import HttpRequest
 from crossprefetch import _compat
 from crossprefetch._cache.policy import CachePolicy
 from crossprefetch._fetch.base import Fetched
+from crossprefetch._fetch.errors import Failure
 from crossprefetch._identity import Identity, identify, plan_shape, run_shape
 from crossprefetch._plans import Plan
 from crossprefetch.conf import conf
@@ -100,13 +101,13 @@ class Group:
             return None
         return min(w for w in windows if w)
 
-    def degraded(self, error: str, *, breaker_open: bool = False) -> Fetched:
+    def degraded(self, failure: Failure) -> Fetched:
         """No rows for any plan: every key reads as missing; the plans say why."""
         for plan in self.plans:
             stats = plan.stats
             if stats is not None:
-                stats.breaker_open = breaker_open
-                stats.error = error
+                stats.breaker_open = failure.breaker_open
+                stats.error = str(failure)
         return Fetched(self.empty_rows(), 0, frozenset(p.name for p in self.plans))
 
     def combined(self, members: Sequence[Group]) -> Group:

@@ -7,6 +7,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Protocol
 
 if TYPE_CHECKING:
+    from crossprefetch._fetch.errors import Failure
     from crossprefetch._identity import Identity
     from crossprefetch.spec import CrossDBPrefetch
 
@@ -67,7 +68,7 @@ class Unit(Protocol):
     def window(self) -> float | None:
         """Seconds this unit may wait for others to share its query; ``None``: never."""
 
-    def degraded(self, error: str, *, breaker_open: bool = False) -> Fetched:
+    def degraded(self, failure: Failure) -> Fetched:
         """The answer when the database is out and the spec degrades (or an exception)."""
 
     def combined(self, members: Sequence[Any]) -> Any:

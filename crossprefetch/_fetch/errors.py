@@ -24,6 +24,7 @@ open, its bulkhead is full): degraded, never counted, never logged as a failure.
 from __future__ import annotations
 
 import sqlite3
+from dataclasses import dataclass
 from typing import Literal
 
 from django.db import (
@@ -98,6 +99,31 @@ class BreakerOpen(Refused):
 
 class BulkheadFull(Refused):
     """``MAX_CONCURRENT`` queries of degrading specs are in flight on the alias already."""
+
+
+@dataclass(frozen=True)
+class Failure:
+    """Why a unit degraded, as the failure policy hands it to
+    :meth:`~crossprefetch._fetch.base.Unit.degraded`.
+
+    ``summary`` may reach a client (a filter's 503): the exception's class
+    (``OperationalError``), or what refused the query (``circuit breaker open on 'events'``).
+    ``detail`` is the server's own words, for the log, the panel and ``LookupStats.error``
+    only.
+    """
+
+    summary: str
+    detail: str = ""
+    breaker_open: bool = False
+
+    @classmethod
+    def of(cls, exc: DatabaseError, *, breaker_open: bool = False) -> Failure:
+        if isinstance(exc, Refused):
+            return cls(str(exc), breaker_open=breaker_open)
+        return cls(type(exc).__name__, str(exc).strip(), breaker_open)
+
+    def __str__(self) -> str:
+        return f"{self.summary}: {self.detail}" if self.detail else self.summary
 
 
 def breaker_open(alias: str) -> BreakerOpen:

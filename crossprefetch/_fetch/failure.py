@@ -42,26 +42,27 @@ class FailureLayer:
             return self.inner(unit)
         alias = unit.alias
         if breaker.databases.refuses(alias):
-            return unit.degraded(str(errors.breaker_open(alias)), breaker_open=True)
+            return unit.degraded(errors.Failure.of(errors.breaker_open(alias), breaker_open=True))
         try:
             return self.inner(unit)
         except errors.BreakerOpen as exc:
-            return unit.degraded(str(exc), breaker_open=True)
+            return unit.degraded(errors.Failure.of(exc, breaker_open=True))
         except errors.BulkheadFull as exc:
-            _warn(unit, str(exc), failed=False)
-            return unit.degraded(str(exc))
+            failure = errors.Failure.of(exc)
+            _warn(unit, failure, failed=False)
+            return unit.degraded(failure)
         except DatabaseError as exc:
             if errors.kind(exc) == "bug":
                 raise
-            error = f"{type(exc).__name__}: {str(exc).strip()}"
-            _warn(unit, error)
-            return unit.degraded(error)
+            failure = errors.Failure.of(exc)
+            _warn(unit, failure)
+            return unit.degraded(failure)
 
 
 _warnings = ThrottledWarning("database", lambda: conf.DEGRADED_LOG_INTERVAL)
 
 
-def _warn(unit: Unit, error: str, *, failed: bool = True) -> None:
+def _warn(unit: Unit, error: errors.Failure, *, failed: bool = True) -> None:
     """Log the failure (or the query not sent) at most once per ``DEGRADED_LOG_INTERVAL``
     per alias."""
     alias = unit.alias

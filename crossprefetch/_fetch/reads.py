@@ -15,7 +15,6 @@ a list filtered without its filter would be a wrong answer, so a degrading read 
 
 from __future__ import annotations
 
-import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 from functools import cached_property
@@ -28,6 +27,7 @@ from django.http import HttpRequest
 from crossprefetch import _compat
 from crossprefetch._fetch import deadline
 from crossprefetch._fetch.base import Fetched
+from crossprefetch._fetch.errors import Failure
 from crossprefetch._identity import Identity, identify_read
 from crossprefetch.conf import conf
 from crossprefetch.spec import CrossDBPrefetch
@@ -39,16 +39,10 @@ class Unavailable(Exception):
     of failure (``OperationalError``, ``circuit breaker open on 'events'``), never the
     server's own words; ``error`` holds them, as the log does."""
 
-    def __init__(self, read: Read, error: str) -> None:
-        exception = _EXCEPTION.match(error)
-        said = exception.group(1) if exception else error
-        super().__init__(f"database {read.alias!r} failed ({said})")
+    def __init__(self, read: Read, failure: Failure) -> None:
+        super().__init__(f"database {read.alias!r} failed ({failure.summary})")
         self.read = read
-        self.error = error
-
-
-#: How the failure policy writes a database error: ``"OperationalError: <the server's words>"``.
-_EXCEPTION = re.compile(r"([A-Z]\w*): ")
+        self.error = str(failure)
 
 
 @dataclass(eq=False)
@@ -85,8 +79,8 @@ class Read:
         window = self.spec.coalesce
         return (conf.COALESCE if window is None else window) or None
 
-    def degraded(self, error: str, *, breaker_open: bool = False) -> NoReturn:
-        raise Unavailable(self, error)
+    def degraded(self, failure: Failure) -> NoReturn:
+        raise Unavailable(self, failure)
 
     def combined(self, members: Sequence[Read]) -> Read:
         return self  # same identity, same rows
