@@ -25,7 +25,7 @@ from tests.test_outages import Held, cancelled_spec, held_spec, in_thread, serve
 from tests.testapp.models import OrderEvent
 
 if TYPE_CHECKING:
-    from pytest_django.plugin import DjangoDbBlocker
+    pass
 
 __all__ = ["server"]  # the fixture, shared with test_outages
 
@@ -42,13 +42,11 @@ def test_over_the_limit_a_degrading_request_degrades_at_once(
     events: list[OrderEvent],
     settings: Any,
     api: APIClient,
-    django_db_blocker: DjangoDbBlocker,
 ) -> None:
     settings.CROSSPREFETCH = {"MAX_CONCURRENT": {REFERENCE: 2}}
-    with Held(django_db_blocker) as lock:
+    with Held() as lock:
         holding = [
             in_thread(
-                django_db_blocker,
                 lambda: prefetch_cross_db(events, {"customers": held_spec()}),
             )
             for _ in range(2)
@@ -96,13 +94,10 @@ def test_one_number_limits_every_alias(
     server: PostgresServer,
     events: list[OrderEvent],
     settings: Any,
-    django_db_blocker: DjangoDbBlocker,
 ) -> None:
     settings.CROSSPREFETCH = {"MAX_CONCURRENT": 1}
-    with Held(django_db_blocker) as lock:
-        thread, outcome = in_thread(
-            django_db_blocker, lambda: prefetch_cross_db(events, {"customers": held_spec()})
-        )
+    with Held() as lock:
+        thread, outcome = in_thread(lambda: prefetch_cross_db(events, {"customers": held_spec()}))
         try:
             wait_until(lambda: bulkhead.databases.in_flight(REFERENCE) == 1)
             lookup = prefetch_cross_db(events, {"customers": spec()})["customers"]

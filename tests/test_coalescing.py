@@ -31,7 +31,6 @@ from crossprefetch.testing import capture_queries
 from tests.conftest import ALL_DATABASES
 from tests.failure_urls import REFERENCE
 from tests.servers import PostgresServer, database_alias
-from tests.test_outages import allow_connecting
 from tests.testapp.models import Customer
 
 if TYPE_CHECKING:
@@ -582,7 +581,6 @@ def test_coalesced_requests_sharing_one_failed_query_count_one_failure(
         with database_alias(REFERENCE, postgres_server.settings(), django_db_blocker):
 
             def request(i: int) -> dict[str, Lookup]:
-                allow_connecting(connections[REFERENCE], django_db_blocker)
                 return prefetch_cross_db([Key(i + 1)], {"customers": shared})
 
             results, _ = concurrently(5, request)

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Callable, Iterator
-from types import MethodType
 from typing import TYPE_CHECKING, Any
 
 import pytest
@@ -67,20 +66,11 @@ def cancelled_spec(**options: Any) -> CrossDBPrefetch:
     )
 
 
-def allow_connecting(connection: Any, blocker: DjangoDbBlocker) -> None:
-    """Let a connection of the test's own connect, in this thread or another (as
-    :func:`tests.servers.database_alias` does for the test's thread)."""
-    real = blocker._real_ensure_connection
-    assert real is not None
-    connection.ensure_connection = MethodType(real, connection)
-
-
 class Held:
     """Holds :data:`LOCK` on a connection of its own while the block runs."""
 
-    def __init__(self, blocker: DjangoDbBlocker) -> None:
+    def __init__(self) -> None:
         self.connection = connections.create_connection(REFERENCE)
-        allow_connecting(self.connection, blocker)
 
     def __enter__(self) -> Held:
         with self.connection.cursor() as cursor:
@@ -98,14 +88,12 @@ class Held:
             self.connection.close()
 
 
-def in_thread(
-    blocker: DjangoDbBlocker, work: Callable[[], dict[str, Lookup]]
-) -> tuple[threading.Thread, list[Any]]:
-    """Start ``work()`` on a thread of its own, with its own connection to ``reference``."""
+def in_thread(work: Callable[[], dict[str, Lookup]]) -> tuple[threading.Thread, list[Any]]:
+    """Start ``work()`` on a thread of its own, with its own connection to ``reference``
+    (:func:`tests.servers.database_alias` lets every thread connect to it)."""
     outcome: list[Any] = []
 
     def run() -> None:
-        allow_connecting(connections[REFERENCE], blocker)
         try:
             outcome.append(work())
         except BaseException as exc:
@@ -179,14 +167,11 @@ def test_only_the_trial_closes_an_open_breaker(
     server: PostgresServer,
     events: list[OrderEvent],
     settings: Any,
-    django_db_blocker: DjangoDbBlocker,
 ) -> None:
     settings.CROSSPREFETCH = {"BREAKER_FAILURES": 1, "BREAKER_RESET": 3600}
-    with Held(django_db_blocker) as lock:
+    with Held() as lock:
         # a query sent while the breaker is closed, held in flight by the lock
-        early, outcome = in_thread(
-            django_db_blocker, lambda: prefetch_cross_db(events, {"customers": held_spec()})
-        )
+        early, outcome = in_thread(lambda: prefetch_cross_db(events, {"customers": held_spec()}))
         try:
             wait_until(lambda: bulkhead.databases.in_flight(REFERENCE) == 1)
             # another query times out: the breaker opens
