@@ -18,13 +18,9 @@ the same page, one phase at a time, the variants interleaved, medians reported:
 
 from __future__ import annotations
 
-import gc
-import time
-from collections.abc import Callable
 from typing import Any
 
 from django.test import RequestFactory
-from rest_framework.renderers import JSONRenderer
 from rest_framework.request import Request
 
 from crossprefetch import prefetch_cross_db
@@ -36,8 +32,8 @@ from shop.activity import (
     JoinedCustomerActivitySerializer,
     joined_activity,
 )
+from shop.breakdown import Recipe, median_stages
 from shop.comparison import Variant
-from shop.measuring import median
 from shop.models import Customer
 
 PHASES = {
@@ -48,8 +44,6 @@ PHASES = {
     "serialize": "serialization (DRF fields)",
     "render": "JSON rendering",
 }
-
-Recipe = tuple[Callable[[], Any], Callable[[list[Any], Any], dict[str, Any]], type]
 
 
 def across(query: str) -> Recipe:
@@ -80,30 +74,6 @@ def through_join(query: str) -> Recipe:
     return queryset, lambda page, known: {}, JoinedCustomerActivitySerializer
 
 
-def _once(recipe: Recipe, page_size: int) -> dict[str, float]:
-    make_queryset, lookups, serializer_class = recipe
-    times: dict[str, float] = {}
-    start = time.perf_counter()
-    queryset, known = make_queryset()
-    times["filter"] = time.perf_counter() - start
-    start = time.perf_counter()
-    queryset.count()
-    times["count"] = time.perf_counter() - start
-    start = time.perf_counter()
-    page = list(queryset[:page_size])
-    times["page"] = time.perf_counter() - start
-    start = time.perf_counter()
-    context = lookups(page, known)
-    times["lookups"] = time.perf_counter() - start
-    start = time.perf_counter()
-    data = serializer_class(page, many=True, context=context).data
-    times["serialize"] = time.perf_counter() - start
-    start = time.perf_counter()
-    JSONRenderer().render(data)
-    times["render"] = time.perf_counter() - start
-    return times
-
-
 def recipe(variant: Variant) -> Recipe:
     return (through_join if "joined" in variant.route else across)(variant.query)
 
@@ -112,19 +82,4 @@ def breakdown(
     variants: tuple[Variant, ...], page_size: int, repeat: int
 ) -> dict[str, dict[str, float]]:
     """``{variant key: {phase: median seconds}}`` for a page of ``page_size`` customers."""
-    recipes = {variant: recipe(variant) for variant in variants}
-    samples: dict[Variant, dict[str, list[float]]] = {
-        variant: {phase: [] for phase in PHASES} for variant in variants
-    }
-    for variant in variants:
-        _once(recipes[variant], page_size)  # warm-up
-    for round_ in range(repeat):
-        shift = round_ % len(variants)
-        for variant in [*variants[shift:], *variants[:shift]]:
-            gc.collect()
-            for phase, seconds in _once(recipes[variant], page_size).items():
-                samples[variant][phase].append(seconds)
-    return {
-        variant.key: {phase: median(values) for phase, values in phases.items()}
-        for variant, phases in samples.items()
-    }
+    return median_stages({variant: recipe(variant) for variant in variants}, page_size, repeat)

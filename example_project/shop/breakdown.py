@@ -103,8 +103,11 @@ def _through_join(query: str) -> Callable[[], Any]:
     )
 
 
-#: variant -> (its QuerySet and the rows its filter read, the page's lookups, serializer)
-RECIPES: dict[Variant, tuple[Callable[[], Any], Callable[..., dict[str, Any]], type]] = {
+#: (its QuerySet and the rows its filter read, the page's lookups, its serializer)
+Recipe = tuple[Callable[[], Any], Callable[..., dict[str, Any]], type]
+
+#: variant -> its recipe
+RECIPES: dict[Variant, Recipe] = {
     FILTERED: (_through_backends(FILTER_QUERY), _crossprefetch, OrderEventSerializer),
     JOINED_FILTERED: (_through_join(FILTER_QUERY), _nothing, JoinedOrderEventSerializer),
     ORDERED: (_through_backends(ORDER_QUERY), _crossprefetch, OrderEventSerializer),
@@ -123,8 +126,9 @@ RECIPES: dict[Variant, tuple[Callable[[], Any], Callable[..., dict[str, Any]], t
 }
 
 
-def _once(variant: Variant, page_size: int) -> dict[str, float]:
-    make_queryset, lookups, serializer_class = RECIPES[variant]
+def stage_times(recipe: Recipe, page_size: int) -> dict[str, float]:
+    """Seconds per phase of one page served by ``recipe``."""
+    make_queryset, lookups, serializer_class = recipe
     times: dict[str, float] = {}
     start = time.perf_counter()
     queryset, known = make_queryset()
@@ -133,13 +137,13 @@ def _once(variant: Variant, page_size: int) -> dict[str, float]:
     queryset.count()
     times["count"] = time.perf_counter() - start
     start = time.perf_counter()
-    events = list(queryset[:page_size])
+    page = list(queryset[:page_size])
     times["page"] = time.perf_counter() - start
     start = time.perf_counter()
-    context = lookups(events, known)
+    context = lookups(page, known)
     times["lookups"] = time.perf_counter() - start
     start = time.perf_counter()
-    data = serializer_class(events, many=True, context=context).data
+    data = serializer_class(page, many=True, context=context).data
     times["serialize"] = time.perf_counter() - start
     start = time.perf_counter()
     JSONRenderer().render(data)
@@ -147,22 +151,31 @@ def _once(variant: Variant, page_size: int) -> dict[str, float]:
     return times
 
 
-def breakdown(
-    page_size: int, repeat: int, variants: tuple[Variant, ...] = VARIANTS
+def median_stages(
+    recipes: dict[Variant, Recipe], page_size: int, repeat: int
 ) -> dict[str, dict[str, float]]:
-    """``{variant key: {phase: median seconds}}`` for a page of ``page_size`` events."""
+    """``{variant key: {phase: median seconds}}`` over ``repeat`` rounds, the variants'
+    order rotated each round, after one warm-up page each."""
     samples: dict[Variant, dict[str, list[float]]] = {
-        variant: {phase: [] for phase in PHASES} for variant in variants
+        variant: {phase: [] for phase in PHASES} for variant in recipes
     }
+    variants = list(recipes)
     for variant in variants:
-        _once(variant, page_size)  # warm-up
+        stage_times(recipes[variant], page_size)  # warm-up
     for round_ in range(repeat):
         shift = round_ % len(variants)
         for variant in [*variants[shift:], *variants[:shift]]:
             gc.collect()
-            for phase, seconds in _once(variant, page_size).items():
+            for phase, seconds in stage_times(recipes[variant], page_size).items():
                 samples[variant][phase].append(seconds)
     return {
         variant.key: {phase: median(values) for phase, values in phases.items()}
         for variant, phases in samples.items()
     }
+
+
+def breakdown(
+    page_size: int, repeat: int, variants: tuple[Variant, ...] = VARIANTS
+) -> dict[str, dict[str, float]]:
+    """``{variant key: {phase: median seconds}}`` for a page of ``page_size`` events."""
+    return median_stages({variant: RECIPES[variant] for variant in variants}, page_size, repeat)
