@@ -22,7 +22,6 @@ at: SQLite files by default, PostgreSQL through ``EXAMPLE_DEFAULT_DB_URL`` and
 
 from __future__ import annotations
 
-import json
 import os
 import platform
 import shlex
@@ -37,9 +36,8 @@ from pathlib import Path
 from typing import Any
 
 from django.core.cache import caches
-from django.core.management.base import BaseCommand, CommandError
+from django.core.management.base import CommandError
 from django.test import Client
-from django.test.utils import override_settings
 
 from crossprefetch.conf import conf
 from shop.comparison import (
@@ -60,6 +58,7 @@ from shop.comparison import (
     warm_cache_works,
 )
 from shop.management.commands._options import count, counts
+from shop.management.commands._report import ReportCommand
 from shop.measuring import format_bytes, format_ms
 from shop.pagination import EventPagination
 from shop.seeding import DANGLING_EVERY, Dataset, describe_backend, prepare_databases, seed
@@ -96,7 +95,7 @@ class Cell:
         return measured.peak_memory / reference.peak_memory
 
 
-class Command(BaseCommand):
+class Command(ReportCommand):
     help = (
         "Benchmark crossprefetch against naive per-row lookups, hand-written context dicts "
         "and a single-database select_related, side by side on the same data. Prints Markdown."
@@ -160,16 +159,7 @@ class Command(BaseCommand):
             raise CommandError("--events must be at least the largest page size.")
         if options["latency_ms"] < 0:
             raise CommandError("--latency-ms cannot be negative.")
-        with override_settings(DEBUG=False):
-            report = self._run(options)
-        self.stdout.write(render_markdown(report))
-        if options["json"]:
-            Path(options["json"]).write_text(json.dumps(report, indent=2) + "\n")
-            self.stderr.write(f"Figures written to {options['json']}.")
-
-    def _progress(self, message: str) -> None:
-        self.stderr.write(message, ending="")
-        self.stderr.flush()
+        self._report(options, render_markdown)
 
     def _run(self, options: dict[str, Any]) -> dict[str, Any]:
         started = time.perf_counter()

@@ -19,19 +19,17 @@ figures. The backend is whatever the example's settings point at.
 
 from __future__ import annotations
 
-import json
 import time
 from argparse import ArgumentParser
-from pathlib import Path
 from typing import Any
 
-from django.core.management.base import BaseCommand, CommandError
+from django.core.management.base import CommandError
 from django.test import Client
-from django.test.utils import override_settings
 
 from crossprefetch.conf import conf
 from shop.comparison import Measurement, Plan, Variant, compare, identical
 from shop.management.commands._options import count
+from shop.management.commands._report import ReportCommand
 from shop.management.commands.benchmark import command_line, environment
 from shop.measuring import format_ms
 from shop.pagination import EventPagination
@@ -70,7 +68,7 @@ PAIRS: list[tuple[str, float, Variant, Variant]] = [
 ]
 
 
-class Command(BaseCommand):
+class Command(ReportCommand):
     help = (
         "Benchmark a page of customers with aggregates of their events in another database "
         "(CrossDBAggregate) against annotate() through a join in one database. Prints Markdown."
@@ -99,16 +97,7 @@ class Command(BaseCommand):
                 f"--customers: at most {conf.MAX_FILTER_KEYS:,} "
                 '(CROSSPREFETCH["MAX_FILTER_KEYS"]): more would be refused with a 400.'
             )
-        with override_settings(DEBUG=False):
-            report = self._run(options)
-        self.stdout.write(render_markdown(report))
-        if options["json"]:
-            Path(options["json"]).write_text(json.dumps(report, indent=2) + "\n")
-            self.stderr.write(f"Figures written to {options['json']}.")
-
-    def _progress(self, message: str) -> None:
-        self.stderr.write(message, ending="")
-        self.stderr.flush()
+        self._report(options, render_markdown)
 
     def _run(self, options: dict[str, Any]) -> dict[str, Any]:
         from shop.aggregate_breakdown import breakdown
