@@ -16,11 +16,16 @@ CUTOFF = 0.6
 
 
 def closest(name: str, choices: Iterable[str], *, cutoff: float = CUTOFF) -> str | None:
-    """The choice nearest to ``name`` (one edit away first, then by difflib), or ``None``."""
+    """The choice nearest to ``name``, or ``None``.
+
+    One edit away first (of those, one as long as ``name`` first: a swapped or mistyped
+    letter is likelier than a missing one), then the closest by difflib.
+    """
     options = [c for c in dict.fromkeys(choices) if c != name]
     near = [c for c in options if one_edit(name, c)]
     if near:
-        return near[0]
+        options = [c for c in near if len(c) == len(name)] or near
+        cutoff = 0.0
     close = difflib.get_close_matches(name, options, n=1, cutoff=cutoff)
     return close[0] if close else None
 
