@@ -27,18 +27,18 @@ def refuse_misspelled_filters(
     the view reads."""
     params = request.query_params
     declared = [*filters, *_filterset_cross_db_names(view, queryset)]
-    suspects = {
-        param: near
-        for param in params
-        if param not in declared and (near := [name for name in declared if one_edit(param, name)])
-    }
+    suspects: dict[str, str] = {}
+    for param in params:
+        near = closest(param, [name for name in declared if one_edit(param, name)])
+        if near is not None and param not in declared:
+            suspects[param] = near
     if not suspects:
         return
     known = _known_parameters(request, queryset, view)
     if known is None:
         return  # the view's parameters cannot all be named: never refuse a valid one
     errors = {
-        param: [f"Unknown filter {param!r}; did you mean {near[0]!r}?"]
+        param: [f"Unknown filter {param!r}; did you mean {near!r}?"]
         for param, near in suspects.items()
         if param not in known
     }
