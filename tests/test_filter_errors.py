@@ -146,3 +146,10 @@ def test_a_filter_keeps_its_problem_through_pickling() -> None:
     copy: Any = pickle.loads(pickle.dumps(broken))
     assert copy == broken
     assert copy.problem == broken.problem
+
+
+def test_the_schema_of_a_misdeclared_filter_names_it() -> None:
+    """Documenting a filter that cannot filter would be a schema that lies."""
+    with pytest.raises(ImproperlyConfigured) as raised:
+        CrossDBFilterBackend().get_schema_operation_parameters(BrokenViewSet())
+    assert str(raised.value).startswith(f"{FILTERS}['tier_like'] = CrossDBFilter(")

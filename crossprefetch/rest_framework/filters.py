@@ -661,7 +661,7 @@ def filter_by_remote(
     request: HttpRequest | None = None,
     view: Any = None,
     parsed: bool = False,
-    declared: str = "filter",
+    declared: str = "cross_db_filters",
 ) -> models.QuerySet[Any]:
     """Narrow ``queryset`` to the objects whose row through ``spec`` passes every filter.
 
@@ -870,6 +870,7 @@ class CrossDBFilterBackend(BaseFilterBackend):
         and DRF's own schema generator read this)."""
         parameters = []
         for name, cross_filter in view_filters(view).items():
+            cross_filter.ensure_valid(f"{view_label(view)}.cross_db_filters[{name!r}]")
             schema = _parameter_schema(view, cross_filter)
             parameters.append(
                 {
