@@ -283,7 +283,7 @@ class CrossDBPrefetch:
             except FieldDoesNotExist:
                 head = name.split("__", 1)[0]
                 raise ImproperlyConfigured(
-                    f"{self!r}: {model._meta.label} has no field {head!r} (in fields)."
+                    f"{self!r}: {model._meta.label} has no field {head!r} in fields."
                     + did_you_mean(head, _concrete_names(model))
                     + f" Choose among: {', '.join(_concrete_names(model))}."
                 ) from None

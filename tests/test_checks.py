@@ -126,7 +126,7 @@ CHECKS = [
         "E006 misspelled projected field",
         view(spec(fields=("nmae",))),
         "E006",
-        "no field 'nmae' (in fields). Did you mean 'name'?",
+        "no field 'nmae' in fields. Did you mean 'name'?",
     ),
     ("E007 key not on the view's model", view(spec(key="custmer_id")), "E007", "customer_id"),
     ("E009 undeclared lookup", view({"buyers": spec()["customers"]}), "E009", "'customers'"),
@@ -160,6 +160,15 @@ CHECKS = [
         "E011",
         "The spec's fields name 'tierr', which testapp.Customer does not have; did you mean "
         "'tier'? Give fields=('name', 'tier').",
+    ),
+    (
+        "E011 a spec known per request: either name may be the typo",
+        view(
+            spec(lambda request: Customer.objects.all(), fields=("name", "tierr")),
+            serializer=MisspelledSpec,
+        ),
+        "E011",
+        "The spec selects 'tierr' and the field reads 'tier': correct whichever is misspelled",
     ),
     (
         "E011 attr the model does not have",
