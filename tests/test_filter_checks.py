@@ -9,6 +9,7 @@ import django_filters
 import pytest
 from django.core import checks
 from django.test import override_settings
+from django.urls import path
 from rest_framework import generics
 
 from crossprefetch import CrossDBPrefetch, CrossDBPrefetchMixin
@@ -259,6 +260,24 @@ def test_exclude_is_reported_for_a_filter_otherwise_valid() -> None:
     assert message.id == "crossprefetch.E408"
     assert "exclude=True is not supported" in message.msg
     assert "opposite value" in (message.hint or "")
+
+
+class PlainFilteredView(generics.ListAPIView):  # type: ignore[type-arg]
+    """No cross_db_fields: a FilterSet filter may take its spec directly."""
+
+    queryset = OrderEvent.objects.all()
+    serializer_class = OrderEventSerializer
+    filterset_class = BrokenFilterSet
+
+
+urlpatterns = [path("plain/", PlainFilteredView.as_view())]
+
+
+@override_settings(ROOT_URLCONF=__name__)
+def test_the_filterset_of_a_view_without_cross_db_fields_is_checked() -> None:
+    messages = checks.run_checks(tags=["crossprefetch"])
+    assert [m.id for m in messages] == ["crossprefetch.E408"] * 2
+    assert all(m.msg.startswith(f"{__name__}.PlainFilteredView.filterset_class") for m in messages)
 
 
 @override_settings(ROOT_URLCONF="tests.test_filter_errors")
