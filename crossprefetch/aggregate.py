@@ -16,7 +16,6 @@ filter compares it as the aggregate over no rows (:meth:`CrossDBAggregate.empty_
 from __future__ import annotations
 
 import datetime as dt
-import difflib
 import keyword
 from collections.abc import Mapping, Sequence
 from decimal import Decimal
@@ -30,6 +29,7 @@ from django.http import HttpRequest
 
 from crossprefetch import _compat
 from crossprefetch._cache.policy import CachePolicy
+from crossprefetch._suggest import closest
 from crossprefetch.spec import CrossDBPrefetch, KeyGetter, Source
 
 #: The values an aggregate's ``default=`` may be: what the value over no rows is compared as.
@@ -207,9 +207,9 @@ class CrossDBAggregate(CrossDBPrefetch):
         """How to fix a field reading ``attr`` from this spec's rows: name an aggregate."""
         head = attr.split(".", 1)[0]
         names = ", ".join(map(repr, self.aggregates))
-        close = difflib.get_close_matches(head, list(self.aggregates), n=1)
-        if close:
-            return f"Did you mean {close[0]!r}? The spec computes {names}."
+        close = closest(head, self.aggregates)
+        if close is not None:
+            return f"Did you mean {close!r}? The spec computes {names}."
         return f"Read one of the aggregates the spec computes ({names}), or add {head!r} to them."
 
 

@@ -53,12 +53,19 @@ class Settings:
 
     @property
     def STRICT(self) -> bool:
-        """Raise when a serializer reads a lookup its view did not declare.
+        """Refuse the mistakes that would otherwise answer quietly with something else.
+
+        A serializer reading a lookup its view did not declare raises
+        ``ImproperlyConfigured`` instead of rendering the field's default. A query
+        parameter one edit from a cross-database filter of the view, which nothing else of
+        the view reads (``?customer_teir=gold`` beside ``customer_tier``), is a 400 naming
+        the filter meant, where DRF would ignore it and list every row; an ordering term
+        ``CrossDBOrderingFilter`` does not accept is a 400 naming the closest valid one,
+        where DRF would drop it (see :doc:`/howto/filtering`).
 
         ``None`` (the default) means on with ``DEBUG`` and while tests run
         (``manage.py test``, pytest with pytest-django or crossprefetch's plugin), where
-        rendering the field's default would hide the mistake. ``True`` or ``False`` always
-        wins.
+        the quiet answer would hide the mistake. ``True`` or ``False`` always wins.
         """
         strict = _get("STRICT", None)
         if strict is None:

@@ -8,7 +8,6 @@ query at the bottom) → lookups (:class:`~crossprefetch.Lookup`, one per spec) 
 
 from __future__ import annotations
 
-import difflib
 import logging
 import time
 from collections.abc import Iterable, Mapping
@@ -23,6 +22,7 @@ from crossprefetch._groups import Group, group_plans
 from crossprefetch._keys import normalize
 from crossprefetch._observe import activity
 from crossprefetch._plans import Plan, collect_keys, make_plan
+from crossprefetch._suggest import did_you_mean
 from crossprefetch.lookup import Lookup, LookupStats
 from crossprefetch.spec import CrossDBPrefetch
 
@@ -93,13 +93,12 @@ def _field_error(
                     *(f.name for f in plan.queryset.model._meta.concrete_fields),
                     *plan.queryset.query.annotations,
                 ]
-                close = difflib.get_close_matches(name.split("__", 1)[0], choices, n=1)
+                hint = did_you_mean(name.split("__", 1)[0], choices)
                 return ImproperlyConfigured(
                     f"{view}cross_db_fields[{plan.name!r}] = {plan.spec!r}: fields names "
                     f"{name!r}, which {plan.queryset.model._meta.label} cannot resolve "
-                    f"({error}). "
-                    + (f"Did you mean {close[0]!r}? " if close else "")
-                    + "List fields or annotations of the remote QuerySet in fields."
+                    f"({error}).{hint} List fields or annotations of the remote QuerySet in "
+                    "fields."
                 )
     names = ", ".join(repr(plan.name) for plan in group.plans)
     return ImproperlyConfigured(f"{view}cross_db_fields[{names}]: {error}")

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import difflib
 from collections.abc import Callable, Sequence
 from typing import Any, TypeAlias
 
@@ -12,6 +11,7 @@ from django.db import models
 from django.http import HttpRequest
 
 from crossprefetch._cache.policy import CachePolicy
+from crossprefetch._suggest import closest, did_you_mean
 from crossprefetch.conf import conf, seconds_or_none
 
 #: The values of ``on_error`` and ``CROSSPREFETCH["ON_ERROR"]``.
@@ -210,8 +210,10 @@ class CrossDBPrefetch:
                 model = apps.get_model(source)
             except (LookupError, ValueError) as exc:
                 raise ImproperlyConfigured(
-                    f"{self!r}: {source!r} is not an installed model ({exc}). Give the model "
-                    "as 'app_label.ModelName' of an app in INSTALLED_APPS, or pass the class."
+                    f"{self!r}: {source!r} is not an installed model ({exc})."
+                    + did_you_mean(source, model_labels())
+                    + " Give the model as 'app_label.ModelName' of an app in INSTALLED_APPS, "
+                    "or pass the class."
                 ) from exc
         else:
             raise TypeError(f"{self!r}: a callable source has no model before it is called.")
@@ -269,7 +271,9 @@ class CrossDBPrefetch:
 
     def attr_hint(self, attr: str, model: type[models.Model] | None) -> str:
         """How to fix a field reading ``attr``, which this spec's rows do not hold."""
-        return attr_hint(attr, self.fields or (), model)
+        source = self.source
+        annotations = list(source.query.annotations) if isinstance(source, models.QuerySet) else []
+        return attr_hint(attr, self.fields or (), model, annotations)
 
     def check_fields(self, model: type[models.Model]) -> None:
         """Fail clearly if a projected field does not exist on the remote model."""
@@ -277,35 +281,61 @@ class CrossDBPrefetch:
             try:
                 model._meta.get_field(name.split("__", 1)[0])
             except FieldDoesNotExist:
+                head = name.split("__", 1)[0]
                 raise ImproperlyConfigured(
-                    f"{self!r}: {model._meta.label} has no field {name!r} in fields. "
-                    f"Choose among: {', '.join(_concrete_names(model))}."
+                    f"{self!r}: {model._meta.label} has no field {head!r} in fields."
+                    + did_you_mean(head, _concrete_names(model))
+                    + f" Choose among: {', '.join(_concrete_names(model))}."
                 ) from None
 
 
-def attr_hint(attr: str, fields: tuple[str, ...], model: type[models.Model] | None) -> str:
+def attr_hint(
+    attr: str,
+    fields: tuple[str, ...],
+    model: type[models.Model] | None,
+    annotations: Sequence[str] = (),
+) -> str:
     """How to fix a field reading ``attr`` from rows projected to ``fields``.
 
-    A typo gets the closest selected field; a real field of the remote model that is not
-    selected is to be added; anything else gets the closest field of the model. Never
-    "add" a name the model does not have.
+    Whichever name is misspelled is the one to fix: a selected name the remote model does
+    not have, close to a real ``attr``, is the spec's typo; a close ``attr`` the model does
+    not have is the field's; a real field of the model that is not selected is to be added;
+    anything else gets the closest field of the model. Never "add" a name the model does
+    not have.
     """
     head = attr.split(".", 1)[0]
     selected = ", ".join(map(repr, fields))
-    close = difflib.get_close_matches(head, fields, n=1)
-    if close:
-        return f"Did you mean {close[0]!r}? The spec selects {selected}."
+    close = closest(head, fields)
     if model is None:
+        if close is not None:
+            return (
+                f"The spec selects {close!r} and the field reads {head!r}: correct whichever "
+                f"is misspelled (the spec selects {selected})."
+            )
         return f"Read one of the fields the spec selects ({selected}), or add {head!r} to them."
-    names = [f.name for f in model._meta.get_fields()]
-    if head in names or head == "pk":
+    names = {f.name for f in model._meta.get_fields()} | {"pk", *annotations}
+    real = head in names
+    if close is not None and real and close not in names:
+        fixed = tuple(head if name == close else name for name in fields)
+        return (
+            f"The spec's fields name {close!r}, which {model._meta.label} does not have; "
+            f"did you mean {head!r}? Give fields={fixed!r}."
+        )
+    if close is not None and not real:
+        return f"Did you mean {close!r}? The spec selects {selected}."
+    if real:
         return f"Add {head!r} to the spec's fields (it selects {selected})."
-    close = difflib.get_close_matches(head, _concrete_names(model), n=1)
+    near = closest(head, _concrete_names(model))
     return (
         f"{model._meta.label} has no field {head!r}"
-        + (f"; did you mean {close[0]!r}?" if close else ".")
+        + (f"; did you mean {near!r}?" if near is not None else ".")
         + f" The spec selects {selected}."
     )
+
+
+def model_labels() -> list[str]:
+    """``"app_label.ModelName"`` of every installed model: what a model label may name."""
+    return [model._meta.label for model in apps.get_models()]
 
 
 def _concrete_names(model: type[models.Model]) -> list[str]:

@@ -243,6 +243,15 @@ def test_filters_and_orderings_naming_no_aggregate_are_E603_to_E605() -> None:
     assert check_view_filters(checked) == []  # E403/E404 are for model fields
 
 
+def test_an_invalid_lookup_on_an_aggregate_is_E408_alone() -> None:
+    """Reported once, as the filter's own problem, not again as E604."""
+    checked = view(cross_db_filters={"n": CrossDBFilter("activity", "n", lookup_expr="lte_")})
+    assert check_view_aggregates(checked) == []
+    (error,) = check_view_filters(checked)
+    assert error.id == "crossprefetch.E408"
+    assert "Did you mean 'lte'?" in (error.hint or "")
+
+
 def test_a_field_reading_no_aggregate_is_E011_with_the_aggregates_named() -> None:
     messages = [m for m in check_view(view()) if m.id == "crossprefetch.E011"]
     (error,) = messages

@@ -85,6 +85,14 @@ class MisspelledEmail(serializers.ModelSerializer[OrderEvent]):
         fields = ["id", "customer_email"]
 
 
+class MisspelledSpec(serializers.ModelSerializer[OrderEvent]):
+    customer_tier = ContextLookupField("customers", "tier")
+
+    class Meta:
+        model = OrderEvent
+        fields = ["id", "customer_tier"]
+
+
 class Nested(serializers.Serializer[Any]):
     events = EventSerializer(many=True)
 
@@ -99,11 +107,35 @@ CHECKS = [
     ("E001 not a dict", view([("customers", None)]), "E001", "cross_db_fields = {"),
     ("E002 not a spec", view({"customers": "shop.Customer"}), "E002", "CrossDBPrefetch("),
     ("E003 unknown model", view(spec("testapp.Custmer")), "E003", "installed model"),
+    (
+        "E003 misspelled model: the closest label",
+        view(spec("testapp.Custmer")),
+        "E003",
+        "Did you mean 'testapp.Customer'?",
+    ),
+    (
+        "E003 misspelled app label",
+        view(spec("testap.Customer")),
+        "E003",
+        "Did you mean 'testapp.Customer'?",
+    ),
     ("E004 unknown alias", view(spec(using="replica")), "E004", "default, timeseries, legacy"),
     ("E005 unknown to_field", view(spec(to_field="nmae")), "E005", "to_field"),
     ("E006 unknown projected field", view(spec(fields=("nmae",))), "E006", "fields"),
+    (
+        "E006 misspelled projected field",
+        view(spec(fields=("nmae",))),
+        "E006",
+        "no field 'nmae' in fields. Did you mean 'name'?",
+    ),
     ("E007 key not on the view's model", view(spec(key="custmer_id")), "E007", "customer_id"),
     ("E009 undeclared lookup", view({"buyers": spec()["customers"]}), "E009", "'customers'"),
+    (
+        "E009 misspelled lookup: the closest declared",
+        view({"customer": spec()["customers"]}),
+        "E009",
+        "Did you mean 'customer'?",
+    ),
     (
         "E010 reserved name",
         view({"request": spec()["customers"]}, serializer=None),
@@ -121,6 +153,22 @@ CHECKS = [
         view(spec(fields=("name", "tier")), serializer=MisspelledTier),
         "E011",
         "Did you mean 'tier'?",
+    ),
+    (
+        "E011 misspelled spec field: the spec's typo, not the field's",
+        view(spec(fields=("name", "tierr")), serializer=MisspelledSpec),
+        "E011",
+        "The spec's fields name 'tierr', which testapp.Customer does not have; did you mean "
+        "'tier'? Give fields=('name', 'tier').",
+    ),
+    (
+        "E011 a spec known per request: either name may be the typo",
+        view(
+            spec(lambda request: Customer.objects.all(), fields=("name", "tierr")),
+            serializer=MisspelledSpec,
+        ),
+        "E011",
+        "The spec selects 'tierr' and the field reads 'tier': correct whichever is misspelled",
     ),
     (
         "E011 attr the model does not have",
@@ -156,6 +204,7 @@ def test_check(name: str, view_class: type, code: str, hint: str) -> None:
     if code == "E011":  # never suggests adding a name the remote model does not have
         assert "Add 'teir'" not in message.hint
         assert "Add 'emial'" not in message.hint
+        assert "Did you mean 'tierr'" not in message.hint
     if code.startswith("E"):
         assert message.level == checks.ERROR
 

@@ -5,13 +5,22 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
+import django_filters
 import pytest
 from django.core import checks
+from django.test import override_settings
+from django.urls import path
 from rest_framework import generics
 
 from crossprefetch import CrossDBPrefetch, CrossDBPrefetchMixin
 from crossprefetch.checks import check_view_filters
-from crossprefetch.filters import CrossDBFilter, CrossDBFilterBackend, CrossDBOrderingFilter
+from crossprefetch.filters import (
+    LOOKUPS,
+    CrossDBFilter,
+    CrossDBFilterBackend,
+    CrossDBFilterSetFilter,
+    CrossDBOrderingFilter,
+)
 from tests.testapp.filter_views import FilteredEventViewSet, TenantFilteredEventViewSet
 from tests.testapp.models import Customer, OrderEvent
 from tests.testapp.serializers import OrderEventSerializer
@@ -148,6 +157,50 @@ CASES: list[tuple[str, type, str, str]] = [
         "W402",
         "CrossDBOrderingFilter",
     ),
+    # the closest name, where a name is misspelled
+    (
+        "a misspelled lookup name",
+        view(cross_db_filters={"t": CrossDBFilter("customer", "tier")}),
+        "E402",
+        "Did you mean 'customers'?",
+    ),
+    (
+        "a misspelled remote field",
+        view(cross_db_filters={"t": CrossDBFilter("customers", "teir")}),
+        "E403",
+        "Did you mean 'tier'?",
+    ),
+    (
+        "ordering by a misspelled remote field",
+        view(cross_db_ordering_fields={"n": ("customers", "nmae")}),
+        "E403",
+        "Did you mean 'name'?",
+    ),
+    # arguments a CrossDBFilter cannot take: reported here, never raised at import
+    (
+        "an unknown lookup_expr",
+        view(cross_db_filters={"t": CrossDBFilter("customers", "tier", lookup_expr="icontain")}),
+        "E408",
+        "Did you mean 'icontains'? Use one of: exact, iexact, in",
+    ),
+    (
+        "no field_name without isnull",
+        view(cross_db_filters={"t": CrossDBFilter("customers")}),
+        "E408",
+        "lookup_expr='isnull'",
+    ),
+    (
+        "an empty spec name",
+        view(cross_db_filters={"t": CrossDBFilter("", "tier")}),
+        "E408",
+        "Name a spec of the view's cross_db_fields",
+    ),
+    (
+        "an empty field_name",
+        view(cross_db_filters={"t": CrossDBFilter("customers", "")}),
+        "E408",
+        "Name a remote field",
+    ),
 ]
 
 
@@ -157,6 +210,89 @@ def test_check(name: str, view_class: type, code: str, hint: str) -> None:
     assert [m.id for m in messages] == [f"crossprefetch.{code}"], messages
     assert hint in (messages[0].hint or "") + messages[0].msg
     assert "FilteredView" in messages[0].msg
+
+
+def test_an_invalid_filter_is_named_with_its_view_and_parameter() -> None:
+    broken = CrossDBFilter("customers", "tier", lookup_expr="regex")
+    [message] = check_view_filters(view(cross_db_filters={"customer_tier": broken}))
+    assert message.id == "crossprefetch.E408"
+    assert message.msg == (
+        f"{__name__}.FilteredView.cross_db_filters['customer_tier'] = "
+        "CrossDBFilter('customers', 'tier', lookup_expr='regex'): lookup_expr 'regex' is not "
+        "a lookup crossprefetch filters with."
+    )
+    assert message.hint == f"Use one of: {', '.join(LOOKUPS)}."  # nothing close to 'regex'
+
+
+class BrokenFilterSet(django_filters.FilterSet):  # type: ignore[misc]
+    tier = CrossDBFilterSetFilter("customers", "tier", lookup_expr="icontain")
+    missing = CrossDBFilterSetFilter("customers", exclude=True)
+    fine = CrossDBFilterSetFilter("customers", "tier")
+    local = django_filters.CharFilter(field_name="event_type")
+
+    class Meta:
+        model = OrderEvent
+        fields: list[str] = []
+
+
+def test_invalid_filters_of_the_filterset_are_reported() -> None:
+    messages = check_view_filters(view(filterset_class=BrokenFilterSet))
+    assert [m.id for m in messages] == ["crossprefetch.E408"] * 2
+    where = f"{__name__}.FilteredView.filterset_class.base_filters"
+    tier, missing = messages
+    assert tier.msg.startswith(
+        f"{where}['tier'] = CrossDBFilterSetFilter('customers', 'tier', lookup_expr='icontain'): "
+    )
+    assert "Did you mean 'icontains'?" in (tier.hint or "")
+    assert missing.msg.startswith(f"{where}['missing'] = ")  # no field_name: the first problem
+    assert "lookup_expr='isnull'" in (missing.hint or "")
+
+
+def test_exclude_is_reported_for_a_filter_otherwise_valid() -> None:
+    class Excluding(django_filters.FilterSet):  # type: ignore[misc]
+        tier = CrossDBFilterSetFilter("customers", "tier", exclude=True)
+
+        class Meta:
+            model = OrderEvent
+            fields: list[str] = []
+
+    [message] = check_view_filters(view(filterset_class=Excluding))
+    assert message.id == "crossprefetch.E408"
+    assert "exclude=True is not supported" in message.msg
+    assert "opposite value" in (message.hint or "")
+
+
+class PlainFilteredView(generics.ListAPIView):  # type: ignore[type-arg]
+    """No cross_db_fields: a FilterSet filter may take its spec directly."""
+
+    queryset = OrderEvent.objects.all()
+    serializer_class = OrderEventSerializer
+    filterset_class = BrokenFilterSet
+
+
+urlpatterns = [path("plain/", PlainFilteredView.as_view())]
+
+
+@override_settings(ROOT_URLCONF=__name__)
+def test_the_filterset_of_a_view_without_cross_db_fields_is_checked() -> None:
+    messages = checks.run_checks(tags=["crossprefetch"])
+    assert [m.id for m in messages] == ["crossprefetch.E408"] * 2
+    assert all(m.msg.startswith(f"{__name__}.PlainFilteredView.filterset_class") for m in messages)
+
+
+@override_settings(ROOT_URLCONF="tests.test_filter_errors")
+def test_a_urlconf_with_invalid_filters_imports_and_the_checks_name_them() -> None:
+    from tests.test_filter_errors import FILTERS, FILTERSET
+
+    messages = checks.run_checks(tags=["crossprefetch"])
+    invalid = sorted(m.msg.split(" = ")[0] for m in messages if m.id == "crossprefetch.E408")
+    assert invalid == [
+        f"{FILTERS}['no_field']",
+        f"{FILTERS}['tier_like']",
+        f"{FILTERSET}['set_tier']",
+    ]
+    found = {m.id for m in messages}
+    assert {"crossprefetch.E402", "crossprefetch.E403"} <= found  # 'customer', 'emial'
 
 
 def test_specs_known_per_request_are_not_guessed() -> None:

@@ -2,7 +2,10 @@
 
 A wrong type raises ``TypeError``, a value of the right type that cannot be taken raises
 ``ValueError``, a bad setting raises ``ImproperlyConfigured`` — in specs, cache policies,
-filters and settings alike. ``CrossDBFilter`` and ``CrossDBFilterSetFilter`` take the same
+filters and settings alike, except that a filter keeps a value it cannot take as its
+``problem``, for the system check ``crossprefetch.E408`` to report with the view and the
+parameter (tests/test_filter_checks.py) rather than stop the URLconf importing.
+``CrossDBFilter`` and ``CrossDBFilterSetFilter`` take the same
 arguments, named as django-filter names them (``field_name``, ``lookup_expr``); the former
 names still work, with a ``DeprecationWarning`` pointing at the caller.
 """
@@ -52,19 +55,24 @@ BAD_ARGUMENTS: list[tuple[str, Call, type[Exception]]] = [
     ("policy jitter", lambda: CachePolicy(10, jitter=2), ValueError),
     # filters, both kinds, the same rules
     ("filter spec None", lambda: CrossDBFilter(None), TypeError),  # type: ignore[arg-type]
-    ("filter spec empty", lambda: CrossDBFilter("", "tier"), ValueError),
-    ("filter field empty", lambda: CrossDBFilter("customers", ""), ValueError),
     ("filter field number", lambda: CrossDBFilter("customers", 3), TypeError),  # type: ignore[arg-type]
-    ("filter lookup other", lambda: CrossDBFilter("c", "tier", "regex"), ValueError),
     ("filter lookup number", lambda: CrossDBFilter("c", "tier", 3), TypeError),  # type: ignore[arg-type]
-    ("filter no field", lambda: CrossDBFilter("customers"), ValueError),
     ("filter help_text", lambda: CrossDBFilter("c", "tier", help_text=3), TypeError),  # type: ignore[arg-type]
     ("filterset spec number", lambda: CrossDBFilterSetFilter(3, "tier"), TypeError),  # type: ignore[arg-type]
-    ("filterset spec empty", lambda: CrossDBFilterSetFilter("", "tier"), ValueError),
-    ("filterset field empty", lambda: CrossDBFilterSetFilter("c", ""), ValueError),
-    ("filterset lookup other", lambda: CrossDBFilterSetFilter("c", "t", "regex"), ValueError),
-    ("filterset no field", lambda: CrossDBFilterSetFilter("customers"), ValueError),
-    ("filterset exclude", lambda: CrossDBFilterSetFilter("c", "t", exclude=True), ValueError),
+    ("filterset field number", lambda: CrossDBFilterSetFilter("c", 3), TypeError),  # type: ignore[arg-type]
+]
+
+#: Values of the right type a filter cannot take: kept as its problem, never raised here.
+BAD_FILTER_VALUES: list[tuple[str, Call, str]] = [
+    ("filter spec empty", lambda: CrossDBFilter("", "tier"), "spec's name is empty"),
+    ("filter field empty", lambda: CrossDBFilter("customers", ""), "field_name is empty"),
+    ("filter lookup other", lambda: CrossDBFilter("c", "tier", "regex"), "'regex' is not"),
+    ("filter no field", lambda: CrossDBFilter("customers"), "no field_name"),
+    ("filterset spec empty", lambda: CrossDBFilterSetFilter("", "tier"), "spec's name is empty"),
+    ("filterset field empty", lambda: CrossDBFilterSetFilter("c", ""), "field_name is empty"),
+    ("filterset lookup other", lambda: CrossDBFilterSetFilter("c", "t", "regex"), "'regex'"),
+    ("filterset no field", lambda: CrossDBFilterSetFilter("customers"), "no field_name"),
+    ("filterset exclude", lambda: CrossDBFilterSetFilter("c", "t", exclude=True), "exclude"),
 ]
 
 
@@ -75,6 +83,22 @@ def test_one_exception_per_kind_of_bad_argument(call: Call, error: type[Exceptio
     with pytest.raises(Exception) as excinfo:  # noqa: PT011 - the type is the assertion
         call()
     assert type(excinfo.value) is error, excinfo.value
+
+
+@pytest.mark.parametrize(
+    ("make", "problem"), [b[1:] for b in BAD_FILTER_VALUES], ids=[b[0] for b in BAD_FILTER_VALUES]
+)
+def test_a_filter_keeps_a_value_it_cannot_take_as_its_problem(make: Call, problem: str) -> None:
+    made = make()
+    assert made.problem is not None
+    assert problem in str(made.problem)
+    assert made.problem.hint  # the fix, for the check's hint
+
+
+def test_valid_filters_have_no_problem() -> None:
+    assert CrossDBFilter("customers", "tier", "in").problem is None
+    assert CrossDBFilter("customers", lookup_expr="isnull").problem is None
+    assert CrossDBFilterSetFilter("customers", "tier", "icontains").problem is None
 
 
 BAD_SETTINGS: list[tuple[str, Any, Callable[[], Any]]] = [

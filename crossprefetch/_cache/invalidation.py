@@ -237,6 +237,8 @@ def discover() -> None:
 
 
 def _discover() -> None:
+    from crossprefetch._urls import has_urlconf
+
     for label in conf.CACHE_INVALIDATE_MODELS:
         try:
             model = apps.get_model(label)
@@ -249,6 +251,12 @@ def _discover() -> None:
             continue
         for alias in shared_caches():
             track(_own_tables(model), alias)
+    if not has_urlconf():  # a worker, a benchmark, a script: said once, as no fault
+        logger.info(
+            "crossprefetch: no ROOT_URLCONF, so no views to find cached specs in; writes "
+            "invalidate the models of the specs this process uses, from their first use, "
+            "and those of CROSSPREFETCH['CACHE_INVALIDATE_MODELS']."
+        )
     for _view, _name, spec in declared_views():
         try:
             track_spec(spec)

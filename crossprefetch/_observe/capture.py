@@ -26,7 +26,6 @@ the panel shares it without importing the toolkit.
 from __future__ import annotations
 
 import copy
-import difflib
 import functools
 import inspect
 import re
@@ -47,6 +46,7 @@ from django.db.backends.signals import connection_created
 
 from crossprefetch import _compat
 from crossprefetch._observe.origin import Origin, is_user_file, origin_of
+from crossprefetch._suggest import did_you_mean
 
 _F = TypeVar("_F", bound=Callable[..., Any])
 
@@ -461,10 +461,7 @@ def _configured_aliases() -> tuple[str, ...]:
 def _unknown_alias_message(alias: str, aliases: tuple[str, ...], function: str) -> str:
     known = ", ".join(repr(name) for name in aliases)
     message = f"{function}: unknown database alias {alias!r}; the configured aliases are {known}."
-    close = difflib.get_close_matches(alias, aliases, n=1)
-    if close:
-        message += f" Did you mean {close[0]!r}?"
-    return message
+    return message + did_you_mean(alias, aliases)
 
 
 def _check_alias(alias: str, aliases: tuple[str, ...], function: str) -> None:

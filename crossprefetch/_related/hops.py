@@ -9,13 +9,14 @@ one column of one table.
 
 from __future__ import annotations
 
-import difflib
 from dataclasses import dataclass
 from functools import cache
 from typing import Any
 
 from django.db import models, router
 from django.db.models.fields.mixins import FieldCacheMixin
+
+from crossprefetch._suggest import closest
 
 #: Separates the relations of a path, as in Django's lookups.
 SEP = "__"
@@ -158,15 +159,13 @@ def hop(model: type[models.Model], name: str, path: str = "") -> Hop:
             f"{where}{whole} is not a relation: follow a ForeignKey, a OneToOneField or a "
             "reverse relation."
         )
-    close = difflib.get_close_matches(name, list(found.hops), n=1)
-    if not close:
-        close = difflib.get_close_matches(name, list(found.hops), n=1, cutoff=0.3)
+    close = closest(name, found.hops, cutoff=0.3)
     names = ", ".join(sorted(found.hops)) or "none"
     raise RelationPathError(
         f"{model._meta.label} has no relation {name!r}{whole}"
-        + (f"; did you mean {close[0]!r}?" if close else ".")
+        + (f"; did you mean {close!r}?" if close else ".")
         + f" Its relations: {names}.",
-        close[0] if close else None,
+        close,
     )
 
 

@@ -49,8 +49,8 @@ def check_view_aggregates(view: type) -> list[checks.CheckMessage]:
     for name, cross_filter in _mapping(getattr(view, "cross_db_filters", None)).items():
         spec: CrossDBAggregate | None = grouped.get(getattr(cross_filter, "spec", ""))
         field = getattr(cross_filter, "field_name", None)
-        if spec is None or field is None:
-            continue  # not on an aggregate spec, or on the rows' existence
+        if spec is None or field is None or getattr(cross_filter, "problem", None):
+            continue  # not on an aggregate spec, on the rows' existence, or crossprefetch.E408
         where = f"{label}.cross_db_filters[{name!r}]"
         if field not in spec.aggregates:
             errors.append(_unknown(view, "E603", where, spec, field))

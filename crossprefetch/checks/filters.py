@@ -14,13 +14,17 @@ from django.core.exceptions import FieldDoesNotExist, ImproperlyConfigured
 from django.db import models
 from rest_framework.pagination import CursorPagination
 
-from crossprefetch._urls import declaring_views
+from crossprefetch._suggest import closest
+from crossprefetch._urls import routed_views
 from crossprefetch.aggregate import CrossDBAggregate
 from crossprefetch.related import view_relation_spec
 from crossprefetch.rest_framework.filters import (
+    LOOKUPS,
     CrossDBFilter,
     CrossDBFilterBackend,
     CrossDBOrderingFilter,
+    FilterProblem,
+    closest_path,
     local_key,
     remote_field,
 )
@@ -31,21 +35,25 @@ from crossprefetch.spec import CrossDBPrefetch
 def check_filters(
     app_configs: Iterable[Any] | None = None, **kwargs: Any
 ) -> list[checks.CheckMessage]:
-    """Check the filters and remote orderings of the views routed by ``ROOT_URLCONF``."""
+    """Check the filters and remote orderings of the views routed by ``ROOT_URLCONF``, and
+    the ``CrossDBFilterSetFilter`` members of their FilterSets."""
     errors: list[checks.CheckMessage] = []
     try:
-        views = list(declaring_views())
+        views = list(routed_views())
     except Exception:  # a broken URLconf is reported by Django's own checks
         return []
     for view in views:
-        errors.extend(check_view_filters(view))
+        if hasattr(view, "cross_db_fields"):
+            errors.extend(check_view_filters(view))
+        else:
+            errors.extend(_check_filterset(view, f"{view.__module__}.{view.__qualname__}"))
     return errors
 
 
 def check_view_filters(view: type) -> list[checks.CheckMessage]:
     """All filter and ordering checks for one view class."""
     label = f"{view.__module__}.{view.__qualname__}"
-    errors: list[checks.CheckMessage] = []
+    errors = _check_filterset(view, label)
     filters = getattr(view, "cross_db_filters", None)
     orderings = getattr(view, "cross_db_ordering_fields", None)
     backends = list(getattr(view, "filter_backends", None) or ())
@@ -137,19 +145,26 @@ def _check_filter(
                 "Wrap it: CrossDBFilter('spec', 'field_name', lookup_expr='exact').",
             )
         ]
-    spec, errors = _spec(view, where, cross_filter.spec)
+    errors: list[checks.CheckMessage] = []
+    if cross_filter.problem is not None:
+        errors.append(_invalid(view, f"{where} = {cross_filter!r}", cross_filter.problem))
+        if not cross_filter.spec:
+            return errors
+    spec, spec_errors = _spec(view, where, cross_filter.spec)
+    errors += spec_errors
     if spec is None:
         return errors
     model = _remote_model(spec)
     field_name, lookup_expr = cross_filter.field_name, cross_filter.lookup_expr
     grouped = isinstance(spec, CrossDBAggregate)  # its names: crossprefetch.E603/E604
-    if model is not None and field_name is not None and not grouped:
+    valid_lookup = lookup_expr in LOOKUPS
+    if model is not None and field_name and not grouped:
         try:
             field = remote_field(model, field_name)
         except FieldDoesNotExist as exc:
             errors.append(_unknown_field(view, where, model, field_name, exc))
         else:
-            if lookup_expr != "isnull" and field.get_lookup(lookup_expr) is None:
+            if valid_lookup and lookup_expr != "isnull" and field.get_lookup(lookup_expr) is None:
                 errors.append(
                     _error(
                         view,
@@ -216,13 +231,15 @@ def _spec(
         return spec, []
     if _overrides_specs(view) and not specs:
         return None, []  # the specs are known per request only
+    near = closest(spec_name, map(str, specs))
     return None, [
         _error(
             view,
             "E402",
             f"{where} uses the lookup {spec_name!r}, which the view does not declare in "
             "cross_db_fields.",
-            f"Use one of: {', '.join(map(repr, specs)) or 'nothing declared'}; or add "
+            (f"Did you mean {near!r}? " if near else "")
+            + f"Use one of: {', '.join(map(repr, specs)) or 'nothing declared'}; or add "
             f"{spec_name!r}: CrossDBPrefetch(...) to cross_db_fields.",
         )
     ]
@@ -297,12 +314,33 @@ def _unknown_field(
     view: type, where: str, model: type[models.Model], path: str, exc: Exception
 ) -> checks.Error:
     names = ", ".join(f.name for f in model._meta.concrete_fields)
+    near = closest_path(model, path)
     return _error(
         view,
         "E403",
         f"{where}: {model._meta.label} has no field {path!r} ({exc}).",
-        f"Name a field of {model._meta.label}: {names}.",
+        (f"Did you mean {near!r}? " if near else "")
+        + f"Name a field of {model._meta.label}: {names}.",
     )
+
+
+def _invalid(view: type, where: str, problem: FilterProblem) -> checks.Error:
+    return _error(view, "E408", f"{where}: {problem.message}", problem.hint)
+
+
+def _check_filterset(view: type, label: str) -> list[checks.CheckMessage]:
+    """The ``CrossDBFilterSetFilter`` members of the view's ``filterset_class``."""
+    filterset_class = getattr(view, "filterset_class", None)
+    base_filters = getattr(filterset_class, "base_filters", None)
+    if not isinstance(base_filters, Mapping):
+        return []
+    errors: list[checks.CheckMessage] = []
+    for name, member in base_filters.items():
+        problem = getattr(member, "problem", None)
+        if isinstance(problem, FilterProblem) and hasattr(member, "cross_db_filter"):
+            where = f"{label}.filterset_class.base_filters[{name!r}] = {member!r}"
+            errors.append(_invalid(view, where, problem))
+    return errors
 
 
 def _error(view: type, code: str, message: str, hint: str) -> checks.Error:

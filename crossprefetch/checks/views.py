@@ -14,10 +14,11 @@ from django.core.exceptions import ImproperlyConfigured
 from django.db import models
 
 from crossprefetch import _compat
+from crossprefetch._suggest import closest
 from crossprefetch._urls import declaring_views
 from crossprefetch.aggregate import CrossDBAggregate
 from crossprefetch.checks.cache import check_spec_cache
-from crossprefetch.spec import CrossDBPrefetch, KeyArityError
+from crossprefetch.spec import CrossDBPrefetch, KeyArityError, model_labels
 
 _CONTEXT_KEYS = frozenset({"request", "format", "view"})
 
@@ -119,7 +120,7 @@ def _check_spec(view: type, label: str, name: Any, spec: Any) -> list[checks.Che
                 view,
                 "E003",
                 f"{where}: {exc}",
-                "Give an installed model as 'app_label.ModelName' or a class.",
+                _model_hint(spec.source),
             ),
         ]
     match_fields: tuple[models.Field[Any, Any], ...] = ()
@@ -168,6 +169,13 @@ def _check_spec(view: type, label: str, name: Any, spec: Any) -> list[checks.Che
             )
         )
     return errors
+
+
+def _model_hint(source: Any) -> str:
+    near = closest(source, model_labels()) if isinstance(source, str) else None
+    if near is not None:
+        return f"Did you mean {near!r}? Give an installed model as 'app_label.ModelName'."
+    return "Give an installed model as 'app_label.ModelName' or a class."
 
 
 def _check_key(view: type, where: str, spec: CrossDBPrefetch) -> list[checks.CheckMessage]:
@@ -222,8 +230,7 @@ def _check_serializer(
                     view,
                     "E009",
                     f"{where}: the view declares no lookup {field.lookup_name!r}.",
-                    f"Add {field.lookup_name!r}: CrossDBPrefetch(...) to cross_db_fields (it has: "
-                    f"{', '.join(map(repr, specs)) or 'nothing'}).",
+                    _lookup_hint(field.lookup_name, specs),
                 )
             )
             continue
@@ -249,6 +256,17 @@ def _check_serializer(
                 )
             )
     return errors
+
+
+def _lookup_hint(name: str, specs: Mapping[Any, Any]) -> str:
+    declared = ", ".join(map(repr, specs)) or "nothing"
+    near = closest(name, [str(key) for key in specs])
+    if near is not None:
+        return (
+            f"Did you mean {near!r}? Read a lookup of cross_db_fields (it has: {declared}), "
+            f"or add {name!r}: CrossDBPrefetch(...) to it."
+        )
+    return f"Add {name!r}: CrossDBPrefetch(...) to cross_db_fields (it has: {declared})."
 
 
 def _model_or_none(spec: CrossDBPrefetch) -> type[models.Model] | None:

@@ -16,15 +16,20 @@ QuerySet's own ordering.
 from __future__ import annotations
 
 import warnings
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from functools import cached_property
 from itertools import groupby
 from operator import itemgetter
-from typing import Any, Final
+from typing import Any, Final, NamedTuple
 
 from django.conf import settings
-from django.core.exceptions import FieldDoesNotExist, ImproperlyConfigured, ValidationError
+from django.core.exceptions import (
+    FieldDoesNotExist,
+    FieldError,
+    ImproperlyConfigured,
+    ValidationError,
+)
 from django.db import connections, models
 from django.db.backends.base.base import BaseDatabaseWrapper
 from django.db.models.functions import DenseRank
@@ -42,10 +47,12 @@ from crossprefetch._fetch.reads import Read, Unavailable
 from crossprefetch._keys import normalize, values
 from crossprefetch._keys.keyset import KeyIn, positions
 from crossprefetch._keys.normalize import INTEGER_TYPES
+from crossprefetch._suggest import closest, did_you_mean
 from crossprefetch.aggregate import CrossDBAggregate
 from crossprefetch.conf import conf
 from crossprefetch.related import view_relation_spec
 from crossprefetch.rest_framework._known import KnownRows, remember_rows
+from crossprefetch.rest_framework._strict import refuse_misspelled_filters, unknown_ordering_terms
 from crossprefetch.spec import CrossDBPrefetch
 
 __all__ = [
@@ -96,11 +103,29 @@ def renamed(owner: str, old: str, new: str, old_value: Any, value: Any, default:
     return old_value
 
 
-def validate_filter(owner: str, spec: Any, field_name: Any, lookup_expr: Any) -> None:
+class FilterProblem(NamedTuple):
+    """What is wrong with the arguments of a filter by remote rows, and how to fix it.
+
+    Reported by the system check ``crossprefetch.E408`` (naming the view and the parameter)
+    and raised as :exc:`~django.core.exceptions.ImproperlyConfigured` by a request that
+    uses the filter, so that a typo in a declaration never stops the URLconf importing.
+    """
+
+    message: str
+    hint: str
+
+    def __str__(self) -> str:
+        return f"{self.message} {self.hint}"
+
+
+def validate_filter(
+    owner: str, spec: Any, field_name: Any, lookup_expr: Any
+) -> FilterProblem | None:
     """The arguments of a filter by remote rows, checked where it is declared.
 
-    :exc:`TypeError` for an argument of the wrong type, :exc:`ValueError` for one of the
-    right type with a value it cannot take: the vocabulary of every crossprefetch argument.
+    :exc:`TypeError` for an argument of the wrong type: a mistake in the code itself, which
+    no setting or model can make right. A value of the right type that cannot be taken is
+    returned as a :class:`FilterProblem`, for the system checks to report.
     """
     call = f"{owner}({spec!r}, {field_name!r}, lookup_expr={lookup_expr!r})"
     if not isinstance(spec, str):
@@ -108,21 +133,32 @@ def validate_filter(owner: str, spec: Any, field_name: Any, lookup_expr: Any) ->
             f"{call}: the first argument is the name of a spec in the view's "
             "cross_db_fields, e.g. CrossDBFilter('customers', 'tier')."
         )
-    if not spec:
-        raise ValueError(f"{call}: the spec's name is empty; name a spec of cross_db_fields.")
     if field_name is not None and not isinstance(field_name, str):
         raise TypeError(f"{call}: field_name must be the name of a remote field, or None.")
-    if field_name == "":
-        raise ValueError(f"{call}: field_name is empty; name a remote field, or give None.")
     if not isinstance(lookup_expr, str):
         raise TypeError(f"{call}: lookup_expr must be one of {', '.join(LOOKUPS)}.")
-    if lookup_expr not in LOOKUPS:
-        raise ValueError(f"{call}: unsupported lookup; use one of {', '.join(LOOKUPS)}.")
-    if field_name is None and lookup_expr != "isnull":
-        raise ValueError(
-            f"{call}: name a remote field, or use lookup_expr='isnull' to filter on whether "
-            "the remote row exists."
+    if not spec:
+        return FilterProblem(
+            "the spec's name is empty.", "Name a spec of the view's cross_db_fields."
         )
+    if field_name == "":
+        return FilterProblem(
+            "field_name is empty.",
+            "Name a remote field, or give no field_name with lookup_expr='isnull'.",
+        )
+    if lookup_expr not in LOOKUPS:
+        near = closest(lookup_expr, LOOKUPS)
+        return FilterProblem(
+            f"lookup_expr {lookup_expr!r} is not a lookup crossprefetch filters with.",
+            (f"Did you mean {near!r}? " if near else "") + f"Use one of: {', '.join(LOOKUPS)}.",
+        )
+    if field_name is None and lookup_expr != "isnull":
+        return FilterProblem(
+            f"no field_name to compare with lookup_expr={lookup_expr!r}.",
+            "Name a remote field, or use lookup_expr='isnull' to filter on whether the "
+            "remote row exists.",
+        )
+    return None
 
 
 class CrossDBFilter:
@@ -142,15 +178,21 @@ class CrossDBFilter:
         Formerly ``lookup=`` (deprecated).
     :param help_text: the parameter's description in the OpenAPI schema.
     :raises TypeError: an argument of the wrong type.
-    :raises ValueError: an argument of the right type with a value it cannot take.
+
+    A value of the right type that it cannot take (an unknown ``lookup_expr``, an empty
+    name) is kept in :attr:`problem`: the system check ``crossprefetch.E408`` reports it,
+    and a request using the parameter raises
+    :exc:`~django.core.exceptions.ImproperlyConfigured`.
     """
 
-    __slots__ = ("field_name", "help_text", "lookup_expr", "spec")
+    __slots__ = ("field_name", "help_text", "lookup_expr", "problem", "spec")
 
     spec: str
     field_name: str | None
     lookup_expr: str
     help_text: str | None
+    #: What is wrong with the arguments, or ``None``.
+    problem: FilterProblem | None
 
     def __init__(
         self,
@@ -166,7 +208,7 @@ class CrossDBFilter:
         lookup_expr = renamed(
             "CrossDBFilter", "lookup", "lookup_expr", lookup, lookup_expr, "exact"
         )
-        validate_filter("CrossDBFilter", spec, field_name, lookup_expr)
+        problem = validate_filter("CrossDBFilter", spec, field_name, lookup_expr)
         if help_text is not None and not isinstance(help_text, str | Promise):
             raise TypeError(f"CrossDBFilter(help_text={help_text!r}): help_text must be text.")
         set_ = object.__setattr__
@@ -174,6 +216,7 @@ class CrossDBFilter:
         set_(self, "field_name", field_name)
         set_(self, "lookup_expr", lookup_expr)
         set_(self, "help_text", help_text)
+        set_(self, "problem", problem)
 
     @property
     def field(self) -> str | None:
@@ -213,6 +256,12 @@ class CrossDBFilter:
     def __repr__(self) -> str:
         field = "" if self.field_name is None else f", {self.field_name!r}"
         return f"CrossDBFilter({self.spec!r}{field}, lookup_expr={self.lookup_expr!r})"
+
+    def ensure_valid(self, where: str) -> None:
+        """:exc:`~django.core.exceptions.ImproperlyConfigured` naming ``where`` (the view
+        and parameter) if the arguments are invalid: a request never filters with them."""
+        if self.problem is not None:
+            raise ImproperlyConfigured(f"{where} = {self!r}: {self.problem}")
 
     def remote_field(self, model: type[models.Model]) -> models.Field[Any, Any] | None:
         """The remote model field filtered on (``None`` for the row's existence)."""
@@ -367,14 +416,26 @@ def _describe(field: models.Field[Any, Any]) -> str:
 # --- what a view declares ------------------------------------------------------------
 
 
+def view_label(view: Any) -> str:
+    """``module.ViewClass`` of a view class or instance, as messages name it."""
+    cls = view if isinstance(view, type) else type(view)
+    return f"{cls.__module__}.{cls.__qualname__}"
+
+
 def view_filters(view: Any) -> Mapping[str, CrossDBFilter]:
     """The ``cross_db_filters`` of a view."""
     filters = getattr(view, "cross_db_filters", None) or {}
     if not isinstance(filters, Mapping):
         raise ImproperlyConfigured(
-            f"{type(view).__qualname__}.cross_db_filters must be a dict of "
+            f"{view_label(view)}.cross_db_filters must be a dict of "
             "{parameter: CrossDBFilter(...)}."
         )
+    for name, cross_filter in filters.items():
+        if not isinstance(cross_filter, CrossDBFilter):
+            raise ImproperlyConfigured(
+                f"{view_label(view)}.cross_db_filters[{name!r}] is {cross_filter!r}, not a "
+                "CrossDBFilter; wrap it: CrossDBFilter('spec', 'field_name')."
+            )
     return filters
 
 
@@ -383,7 +444,7 @@ def view_ordering_fields(view: Any) -> Mapping[str, tuple[str, str]]:
     fields = getattr(view, "cross_db_ordering_fields", None) or {}
     if not isinstance(fields, Mapping):
         raise ImproperlyConfigured(
-            f"{type(view).__qualname__}.cross_db_ordering_fields must be a dict of "
+            f"{view_label(view)}.cross_db_ordering_fields must be a dict of "
             "{parameter: (spec name, remote field)}."
         )
     return fields
@@ -402,10 +463,41 @@ def _spec(view: Any, name: str, where: str) -> CrossDBPrefetch:
         spec = view_relation_spec(view, name)
     if not isinstance(spec, CrossDBPrefetch):
         raise ImproperlyConfigured(
-            f"{where} uses the lookup {name!r}, which {type(view).__qualname__} does not "
-            f"declare in cross_db_fields (it has: {', '.join(map(repr, specs)) or 'nothing'})."
+            f"{where} uses the lookup {name!r}, which {view_label(view)} does not declare in "
+            f"cross_db_fields (it has: {', '.join(map(repr, specs)) or 'nothing'})."
+            + did_you_mean(name, map(str, specs))
         )
     return spec
+
+
+def closest_path(model: type[models.Model], path: str) -> str | None:
+    """``path`` with its first unknown part replaced by the closest field of the model it
+    is looked up on (``"regoin__name"`` -> ``"region__name"``), or ``None``."""
+    current: Any = model
+    parts = path.split("__")
+    for i, part in enumerate(parts):
+        if current is None:
+            return None
+        meta = current._meta
+        try:
+            field = meta.get_field(meta.pk.name if part == "pk" and meta.pk else part)
+        except FieldDoesNotExist:
+            near = closest(part, [f.name for f in meta.get_fields()])
+            return None if near is None else "__".join([*parts[:i], near, *parts[i + 1 :]])
+        current = field.related_model if field.is_relation else None
+    return None
+
+
+def unknown_remote_field(
+    where: str, spec: CrossDBPrefetch, model: type[models.Model], path: str, exc: Exception
+) -> ImproperlyConfigured:
+    """The error of a filter or ordering whose remote field ``path`` does not exist."""
+    near = closest_path(model, path)
+    return ImproperlyConfigured(
+        f"{where}: {model._meta.label} (the rows of {spec!r}) has no field {path!r} ({exc})."
+        + (f" Did you mean {near!r}?" if near else "")
+        + f" Name a field of {model._meta.label}; follow relations with '__'."
+    )
 
 
 def local_key(spec: CrossDBPrefetch, model: type[models.Model], where: str) -> str:
@@ -569,16 +661,19 @@ def filter_by_remote(
     request: HttpRequest | None = None,
     view: Any = None,
     parsed: bool = False,
+    declared: str = "cross_db_filters",
 ) -> models.QuerySet[Any]:
     """Narrow ``queryset`` to the objects whose row through ``spec`` passes every filter.
 
     ``active`` holds ``(parameter, filter, raw value)`` of the filters on this one spec
     (``parsed``: the value :meth:`CrossDBFilter.parse` made of it); they combine with AND
     in ONE remote query. The remote conditions are remembered on the
-    view, so that ordering by the same spec ranks only the rows left.
+    view, so that ordering by the same spec ranks only the rows left. ``declared`` is
+    where the filters are declared, as errors name them (``"app.views.View.cross_db_filters"``:
+    ``...cross_db_filters['customer_tier']``).
     """
     names = [name for name, _, _ in active]
-    where = f"filter {names[0]!r}" if len(names) == 1 else f"filters {', '.join(names)}"
+    where = ", ".join(f"{declared}[{name!r}]" for name in names)
     match = _Match.of(spec, queryset, request, where)
     alias = match.remote.db
     conditions: list[models.Q] = []
@@ -590,13 +685,22 @@ def filter_by_remote(
             field = _aggregates.filter_field(
                 grouped,
                 cross_filter.field_name,
-                f"cross_db_filters[{name!r}]",
+                f"{declared}[{name!r}]",
                 cross_filter.lookup_expr,
                 match.remote,
             )
-        value: Any = (
-            raw if parsed else cross_filter.parse(name, raw, match.remote.model, alias, field)
-        )
+        try:
+            value: Any = (
+                raw if parsed else cross_filter.parse(name, raw, match.remote.model, alias, field)
+            )
+        except FieldDoesNotExist as exc:
+            raise unknown_remote_field(
+                f"{declared}[{name!r}] = {cross_filter!r}",
+                spec,
+                match.remote.model,
+                cross_filter.field_name or "",
+                exc,
+            ) from exc
         if cross_filter.field_name is None:
             existence.add(value)
             continue
@@ -744,13 +848,21 @@ class CrossDBFilterBackend(BaseFilterBackend):
         if not filters:
             return queryset
         params = request.query_params
+        declared = f"{view_label(view)}.cross_db_filters"
+        if conf.STRICT:
+            refuse_misspelled_filters(request, queryset, view, filters)
         by_spec: dict[str, list[tuple[str, CrossDBFilter, str]]] = {}
         for name, cross_filter in filters.items():
-            if name in params and not cross_filter.ignores(params[name]):
+            if name not in params:
+                continue
+            cross_filter.ensure_valid(f"{declared}[{name!r}]")
+            if not cross_filter.ignores(params[name]):
                 by_spec.setdefault(cross_filter.spec, []).append((name, cross_filter, params[name]))
         for spec_name, active in by_spec.items():
-            spec = _spec(view, spec_name, f"cross_db_filters[{active[0][0]!r}]")
-            queryset = filter_by_remote(queryset, spec, active, request=request, view=view)
+            spec = _spec(view, spec_name, f"{declared}[{active[0][0]!r}]")
+            queryset = filter_by_remote(
+                queryset, spec, active, request=request, view=view, declared=declared
+            )
         return queryset
 
     def get_schema_operation_parameters(self, view: Any) -> list[dict[str, Any]]:
@@ -758,6 +870,7 @@ class CrossDBFilterBackend(BaseFilterBackend):
         and DRF's own schema generator read this)."""
         parameters = []
         for name, cross_filter in view_filters(view).items():
+            cross_filter.ensure_valid(f"{view_label(view)}.cross_db_filters[{name!r}]")
             schema = _parameter_schema(view, cross_filter)
             parameters.append(
                 {
@@ -852,6 +965,20 @@ class CrossDBOrderingFilter(OrderingFilter):
         ]
         return [*(item for item in valid if item[0] not in remote), *labelled]
 
+    def remove_invalid_fields(
+        self, queryset: models.QuerySet[Any], fields: Iterable[str], view: Any, request: Any
+    ) -> list[str]:
+        """DRF's: the terms ordered by, without those that are not valid. Under
+        ``CROSSPREFETCH["STRICT"]`` an unknown term is a 400 naming the closest valid one,
+        where DRF drops it and the client never learns why the order did not change."""
+        fields = list(fields)
+        kept: list[str] = super().remove_invalid_fields(queryset, fields, view, request)
+        unknown = [term for term in fields if term and term not in kept]
+        if unknown and conf.STRICT:
+            valid = self.get_valid_fields(queryset, view, {"request": request})
+            raise unknown_ordering_terms(self.ordering_param, unknown, [n for n, _ in valid])
+        return kept
+
     def filter_queryset(
         self, request: Any, queryset: models.QuerySet[Any], view: Any
     ) -> models.QuerySet[Any]:
@@ -872,17 +999,26 @@ class CrossDBOrderingFilter(OrderingFilter):
                 directions.setdefault(spec_name, {}).setdefault(field, term != name)
                 names_of.setdefault(spec_name, []).append(name)
         by_rank: dict[tuple[str, str], RemoteTerm] = {}
+        declared = f"{view_label(view)}.cross_db_ordering_fields"
         for spec_name, fields in directions.items():
-            where = f"ordering {', '.join(map(repr, names_of[spec_name]))}"
+            where = ", ".join(f"{declared}[{name!r}]" for name in names_of[spec_name])
             spec = _spec(view, spec_name, where)
             match = _Match.of(spec, queryset, request, where)
-            table = ranks(
-                match,
-                list(fields),
-                remembered.get(spec_name, ()),
-                names_of[spec_name],
-                request,
-            )
+            for name in names_of[spec_name]:
+                _ensure_orderable(match, f"{declared}[{name!r}] = {remote[name]!r}", remote[name])
+            try:
+                table = ranks(
+                    match,
+                    list(fields),
+                    remembered.get(spec_name, ()),
+                    names_of[spec_name],
+                    request,
+                )
+            except FieldError as exc:
+                raise ImproperlyConfigured(
+                    f"{where}: {match.remote.model._meta.label} (the rows of {spec!r}) cannot "
+                    f"be ordered by {', '.join(map(repr, fields))} ({exc})."
+                ) from exc
             rows = match.local_pairs(table, queryset.db)
             queryset, ordered_by = positions(queryset, match.column, rows, list(fields.values()))
             for i, (field, order) in enumerate(zip(fields, ordered_by, strict=True)):
@@ -917,6 +1053,27 @@ class CrossDBOrderingFilter(OrderingFilter):
                 parameter["style"] = "form"
                 parameter["explode"] = False
         return parameters
+
+
+def _ensure_orderable(match: _Match, where: str, term: tuple[str, str]) -> None:
+    """:exc:`ImproperlyConfigured` naming the view and the term when the remote rows have
+    no such field (nor annotation): never a bare ``FieldError`` from the ranking query."""
+    field = term[1]
+    if field.split("__", 1)[0] in match.remote.query.annotations:
+        return
+    if isinstance(match.spec, CrossDBAggregate):
+        if field in match.spec.aggregates:
+            return
+        names = ", ".join(map(repr, match.spec.aggregates))
+        raise ImproperlyConfigured(
+            f"{where}: {match.spec!r} computes no aggregate {field!r}."
+            + did_you_mean(field, match.spec.aggregates)
+            + f" Order by one of {names}."
+        )
+    try:
+        remote_field(match.remote.model, field)
+    except FieldDoesNotExist as exc:
+        raise unknown_remote_field(where, match.spec, match.remote.model, field, exc) from exc
 
 
 def _remote_label(view: Any, name: str, term: Any, request: Any) -> str:

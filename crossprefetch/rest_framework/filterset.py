@@ -10,7 +10,7 @@ from typing import Any
 
 import django_filters
 from django import forms
-from django.core.exceptions import ImproperlyConfigured
+from django.core.exceptions import FieldDoesNotExist, ImproperlyConfigured
 from django.db import models
 from django.utils.text import capfirst
 from django_filters.conf import settings as filter_settings
@@ -19,14 +19,18 @@ from django_filters.utils import label_for_filter, verbose_lookup_expr
 from rest_framework import exceptions
 
 from crossprefetch import _aggregates
+from crossprefetch._suggest import did_you_mean
 from crossprefetch.aggregate import CrossDBAggregate
 from crossprefetch.related import view_relation_spec
 from crossprefetch.rest_framework.filters import (
     UNSET,
     CrossDBFilter,
+    FilterProblem,
     filter_by_remote,
     renamed,
+    unknown_remote_field,
     validate_filter,
+    view_label,
     view_specs,
 )
 from crossprefetch.spec import CrossDBPrefetch
@@ -62,10 +66,16 @@ class CrossDBFilterSetFilter(django_filters.Filter):  # type: ignore[misc]
     each filter of a FilterSet runs its own remote query.
 
     :raises TypeError: an argument of the wrong type.
-    :raises ValueError: an argument of the right type with a value it cannot take.
+
+    A value of the right type that it cannot take (an unknown ``lookup_expr``, an empty
+    name, ``exclude=True``) is kept in :attr:`problem`: the system check
+    ``crossprefetch.E408`` reports it for the ``filterset_class`` of every routed view, and
+    a request using the parameter raises :exc:`~django.core.exceptions.ImproperlyConfigured`.
     """
 
     _given_label: Any
+    #: What is wrong with the arguments, or ``None``.
+    problem: FilterProblem | None
 
     def __init__(
         self,
@@ -83,11 +93,12 @@ class CrossDBFilterSetFilter(django_filters.Filter):  # type: ignore[misc]
                 "cross_db_fields, or a CrossDBPrefetch."
             )
         name = spec if isinstance(spec, str) else spec.source_label
-        validate_filter(_OWNER, name, field_name, lookup_expr)
-        if kwargs.get("exclude"):
-            raise ValueError(
-                f"{_OWNER}({name!r}, {field_name!r}): exclude=True is not supported; filter "
-                "on the opposite value, or on lookup_expr='isnull' for objects without a row."
+        self.problem = validate_filter(_OWNER, name, field_name, lookup_expr)
+        if kwargs.get("exclude") and self.problem is None:
+            self.problem = FilterProblem(
+                "exclude=True is not supported.",
+                "Filter on the opposite value, or with lookup_expr='isnull' for objects "
+                "without a row.",
             )
         self.cross_db_filter = CrossDBFilter(name, field_name, lookup_expr)
         self.spec = spec
@@ -131,6 +142,8 @@ class CrossDBFilterSetFilter(django_filters.Filter):  # type: ignore[misc]
 
     def _label_from(self, model: type[models.Model]) -> str:
         cross_filter = self.cross_db_filter
+        if self.problem is not None:
+            return self._fallback_label()
         if cross_filter.field_name is None:
             return capfirst(f"{model._meta.verbose_name} {verbose_lookup_expr('isnull')}")
         return str(label_for_filter(model, cross_filter.field_name, cross_filter.lookup_expr))
@@ -159,6 +172,7 @@ class CrossDBFilterSetFilter(django_filters.Filter):  # type: ignore[misc]
     def parse(self, raw: str) -> Any:
         """``raw`` as the remote field holds it, or the form's :exc:`ValidationError`."""
         request = getattr(self.parent, "request", None)
+        self.ensure_valid(request)
         spec = self._resolve(request)
         remote = spec.get_queryset(request)
         cross_filter = self.cross_db_filter
@@ -173,6 +187,10 @@ class CrossDBFilterSetFilter(django_filters.Filter):  # type: ignore[misc]
             )
         try:
             return cross_filter.parse(self.parameter, raw, remote.model, remote.db, field)
+        except FieldDoesNotExist as exc:
+            where = f"{self.declared(request)}[{self.parameter!r}] = {self!r}"
+            path = cross_filter.field_name or ""
+            raise unknown_remote_field(where, spec, remote.model, path, exc) from exc
         except exceptions.ValidationError as exc:
             detail = exc.detail
             messages = detail.get(self.parameter, []) if isinstance(detail, dict) else detail
@@ -183,6 +201,30 @@ class CrossDBFilterSetFilter(django_filters.Filter):  # type: ignore[misc]
                     for m in messages
                 ]
             ) from None
+
+    def __repr__(self) -> str:
+        field = "" if self.field_name is None else f", {self.field_name!r}"
+        spec = self.spec if isinstance(self.spec, str) else self.spec.source_label
+        return f"{_OWNER}({spec!r}{field}, lookup_expr={self.lookup_expr!r})"
+
+    def declared(self, request: Any) -> str:
+        """Where the filter is declared, as errors name it: ``View.filterset_class.base_filters``
+        of the view serving ``request``, else ``FilterSet.base_filters``."""
+        view = (getattr(request, "parser_context", None) or {}).get("view")
+        if view is not None:
+            return f"{view_label(view)}.filterset_class.base_filters"
+        parent = getattr(self, "parent", None)
+        owner = type(parent) if parent is not None else None
+        if owner is None:
+            return _OWNER
+        return f"{owner.__module__}.{owner.__qualname__}.base_filters"
+
+    def ensure_valid(self, request: Any) -> None:
+        """:exc:`~django.core.exceptions.ImproperlyConfigured` naming the view and the
+        parameter if the arguments are invalid: a request never filters with them."""
+        if self.problem is not None:
+            where = f"{self.declared(request)}[{self.parameter!r}] = {self!r}"
+            raise ImproperlyConfigured(f"{where}: {self.problem}")
 
     @property
     def parameter(self) -> str:
@@ -199,9 +241,12 @@ class CrossDBFilterSetFilter(django_filters.Filter):  # type: ignore[misc]
         if value is None or (not isinstance(value, bool) and value in EMPTY_VALUES):
             return qs
         request = getattr(self.parent, "request", None)
+        self.ensure_valid(request)
         spec = self._resolve(request)
         active = [(self.parameter, self.cross_db_filter, value)]
-        return filter_by_remote(qs, spec, active, request=request, parsed=True)
+        return filter_by_remote(
+            qs, spec, active, request=request, parsed=True, declared=self.declared(request)
+        )
 
     def _resolve(self, request: Any) -> CrossDBPrefetch:
         if isinstance(self.spec, CrossDBPrefetch):
@@ -210,6 +255,14 @@ class CrossDBFilterSetFilter(django_filters.Filter):  # type: ignore[misc]
         spec = view_specs(view).get(self.spec) if view is not None else None
         if spec is None and view is not None:  # a relation into another database
             spec = view_relation_spec(view, self.spec)
+        if not isinstance(spec, CrossDBPrefetch) and view is not None:
+            specs = view_specs(view)
+            raise ImproperlyConfigured(
+                f"{self.declared(request)}[{self.parameter!r}] = {self!r} uses the lookup "
+                f"{self.spec!r}, which {view_label(view)} does not declare in cross_db_fields "
+                f"(it has: {', '.join(map(repr, specs)) or 'nothing'})."
+                + did_you_mean(self.spec, map(str, specs))
+            )
         if not isinstance(spec, CrossDBPrefetch):
             raise ImproperlyConfigured(
                 f"{_OWNER}({self.spec!r}) on {self.parameter!r}: no view with a "
