@@ -31,7 +31,7 @@ from shop import serializers
 from shop.models import Customer as ShopCustomer
 from shop.models import OrderEvent as ShopOrderEvent
 from tests import panel_settings
-from tests.conftest import ALL_DATABASES, REQUIRE_SERVICES, T0, make_scenario
+from tests.conftest import ALL_DATABASES, T0, make_scenario
 from tests.testapp.models import Customer
 
 if TYPE_CHECKING:
@@ -559,52 +559,6 @@ def test_panel_records_only_its_own_request(toolbar: type[DebugToolbar]) -> None
 
 
 # -- in a browser ---------------------------------------------------------------------------
-
-CHROMIUM_ARGS = (
-    "--headless",
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-dev-shm-usage",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-    "--no-first-run",
-    "--window-size=1280,900",
-)
-
-
-def _browser_missing() -> str | None:
-    """Why headless Chromium cannot be driven here, or None if it can."""
-    try:
-        import selenium  # noqa: F401
-    except ImportError:
-        return "selenium is not installed (pip install selenium)"
-    for program in ("chromium", "chromedriver"):
-        if shutil.which(program) is None:
-            return f"{program} is not on PATH (apt-get install chromium chromium-driver)"
-    return None
-
-
-@pytest.fixture
-def browser(tmp_path: Path) -> Iterator[WebDriver]:
-    """Headless Chromium through Selenium; skipped without it, unless CI requires it."""
-    reason = _browser_missing()
-    if reason is not None:
-        if REQUIRE_SERVICES:
-            pytest.fail(f"CROSSPREFETCH_REQUIRE_SERVICES=1 but {reason}", pytrace=False)
-        pytest.skip(reason)
-    from selenium import webdriver
-    from selenium.webdriver.chrome.service import Service
-
-    options = webdriver.ChromeOptions()
-    options.binary_location = str(shutil.which("chromium"))
-    for argument in (*CHROMIUM_ARGS, f"--user-data-dir={tmp_path / 'chromium-profile'}"):
-        options.add_argument(argument)
-    driver = webdriver.Chrome(options=options, service=Service(shutil.which("chromedriver")))
-    try:
-        yield driver
-    finally:
-        driver.quit()
 
 
 @pytest.fixture

@@ -45,6 +45,7 @@ from crossprefetch._keys.normalize import INTEGER_TYPES
 from crossprefetch.aggregate import CrossDBAggregate
 from crossprefetch.conf import conf
 from crossprefetch.related import view_relation_spec
+from crossprefetch.rest_framework import _form
 from crossprefetch.rest_framework._known import KnownRows, remember_rows
 from crossprefetch.spec import CrossDBPrefetch
 
@@ -752,6 +753,23 @@ class CrossDBFilterBackend(BaseFilterBackend):
             spec = _spec(view, spec_name, f"cross_db_filters[{active[0][0]!r}]")
             queryset = filter_by_remote(queryset, spec, active, request=request, view=view)
         return queryset
+
+    def to_html(self, request: Any, queryset: models.QuerySet[Any], view: Any) -> str | None:
+        """The browsable API's form of the filters (its Filters dialog), as django-filter's
+        backend renders its FilterSet's; see :mod:`crossprefetch.rest_framework._form`."""
+        return _form.render(
+            request,
+            view,
+            [
+                (
+                    name,
+                    cross_filter.lookup_expr,
+                    _documented_field(view, cross_filter),
+                    str(cross_filter.help_text or _describe_filter(cross_filter)),
+                )
+                for name, cross_filter in view_filters(view).items()
+            ],
+        )
 
     def get_schema_operation_parameters(self, view: Any) -> list[dict[str, Any]]:
         """One query parameter per filter, typed from the remote field (drf-spectacular
