@@ -8,7 +8,10 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import os
+import shutil
 from html.parser import HTMLParser
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import pytest
@@ -217,6 +220,9 @@ def test_no_form_without_filters() -> None:
 
 # -- in a browser ---------------------------------------------------------------------------
 
+#: Where the filtering how-to's screenshot of the dialog is written, when asked for.
+SCREENSHOT = Path(__file__).resolve().parent.parent / "docs" / "howto" / "browsable-api-filters.png"
+
 
 def _page(browser: WebDriver) -> dict[str, Any]:
     """The JSON the browsable API shows, parsed."""
@@ -228,10 +234,13 @@ def _page(browser: WebDriver) -> dict[str, Any]:
 
 
 @pytest.mark.django_db(transaction=True, databases=ALL_DATABASES)
-def test_filtering_in_the_browsable_api(live_server: LiveServer, browser: WebDriver) -> None:
+def test_filtering_in_the_browsable_api(
+    live_server: LiveServer, browser: WebDriver, tmp_path: Path
+) -> None:
     """Open ``events/`` ordered by name, open the Filters dialog, ask for the gold tier:
     the page lists the gold customers' events, still ordered, and the URL holds only the
-    filters given."""
+    filters given. ``CROSSPREFETCH_SCREENSHOT=1`` refreshes the how-to's screenshot of the
+    dialog."""
     from urllib.parse import parse_qsl, urlsplit
 
     from selenium.webdriver.common.by import By
@@ -246,6 +255,10 @@ def test_filtering_in_the_browsable_api(live_server: LiveServer, browser: WebDri
     tier = wait.until(lambda d: d.find_element(By.NAME, "customer_tier"))
     wait.until(lambda d: tier.is_displayed())
     tier.send_keys("gold")
+    screenshot = tmp_path / SCREENSHOT.name
+    browser.save_screenshot(str(screenshot))
+    if os.environ.get("CROSSPREFETCH_SCREENSHOT") == "1":
+        shutil.copyfile(screenshot, SCREENSHOT)
     form = browser.find_element(By.CSS_SELECTOR, "form.crossprefetch-filters")
     form.find_element(By.CSS_SELECTOR, "button[type=submit]").click()
 

@@ -755,8 +755,9 @@ class CrossDBFilterBackend(BaseFilterBackend):
         return queryset
 
     def to_html(self, request: Any, queryset: models.QuerySet[Any], view: Any) -> str | None:
-        """The browsable API's form of the filters (its Filters dialog), as django-filter's
-        backend renders its FilterSet's; see :mod:`crossprefetch.rest_framework._form`."""
+        """The form of the view's filters in DRF's browsable API (its **Filters** dialog),
+        as django-filter's backend renders its FilterSet's; ``None`` without filters. Sends
+        no query. See :ref:`browsable-api-filters`."""
         return _form.render(
             request,
             view,
