@@ -591,9 +591,13 @@ def test_panel_in_a_browser(toolbar_server: LiveServer, browser: WebDriver, tmp_
     toolbar_root = wait.until(lambda d: d.find_element(By.ID, "djDebugRoot").shadow_root)
     link = toolbar_root.find_element(By.CSS_SELECTOR, f"#djDebugPanelList a.{PANEL_ID}")
     wait.until(lambda d: link.is_displayed())
+    # The live server serves each request in a thread of its own, with new connections: on
+    # MariaDB/MySQL, Django reads the server's version and modes (SELECT VERSION(), ...)
+    # when the regions' lookup first needs them: one more query of the request on legacy.
+    legacy = 2 if connections["legacy"].vendor == "mysql" else 1
     assert link.text.split("\n") == [
         "Cross-DB prefetch",
-        "2 lookups · 4 queries (default 1, timeseries 2, legacy 1)",
+        f"2 lookups · {3 + legacy} queries (default 1, timeseries 2, legacy {legacy})",
     ]
     link.click()
 
