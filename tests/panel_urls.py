@@ -9,7 +9,7 @@ from django.db.models import Count, Sum
 from django.http import HttpRequest, HttpResponse
 from django.urls import include, path
 
-from crossprefetch import CrossDBAggregate, CrossDBPrefetch, prefetch_cross_db
+from crossprefetch import CachePolicy, CrossDBAggregate, CrossDBPrefetch, prefetch_cross_db
 from tests.testapp.models import Customer
 from tests.urls import urlpatterns as base_urlpatterns
 
@@ -18,8 +18,9 @@ LONG_NAME = "customers_" + "_".join(["named_at_length"] * 10)
 
 
 def wide_panel(request: HttpRequest) -> HttpResponse:
-    """Every table of the panel filled: an N+1, lookups in two calls (hence the call
-    column), one with a long name and dangling keys, two sharing a query, an aggregate."""
+    """Every table of the panel filled: an N+1, lookups in three calls (hence the call
+    column), one with a long name and dangling keys, two sharing a query, an aggregate, an
+    invalidation not delivered."""
     people = list(Customer.objects.order_by("id"))
     rows = [SimpleNamespace(customer_id=p.pk, member_id=p.pk) for p in people]
     rows += [SimpleNamespace(customer_id=10_000_000 + i, member_id=None) for i in range(7)]
@@ -36,6 +37,13 @@ def wide_panel(request: HttpRequest) -> HttpResponse:
         aggregates={"entries": Count("id"), "spent": Sum("amount")},
     )
     prefetch_cross_db(rows, {"activity": activity}, request=request)
+    # A cached lookup, then a write whose invalidation the cache "down" (which the test
+    # points at a closed port) refuses.
+    cached = CrossDBPrefetch(
+        "testapp.Customer", key="customer_id", cache=CachePolicy(60, alias="down")
+    )
+    prefetch_cross_db(rows, {"cached": cached}, request=request)
+    people[0].save()
     return HttpResponse("<html><body><h1>Every table of the panel</h1></body></html>")
 
 

@@ -423,21 +423,23 @@ def test_panel_stats_are_json(toolbar: type[DebugToolbar]) -> None:
     assert stats["lookups"][0]["name"] == "customers"
 
 
+def _unreachable_redis() -> dict[str, str]:
+    """A Redis cache on a port nothing listens on: every operation is refused."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    return {
+        "BACKEND": "django.core.cache.backends.redis.RedisCache",
+        "LOCATION": f"redis://127.0.0.1:{port}/0",
+    }
+
+
 @pytest.mark.django_db(databases=ALL_DATABASES)
 def test_panel_shows_invalidations_the_cache_refused(
     toolbar: type[DebugToolbar], settings: Settings
 ) -> None:
     """A save during the request while the (real, unreachable) Redis refuses the write."""
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port = sock.getsockname()[1]
-    settings.CACHES = {
-        **settings.CACHES,
-        "down": {
-            "BACKEND": "django.core.cache.backends.redis.RedisCache",
-            "LOCATION": f"redis://127.0.0.1:{port}/0",
-        },
-    }
+    settings.CACHES = {**settings.CACHES, "down": _unreachable_redis()}
     data = make_scenario()
     spec = CrossDBPrefetch(
         "testapp.Customer", key="customer_id", cache=CachePolicy(60, alias="down")
@@ -689,31 +691,39 @@ return {
 
 @pytest.mark.django_db(transaction=True, databases=ALL_DATABASES)
 def test_panel_fits_a_1280_pixel_window(
-    toolbar_server: LiveServer, browser: WebDriver, tmp_path: Path
+    toolbar_server: LiveServer, browser: WebDriver, tmp_path: Path, settings: Settings
 ) -> None:
-    """Every table of the panel, filled past any column's width (four lookups in two calls,
-    a name of 160 characters without a space, an N+1), fits the panel of a 1280-pixel
-    window: nothing scrolls sideways, and the long name is there whole, wrapped."""
+    """Every table of the panel, filled past any column's width (five lookups in three
+    calls, a name of 160 characters without a space, an N+1, an invalidation the cache
+    refused), fits the panel of a 1280-pixel window: nothing scrolls sideways, and the long
+    name is there whole, wrapped."""
     from selenium.webdriver.common.by import By
     from selenium.webdriver.support.wait import WebDriverWait
 
     from tests.panel_urls import LONG_NAME
     from tests.testapp.aggregate_models import Entry
 
+    settings.CACHES = {**settings.CACHES, "down": _unreachable_redis()}
     people = [Customer.objects.create(name=f"Customer {i}") for i in range(4)]
     Entry.objects.create(member_id=people[0].pk, amount=5)
     assert browser.get_window_size()["width"] == 1280
-    browser.get(f"{toolbar_server.url}/wide-panel/")
+    watched = (_invalidation._state, _invalidation._discovered)
+    try:
+        browser.get(f"{toolbar_server.url}/wide-panel/")
+    finally:
+        _invalidation.reset()
+        _invalidation._state, _invalidation._discovered = watched
     wait = WebDriverWait(browser, 15)
 
     toolbar_root = wait.until(lambda d: d.find_element(By.ID, "djDebugRoot").shadow_root)
     link = toolbar_root.find_element(By.CSS_SELECTOR, f"#djDebugPanelList a.{PANEL_ID}")
     wait.until(lambda d: link.is_displayed())
-    # default: the rows, 3 of them again one by one, and one query for the three lookups
-    # that share it; timeseries: the aggregate
+    # default: the rows, 3 of them again one by one, one query for the three lookups that
+    # share it, one for the cached lookup (the cache is down), the save; timeseries: the
+    # aggregate
     assert link.text.split("\n") == [
         "Cross-DB prefetch",
-        "4 lookups \u00b7 6 queries (default 5, timeseries 1) \u00b7 1 N+1",
+        "5 lookups \u00b7 8 queries (default 7, timeseries 1) \u00b7 1 N+1",
     ]
     link.click()
     table = wait.until(
@@ -732,6 +742,7 @@ def test_panel_fits_a_1280_pixel_window(
         "crossprefetch-repeats",
         "crossprefetch-lookups",
         "crossprefetch-lookup-sql",
+        "crossprefetch-failed-invalidations",
     ]
     scroll_width, client_width = widths["box"]
     assert 900 < client_width < 1280
@@ -759,6 +770,7 @@ def test_panel_fits_a_1280_pixel_window(
         ["1", "buyers"],
         ["1", "sellers"],
         ["2", "activity"],
+        ["3", "cached"],
     ]
 
 
