@@ -12,7 +12,7 @@ from rest_framework.test import APIClient
 
 from tests.testapp.models import Account, Customer, OrderEvent, Region
 
-pytest_plugins = ["pytester", "tests.servers"]
+pytest_plugins = ["pytester", "tests.servers", "tests.browser"]
 
 #: Set by CI: a database or cache server that cannot be reached fails the run instead of
 #: skipping the tests that need it.

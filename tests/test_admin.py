@@ -3,10 +3,8 @@
 from __future__ import annotations
 
 import re
-import shutil
 from collections.abc import Iterator
 from html.parser import HTMLParser
-from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import pytest
@@ -18,7 +16,6 @@ from django.test.utils import CaptureQueriesContext
 from crossprefetch.admin import CrossDBFieldListFilter
 from crossprefetch.testing import assert_num_queries
 from tests import admin_settings
-from tests.conftest import REQUIRE_SERVICES
 from tests.related_data import ALL_DATABASES, Tickets, make_tickets
 from tests.testapp.models import SalesRegion, SupportAccount, Ticket
 
@@ -231,41 +228,6 @@ def test_the_filter_refuses_a_local_path(admin_on: None) -> None:
 
 
 # --- in a browser ---------------------------------------------------------------------
-
-
-def _browser_missing() -> str | None:
-    try:
-        import selenium  # noqa: F401
-    except ImportError:
-        return "selenium is not installed (pip install selenium)"
-    for program in ("chromium", "chromedriver"):
-        if shutil.which(program) is None:
-            return f"{program} is not on PATH (apt-get install chromium chromium-driver)"
-    return None
-
-
-@pytest.fixture
-def browser(tmp_path: Path) -> Iterator[WebDriver]:
-    """Headless Chromium through Selenium; skipped without it, unless CI requires it."""
-    from tests.test_panels import CHROMIUM_ARGS
-
-    reason = _browser_missing()
-    if reason is not None:
-        if REQUIRE_SERVICES:
-            pytest.fail(f"CROSSPREFETCH_REQUIRE_SERVICES=1 but {reason}", pytrace=False)
-        pytest.skip(reason)
-    from selenium import webdriver
-    from selenium.webdriver.chrome.service import Service
-
-    options = webdriver.ChromeOptions()
-    options.binary_location = str(shutil.which("chromium"))
-    for argument in (*CHROMIUM_ARGS, f"--user-data-dir={tmp_path / 'chromium-profile'}"):
-        options.add_argument(argument)
-    driver = webdriver.Chrome(options=options, service=Service(shutil.which("chromedriver")))
-    try:
-        yield driver
-    finally:
-        driver.quit()
 
 
 @pytest.fixture

@@ -8,11 +8,13 @@ stays an optional dependency.
 
 from __future__ import annotations
 
+from collections import Counter
 from contextvars import ContextVar
 from pathlib import Path
 from typing import Any
 
 from debug_toolbar.panels import Panel
+from django.db import connections
 from django.http import HttpRequest, HttpResponse
 from django.template import Context, Engine
 from django.utils.translation import gettext_lazy as _
@@ -41,6 +43,21 @@ MISSING_KEYS_SHOWN = 5
 def _lookups(query: CapturedQuery) -> tuple[str, ...]:
     """The lookups whose rows ``query`` fetched (none when the engine did not send it)."""
     return query.issuer.lookups if query.issuer is not None else ()
+
+
+def _request_queries(per_alias: dict[str, int]) -> str:
+    """``22 queries (default 21, timeseries 1)``; ``0 queries``."""
+    total = sum(per_alias.values())
+    text = ngettext("%(queries)d query", "%(queries)d queries", total) % {"queries": total}
+    if total:
+        text += " (" + ", ".join(f"{alias} {count}" for alias, count in per_alias.items()) + ")"
+    return text
+
+
+def _per_alias(queries: list[CapturedQuery]) -> dict[str, int]:
+    """How many of ``queries`` ran on each alias, in the order of ``DATABASES``."""
+    counts = Counter(query.alias for query in queries)
+    return {alias: counts[alias] for alias in connections if alias in counts}
 
 
 def _aggregates(lookup: Lookup) -> list[str]:
@@ -96,20 +113,18 @@ class CrossDBPrefetchPanel(Panel):
 
     @property
     def nav_subtitle(self) -> str:
+        """``2 lookups · 22 queries (default 21, timeseries 1) · 1 N+1``: the lookups built,
+        every query the request sent on each alias (whoever sent it), the N+1 patterns."""
         stats = self.get_stats()
         lookups = len(stats.get("lookups", ()))
-        queries = stats.get("queries", 0)
         repeats = len(stats.get("repeats", ()))
-        subtitle = (
-            ngettext("%(lookups)d lookup", "%(lookups)d lookups", lookups) % {"lookups": lookups}
-            + ", "
-            + ngettext("%(queries)d query", "%(queries)d queries", queries) % {"queries": queries}
-        )
+        parts = [
+            ngettext("%(lookups)d lookup", "%(lookups)d lookups", lookups) % {"lookups": lookups},
+            _request_queries(stats.get("request_queries", {})),
+        ]
         if repeats:
-            subtitle += ", " + ngettext(
-                "%(repeats)d N+1 pattern", "%(repeats)d N+1 patterns", repeats
-            ) % {"repeats": repeats}
-        return subtitle
+            parts.append(_("%(repeats)d N+1") % {"repeats": repeats})
+        return " \u00b7 ".join(parts)
 
     def enable_instrumentation(self) -> None:
         if self._token is None:
@@ -205,6 +220,7 @@ class CrossDBPrefetchPanel(Panel):
             (Query(q.alias, q.sql, q.raw_sql, q.issuer) for q in self._queries), threshold
         )
         failed = self._failed_invalidations
+        request_queries = _per_alias(self._queries)
         self._batches = []
         self._queries = []
         self._failed_invalidations = []
@@ -213,6 +229,8 @@ class CrossDBPrefetchPanel(Panel):
                 "lookups": rows,
                 "calls": len({row["call"] for row in rows}),
                 "queries": queries,
+                "request_queries": request_queries,
+                "request_queries_total": sum(request_queries.values()),
                 "time_ms": time_ms,
                 "sql_ms": sql_ms,
                 "rows_ms": max(time_ms - sql_ms, 0.0),

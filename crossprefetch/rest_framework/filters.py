@@ -51,6 +51,7 @@ from crossprefetch._suggest import closest, did_you_mean
 from crossprefetch.aggregate import CrossDBAggregate
 from crossprefetch.conf import conf
 from crossprefetch.related import view_relation_spec
+from crossprefetch.rest_framework import _form
 from crossprefetch.rest_framework._known import KnownRows, remember_rows
 from crossprefetch.rest_framework._strict import refuse_misspelled_filters, unknown_ordering_terms
 from crossprefetch.spec import CrossDBPrefetch
@@ -864,6 +865,24 @@ class CrossDBFilterBackend(BaseFilterBackend):
                 queryset, spec, active, request=request, view=view, declared=declared
             )
         return queryset
+
+    def to_html(self, request: Any, queryset: models.QuerySet[Any], view: Any) -> str | None:
+        """The form of the view's filters in DRF's browsable API (its **Filters** dialog),
+        as django-filter's backend renders its FilterSet's; ``None`` without filters. Sends
+        no query. See :ref:`browsable-api-filters`."""
+        return _form.render(
+            request,
+            view,
+            [
+                (
+                    name,
+                    cross_filter.lookup_expr,
+                    _documented_field(view, cross_filter),
+                    str(cross_filter.help_text or _describe_filter(cross_filter)),
+                )
+                for name, cross_filter in view_filters(view).items()
+            ],
+        )
 
     def get_schema_operation_parameters(self, view: Any) -> list[dict[str, Any]]:
         """One query parameter per filter, typed from the remote field (drf-spectacular

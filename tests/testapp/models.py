@@ -141,7 +141,10 @@ class Vendor(models.Model):
 
     code = models.CharField(max_length=12, unique=True)
     name = models.CharField("trading name", max_length=100)
-    tier = models.CharField(max_length=20)
+    # choices: a select in the browsable API's Filters dialog
+    tier = models.CharField(
+        max_length=20, choices=[("bronze", "Bronze"), ("silver", "Silver"), ("gold", "Gold")]
+    )
     notes = models.TextField(blank=True)
     rating = models.DecimalField(max_digits=6, decimal_places=2, default=0)
     since = models.DateField(null=True)
