@@ -1191,18 +1191,18 @@ def _describe_filter(cross_filter: CrossDBFilter) -> str:
     if cross_filter.field_name is None:
         return f"true: only objects without a {cross_filter.spec!r} row; false: only with one."
     what = {
-        "exact": "equals",
-        "iexact": "equals, ignoring case",
-        "in": "is one of (comma-separated)",
-        "icontains": "contains, ignoring case",
-        "contains": "contains",
-        "startswith": "starts with",
-        "istartswith": "starts with, ignoring case",
-        "gt": "is greater than",
-        "gte": "is at least",
-        "lt": "is less than",
-        "lte": "is at most",
+        "exact": "equals this value",
+        "iexact": "equals this text, ignoring case",
+        "in": "is one of these values, separated by commas",
+        "icontains": "contains this text, ignoring case",
+        "contains": "contains this text",
+        "startswith": "starts with this text",
+        "istartswith": "starts with this text, ignoring case",
+        "gt": "is greater than this value",
+        "gte": "is at least this value",
+        "lt": "is less than this value",
+        "lte": "is at most this value",
         "isnull": "is null (true) or not (false)",
     }[cross_filter.lookup_expr]
     field = cross_filter.field_name
-    return f"Only objects whose {cross_filter.spec!r} row's {field} {what} this."
+    return f"Only objects whose {cross_filter.spec!r} row's {field} {what}."
