@@ -14,6 +14,7 @@ from __future__ import annotations
 import code
 import datetime as dt
 import re
+import shlex
 import sys
 import textwrap
 from collections.abc import Iterator
@@ -27,6 +28,11 @@ from django.test import override_settings
 from rest_framework.test import APIClient
 
 from shop.models import Customer, OrderEvent, SupportTicket
+
+if sys.version_info >= (3, 11):
+    import tomllib
+else:  # pytest's own dependency before Python 3.11
+    import tomli as tomllib
 
 ROOT = Path(__file__).resolve().parent.parent
 DOCS = ROOT / "docs"
@@ -263,3 +269,113 @@ def test_readme_example_serves_a_page_in_one_query_per_database() -> None:
     assert len(response.data["results"]) == 100
     assert {row["customer_name"] for row in response.data["results"]} >= {"Unknown customer"}
     assert [pattern.name for pattern in ns["urlpatterns"]][:1] == ["event-list"]
+
+
+# -- install lines and addresses ------------------------------------------------------------
+
+#: Every page that tells a reader what to install.
+INSTALL_PAGES = [
+    ROOT / "README.md",
+    ROOT / "example_project" / "README.md",
+    *(
+        p
+        for p in sorted(DOCS.rglob("*.*"))
+        if p.suffix in {".rst", ".md"} and "_build" not in p.parts
+    ),
+]
+PROJECT = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
+EXTRAS = set(PROJECT["optional-dependencies"])
+
+_PIP_INSTALL = re.compile(r"\bpip install\b")
+_REQUIREMENT = re.compile(r"(?P<target>[^\[\]]*)(?:\[(?P<extras>[^\]]*)\])?")
+#: The project publishes no address of its own (no repository, documentation or index page).
+_OWN_URL = re.compile(r"https?://[^\s<>`\"')]*crossprefetch[^\s<>`\"')]*", re.IGNORECASE)
+
+
+def install_commands(text: str) -> Iterator[tuple[int, str]]:
+    """``(line, arguments)`` of every ``pip install`` in ``text``: to the end of the line in
+    a console block, to the closing backtick in an inline literal (which may wrap)."""
+    for match in _PIP_INSTALL.finditer(text):
+        line_start = text.rfind("\n", 0, match.start()) + 1
+        inline = len(re.findall(r"`+", text[line_start : match.start()])) % 2 == 1
+        end = text.find("`" if inline else "\n", match.end())
+        arguments = re.split(r"&&|;|\|\||\s#", text[match.end() : end if end >= 0 else None])[0]
+        yield text.count("\n", 0, match.start()) + 1, " ".join(arguments.split())
+
+
+def _index_name(requirement: str) -> str:
+    """The normalised name of ``requirement``: ``Cross.Prefetch>=1`` → ``cross-prefetch``."""
+    name = re.match(r"[\w.-]*", requirement)
+    return re.sub(r"[-_.]+", "-", name[0] if name else "").lower()
+
+
+def install_problems(arguments: str) -> list[str]:
+    """What is wrong with ``pip install <arguments>``: crossprefetch named by an index name (it
+    is not published: it installs from a path), or an extra that pyproject.toml lacks."""
+    problems = []
+    for token in shlex.split(arguments):
+        match = _REQUIREMENT.fullmatch(token)
+        if token.startswith("-") or match is None:
+            continue
+        target, extras = match["target"], (match["extras"] or "").split(",")
+        if target.startswith((".", "/", "~")) or "/" in target:
+            missing = [extra for extra in extras if extra and extra not in EXTRAS]
+            problems += [f"no extra {extra!r} in pyproject.toml" for extra in missing]
+        elif _index_name(target) == "crossprefetch":
+            problems.append(f"{token!r} is not on the package index: install from a path")
+    return problems
+
+
+@pytest.mark.parametrize(
+    ("text", "problems"),
+    [
+        ("$ pip install .", []),
+        ('$ pip install ".[redis]"', []),
+        ('$ pip install -e ".[test,lint,docs]" && pytest', []),
+        ('$ pip install "/path/to/crossprefetch[redis,postgres]" pytest-django', []),
+        ('with ``pip install\n   -e ".[example,bench]"``)', []),
+        ("``pip install django-filter``", []),
+        ("pip install crossprefetch", ["'crossprefetch' is not on the package index"]),
+        ('``pip install "crossprefetch[redis]"``', ["'crossprefetch[redis]' is not on"]),
+        ("`pip install CrossPrefetch==0.1`", ["'CrossPrefetch==0.1' is not on the package"]),
+        ('$ pip install ".[redis,toolbar]"', ["no extra 'toolbar' in pyproject.toml"]),
+        ('``pip install "/src/crossprefetch[cache]"``', ["no extra 'cache' in pyproject.toml"]),
+    ],
+)
+def test_install_problems(text: str, problems: list[str]) -> None:
+    found = [p for _, arguments in install_commands(text) for p in install_problems(arguments)]
+    assert len(found) == len(problems), found
+    assert all(f.startswith(p) for f, p in zip(found, problems, strict=True)), found
+
+
+def test_every_install_line_installs_from_a_path() -> None:
+    """The package is installed from a checkout of its source, by path, with extras that
+    exist; every page says so the same way."""
+    found = [
+        f"{path.relative_to(ROOT)}:{line}: pip install {arguments}: {problem}"
+        for path in INSTALL_PAGES
+        for line, arguments in install_commands(path.read_text())
+        for problem in install_problems(arguments)
+    ]
+    assert ROOT / "README.md" in INSTALL_PAGES
+    assert DOCS / "index.rst" in INSTALL_PAGES
+    assert not found, "\n".join(found)
+
+
+def test_no_invented_addresses() -> None:
+    """No page or metadata points at a repository, documentation site or index page of the
+    project's own: it publishes none."""
+    files = [*INSTALL_PAGES, ROOT / "pyproject.toml", DOCS / "conf.py"]
+    found = [
+        f"{path.relative_to(ROOT)}:{text.count(chr(10), 0, match.start()) + 1}: {match[0]}"
+        for path in files
+        for text in [path.read_text()]
+        for match in _OWN_URL.finditer(text)
+    ]
+    assert not found, "\n".join(found)
+
+
+def test_the_install_page_lists_every_extra() -> None:
+    page = (DOCS / "install.rst").read_text()
+    rows = re.findall(r"^   \* - ((?:``[\w-]+``(?:, )?)+)$", page, re.MULTILINE)
+    assert {name for row in rows for name in re.findall(r"``([\w-]+)``", row)} == EXTRAS
