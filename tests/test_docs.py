@@ -1,12 +1,14 @@
-"""The code in the documentation runs.
+"""The code in the documentation runs, and its install lines work.
 
 Every ``.. code-block:: python`` of ``docs/**/*.rst`` and every fenced ``python`` block of
 ``README.md`` is executed, in document order, in one namespace per document (so a snippet
 may use what an earlier one on the same page defined). A block is left out when the line
 before it (blank lines aside) is the comment ``.. test: skip`` (``<!-- test: skip -->`` in
-Markdown). The namespace starts with the example's ``Customer`` and ``OrderEvent`` models
-and a DRF test ``client``; the databases hold a few customers and 150 events referencing
-them, some of which reference a deleted customer. See ``docs/contributing.rst``.
+Markdown); a block whose caption names a file is that file, not a snippet (the tutorial's
+test file is saved and run as the tutorial says). The namespace starts with the example's
+``Customer`` and ``OrderEvent`` models and a DRF test ``client``; the databases hold a few
+customers and 150 events referencing them, some of which reference a deleted customer.
+See ``docs/contributing.rst`` and ``tests/doc_pages.py``.
 """
 
 from __future__ import annotations
@@ -15,10 +17,9 @@ import code
 import datetime as dt
 import re
 import shlex
+import shutil
 import sys
-import textwrap
 from collections.abc import Iterator
-from dataclasses import dataclass
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
@@ -28,93 +29,14 @@ from django.test import override_settings
 from rest_framework.test import APIClient
 
 from shop.models import Customer, OrderEvent, SupportTicket
+from tests.doc_pages import ROOT, Block, File, files, run, snippets, steps
 
 if sys.version_info >= (3, 11):
     import tomllib
 else:  # pytest's own dependency before Python 3.11
     import tomli as tomllib
 
-ROOT = Path(__file__).resolve().parent.parent
 DOCS = ROOT / "docs"
-SKIP = {".rst": ".. test: skip", ".md": "<!-- test: skip -->"}
-
-_RST_DIRECTIVE = re.compile(r"^(?P<indent>\s*)\.\. code-block:: python\s*$")
-_MD_FENCE = re.compile(r"^(?P<indent>\s*)```python\s*$")
-
-
-@dataclass(frozen=True)
-class Snippet:
-    path: Path
-    line: int  #: 1-based line of the first line of code
-    code: str
-
-    def __str__(self) -> str:
-        return f"{self.path.relative_to(ROOT)}:{self.line}"
-
-
-def _skipped(lines: list[str], index: int, marker: str) -> bool:
-    """Whether the nearest non-blank line before ``lines[index]`` is the skip marker."""
-    for previous in reversed(lines[:index]):
-        if previous.strip():
-            return previous.strip() == marker
-    return False
-
-
-def rst_snippets(path: Path) -> Iterator[Snippet]:
-    lines = path.read_text().splitlines()
-    index = 0
-    while index < len(lines):
-        match = _RST_DIRECTIVE.match(lines[index])
-        if not match:
-            index += 1
-            continue
-        indent = len(match["indent"])
-        start = index
-        index += 1
-        while index < len(lines) and re.match(r"^\s+:[\w-]+:", lines[index]):
-            index += 1  # directive options
-        body: list[str] = []
-        first = index
-        while index < len(lines):
-            line = lines[index]
-            if line.strip() and len(line) - len(line.lstrip()) <= indent:
-                break
-            body.append(line)
-            index += 1
-        while body and not body[0].strip():
-            body.pop(0)
-            first += 1
-        if body and not _skipped(lines, start, SKIP[".rst"]):
-            yield Snippet(path, first + 1, _dedent(body))
-
-
-def _dedent(body: list[str]) -> str:
-    return textwrap.dedent("\n".join(body)).strip("\n") + "\n"
-
-
-def md_snippets(path: Path) -> Iterator[Snippet]:
-    lines = path.read_text().splitlines()
-    index = 0
-    while index < len(lines):
-        match = _MD_FENCE.match(lines[index])
-        if not match:
-            index += 1
-            continue
-        start = index
-        index += 1
-        body: list[str] = []
-        while index < len(lines) and lines[index].strip() != "```":
-            body.append(lines[index])
-            index += 1
-        index += 1
-        if not _skipped(lines, start, SKIP[".md"]):
-            yield Snippet(path, start + 2, _dedent(body))
-
-
-def snippets(path: Path) -> list[Snippet]:
-    return list(md_snippets(path) if path.suffix == ".md" else rst_snippets(path))
-
-
 DOCUMENTS = [
     path
     for path in [ROOT / "README.md", *sorted(DOCS.rglob("*.rst"))]
@@ -224,20 +146,9 @@ def test_snippets_paste_into_the_shell(path: Path) -> None:
         assert console.errors == [], f"the snippet at {snippet} does not paste: {console.errors}"
 
 
-def _introduction(path: Path, snippet: Snippet) -> str:
-    """The page's text up to the snippet, or "" when the paragraph before it says to save
-    the snippet to a file."""
-    before = path.read_text().splitlines()[: snippet.line - 1]
-    paragraph: list[str] = []
-    for line in reversed(before):
-        if line.strip().startswith(".. code-block::") or (not line.strip() and not paragraph):
-            continue
-        if not line.strip():
-            break
-        paragraph.append(line)
-    if "save it" in " ".join(paragraph).lower():
-        return ""
-    return "\n".join(before)
+def _introduction(path: Path, snippet: Block) -> str:
+    """The page's text up to the snippet."""
+    return "\n".join(path.read_text().splitlines()[: snippet.line - 1])
 
 
 @pytest.mark.django_db(databases="__all__")
@@ -379,3 +290,28 @@ def test_the_install_page_lists_every_extra() -> None:
     page = (DOCS / "install.rst").read_text()
     rows = re.findall(r"^   \* - ((?:``[\w-]+``(?:, )?)+)$", page, re.MULTILINE)
     assert {name for row in rows for name in re.findall(r"``([\w-]+)``", row)} == EXTRAS
+
+
+# -- the tutorial's test, saved and run as the tutorial says --------------------------------
+
+#: What of the checkout the tutorial's test runs in: the suite's settings, the example.
+CHECKOUT = ["pyproject.toml", "tests", "example_project"]
+
+
+def test_the_tutorial_test_passes_as_the_tutorial_says(tmp_path: Path) -> None:
+    """Its blocks saved where the tutorial says, in a copy of the checkout, then run with the
+    command the tutorial shows: every test passes, as many as the tutorial says."""
+    page = DOCS / "tutorial.rst"
+    checkout = tmp_path / "checkout"
+    checkout.mkdir()
+    for name in CHECKOUT:
+        if (ROOT / name).is_dir():
+            ignore = shutil.ignore_patterns("__pycache__", "var", "*.sqlite3")
+            shutil.copytree(ROOT / name, checkout / name, ignore=ignore)
+        else:
+            shutil.copy(ROOT / name, checkout / name)
+    tutorial = steps(page)
+    first_file = next(i for i, step in enumerate(tutorial) if isinstance(step, File))
+    ran = run(tutorial[first_file:], checkout, timeout=300)
+    assert ran == ["pytest tests/test_event_queries.py"]
+    assert list(files(page)) == ["tests/test_event_queries.py"]
