@@ -16,7 +16,6 @@ from __future__ import annotations
 import code
 import datetime as dt
 import re
-import shlex
 import shutil
 import sys
 from collections.abc import Iterator
@@ -184,21 +183,19 @@ def test_readme_example_serves_a_page_in_one_query_per_database() -> None:
 
 # -- install lines and addresses ------------------------------------------------------------
 
-#: Every page that tells a reader what to install.
+#: Every page that tells a reader what to install, and the code whose messages may.
 INSTALL_PAGES = [
     ROOT / "README.md",
     ROOT / "example_project" / "README.md",
-    *(
-        p
-        for p in sorted(DOCS.rglob("*.*"))
-        if p.suffix in {".rst", ".md"} and "_build" not in p.parts
-    ),
+    *(p for p in sorted(DOCS.rglob("*.*")) if p.suffix in {".rst", ".md"}),
+    *sorted((ROOT / "crossprefetch").rglob("*.py")),
+    *sorted((ROOT / "example_project").rglob("*.py")),
 ]
 PROJECT = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
 EXTRAS = set(PROJECT["optional-dependencies"])
 
 _PIP_INSTALL = re.compile(r"\bpip install\b")
-_REQUIREMENT = re.compile(r"(?P<target>[^\[\]]*)(?:\[(?P<extras>[^\]]*)\])?")
+_TOKEN = re.compile(r"[^\s'\"`]+")  # quotes only group what has no space: paths, extras
 #: The project publishes no address of its own (no repository, documentation or index page).
 _OWN_URL = re.compile(r"https?://[^\s<>`\"')]*crossprefetch[^\s<>`\"')]*", re.IGNORECASE)
 
@@ -224,11 +221,11 @@ def install_problems(arguments: str) -> list[str]:
     """What is wrong with ``pip install <arguments>``: crossprefetch named by an index name (it
     is not published: it installs from a path), or an extra that pyproject.toml lacks."""
     problems = []
-    for token in shlex.split(arguments):
-        match = _REQUIREMENT.fullmatch(token)
-        if token.startswith("-") or match is None:
+    for token in _TOKEN.findall(arguments):
+        if token.startswith("-"):
             continue
-        target, extras = match["target"], (match["extras"] or "").split(",")
+        target, _, rest = token.partition("[")
+        extras = rest.partition("]")[0].split(",")
         if target.startswith((".", "/", "~")) or "/" in target:
             missing = [extra for extra in extras if extra and extra not in EXTRAS]
             problems += [f"no extra {extra!r} in pyproject.toml" for extra in missing]
@@ -251,6 +248,8 @@ def install_problems(arguments: str) -> list[str]:
         ("`pip install CrossPrefetch==0.1`", ["'CrossPrefetch==0.1' is not on the package"]),
         ('$ pip install ".[redis,toolbar]"', ["no extra 'toolbar' in pyproject.toml"]),
         ('``pip install "/src/crossprefetch[cache]"``', ["no extra 'cache' in pyproject.toml"]),
+        ('raise CommandError(f"{exc}: pip install crossprefetch")', ["'crossprefetch' is not"]),
+        ("f\"{exc}: install httpx (pip install -e '.[examples]').\"", ["no extra 'examples'"]),
     ],
 )
 def test_install_problems(text: str, problems: list[str]) -> None:
