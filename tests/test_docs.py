@@ -314,3 +314,10 @@ def test_the_tutorial_test_passes_as_the_tutorial_says(tmp_path: Path) -> None:
     ran = run(tutorial[first_file:], checkout, timeout=300)
     assert ran == ["pytest tests/test_event_queries.py"]
     assert list(files(page)) == ["tests/test_event_queries.py"]
+
+
+def test_every_file_a_page_shows_is_run() -> None:
+    """A block captioned with a path is a file, which no snippet run executes: only the pages
+    whose files a test writes and runs may show one."""
+    pages = [ROOT / "README.md", *sorted(DOCS.rglob("*.rst"))]
+    assert [p for p in pages if files(p)] == [DOCS / "from-scratch.rst", DOCS / "tutorial.rst"]
