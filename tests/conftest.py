@@ -64,7 +64,7 @@ def _mysql_unreachable() -> str | None:
     except ImportError as exc:
         return (
             f"CROSSPREFETCH_TEST_DB=mariadb but mysqlclient is not installed ({exc}); "
-            "install crossprefetch[mysql] or run with CROSSPREFETCH_TEST_DB=sqlite"
+            "pip install -e '.[mysql]' or run with CROSSPREFETCH_TEST_DB=sqlite"
         )
     params = settings.MYSQL
     try:

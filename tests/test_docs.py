@@ -1,12 +1,14 @@
-"""The code in the documentation runs.
+"""The code in the documentation runs, and its install lines work.
 
 Every ``.. code-block:: python`` of ``docs/**/*.rst`` and every fenced ``python`` block of
 ``README.md`` is executed, in document order, in one namespace per document (so a snippet
 may use what an earlier one on the same page defined). A block is left out when the line
 before it (blank lines aside) is the comment ``.. test: skip`` (``<!-- test: skip -->`` in
-Markdown). The namespace starts with the example's ``Customer`` and ``OrderEvent`` models
-and a DRF test ``client``; the databases hold a few customers and 150 events referencing
-them, some of which reference a deleted customer. See ``docs/contributing.rst``.
+Markdown); a block whose caption names a file is that file, not a snippet (the tutorial's
+test file is saved and run as the tutorial says). The namespace starts with the example's
+``Customer`` and ``OrderEvent`` models and a DRF test ``client``; the databases hold a few
+customers and 150 events referencing them, some of which reference a deleted customer.
+See ``docs/contributing.rst`` and ``tests/doc_pages.py``.
 """
 
 from __future__ import annotations
@@ -14,10 +16,9 @@ from __future__ import annotations
 import code
 import datetime as dt
 import re
+import shutil
 import sys
-import textwrap
 from collections.abc import Iterator
-from dataclasses import dataclass
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
@@ -27,88 +28,14 @@ from django.test import override_settings
 from rest_framework.test import APIClient
 
 from shop.models import Customer, OrderEvent, SupportTicket
+from tests.doc_pages import ROOT, Block, File, files, run, snippets, steps
 
-ROOT = Path(__file__).resolve().parent.parent
+if sys.version_info >= (3, 11):
+    import tomllib
+else:  # pytest's own dependency before Python 3.11
+    import tomli as tomllib
+
 DOCS = ROOT / "docs"
-SKIP = {".rst": ".. test: skip", ".md": "<!-- test: skip -->"}
-
-_RST_DIRECTIVE = re.compile(r"^(?P<indent>\s*)\.\. code-block:: python\s*$")
-_MD_FENCE = re.compile(r"^(?P<indent>\s*)```python\s*$")
-
-
-@dataclass(frozen=True)
-class Snippet:
-    path: Path
-    line: int  #: 1-based line of the first line of code
-    code: str
-
-    def __str__(self) -> str:
-        return f"{self.path.relative_to(ROOT)}:{self.line}"
-
-
-def _skipped(lines: list[str], index: int, marker: str) -> bool:
-    """Whether the nearest non-blank line before ``lines[index]`` is the skip marker."""
-    for previous in reversed(lines[:index]):
-        if previous.strip():
-            return previous.strip() == marker
-    return False
-
-
-def rst_snippets(path: Path) -> Iterator[Snippet]:
-    lines = path.read_text().splitlines()
-    index = 0
-    while index < len(lines):
-        match = _RST_DIRECTIVE.match(lines[index])
-        if not match:
-            index += 1
-            continue
-        indent = len(match["indent"])
-        start = index
-        index += 1
-        while index < len(lines) and re.match(r"^\s+:[\w-]+:", lines[index]):
-            index += 1  # directive options
-        body: list[str] = []
-        first = index
-        while index < len(lines):
-            line = lines[index]
-            if line.strip() and len(line) - len(line.lstrip()) <= indent:
-                break
-            body.append(line)
-            index += 1
-        while body and not body[0].strip():
-            body.pop(0)
-            first += 1
-        if body and not _skipped(lines, start, SKIP[".rst"]):
-            yield Snippet(path, first + 1, _dedent(body))
-
-
-def _dedent(body: list[str]) -> str:
-    return textwrap.dedent("\n".join(body)).strip("\n") + "\n"
-
-
-def md_snippets(path: Path) -> Iterator[Snippet]:
-    lines = path.read_text().splitlines()
-    index = 0
-    while index < len(lines):
-        match = _MD_FENCE.match(lines[index])
-        if not match:
-            index += 1
-            continue
-        start = index
-        index += 1
-        body: list[str] = []
-        while index < len(lines) and lines[index].strip() != "```":
-            body.append(lines[index])
-            index += 1
-        index += 1
-        if not _skipped(lines, start, SKIP[".md"]):
-            yield Snippet(path, start + 2, _dedent(body))
-
-
-def snippets(path: Path) -> list[Snippet]:
-    return list(md_snippets(path) if path.suffix == ".md" else rst_snippets(path))
-
-
 DOCUMENTS = [
     path
     for path in [ROOT / "README.md", *sorted(DOCS.rglob("*.rst"))]
@@ -218,20 +145,9 @@ def test_snippets_paste_into_the_shell(path: Path) -> None:
         assert console.errors == [], f"the snippet at {snippet} does not paste: {console.errors}"
 
 
-def _introduction(path: Path, snippet: Snippet) -> str:
-    """The page's text up to the snippet, or "" when the paragraph before it says to save
-    the snippet to a file."""
-    before = path.read_text().splitlines()[: snippet.line - 1]
-    paragraph: list[str] = []
-    for line in reversed(before):
-        if line.strip().startswith(".. code-block::") or (not line.strip() and not paragraph):
-            continue
-        if not line.strip():
-            break
-        paragraph.append(line)
-    if "save it" in " ".join(paragraph).lower():
-        return ""
-    return "\n".join(before)
+def _introduction(path: Path, snippet: Block) -> str:
+    """The page's text up to the snippet."""
+    return "\n".join(path.read_text().splitlines()[: snippet.line - 1])
 
 
 @pytest.mark.django_db(databases="__all__")
@@ -263,3 +179,145 @@ def test_readme_example_serves_a_page_in_one_query_per_database() -> None:
     assert len(response.data["results"]) == 100
     assert {row["customer_name"] for row in response.data["results"]} >= {"Unknown customer"}
     assert [pattern.name for pattern in ns["urlpatterns"]][:1] == ["event-list"]
+
+
+# -- install lines and addresses ------------------------------------------------------------
+
+#: Every page that tells a reader what to install, and the code whose messages may.
+INSTALL_PAGES = [
+    ROOT / "README.md",
+    ROOT / "example_project" / "README.md",
+    *(p for p in sorted(DOCS.rglob("*.*")) if p.suffix in {".rst", ".md"}),
+    *sorted((ROOT / "crossprefetch").rglob("*.py")),
+    *sorted((ROOT / "example_project").rglob("*.py")),
+]
+PROJECT = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
+EXTRAS = set(PROJECT["optional-dependencies"])
+
+_PIP_INSTALL = re.compile(r"\bpip install\b")
+_TOKEN = re.compile(r"[^\s'\"`]+")  # quotes only group what has no space: paths, extras
+#: The project publishes no address of its own (no repository, documentation or index page).
+_OWN_URL = re.compile(r"https?://[^\s<>`\"')]*crossprefetch[^\s<>`\"')]*", re.IGNORECASE)
+
+
+def install_commands(text: str) -> Iterator[tuple[int, str]]:
+    """``(line, arguments)`` of every ``pip install`` in ``text``: to the end of the line in
+    a console block, to the closing backtick in an inline literal (which may wrap)."""
+    for match in _PIP_INSTALL.finditer(text):
+        line_start = text.rfind("\n", 0, match.start()) + 1
+        inline = len(re.findall(r"`+", text[line_start : match.start()])) % 2 == 1
+        end = text.find("`" if inline else "\n", match.end())
+        arguments = re.split(r"&&|;|\|\||\s#", text[match.end() : end if end >= 0 else None])[0]
+        yield text.count("\n", 0, match.start()) + 1, " ".join(arguments.split())
+
+
+def _index_name(requirement: str) -> str:
+    """The normalised name of ``requirement``: ``Cross.Prefetch>=1`` → ``cross-prefetch``."""
+    name = re.match(r"[\w.-]*", requirement)
+    return re.sub(r"[-_.]+", "-", name[0] if name else "").lower()
+
+
+def install_problems(arguments: str) -> list[str]:
+    """What is wrong with ``pip install <arguments>``: crossprefetch named by an index name (it
+    is not published: it installs from a path), or an extra that pyproject.toml lacks."""
+    problems = []
+    for token in _TOKEN.findall(arguments):
+        if token.startswith("-"):
+            continue
+        target, _, rest = token.partition("[")
+        extras = rest.partition("]")[0].split(",")
+        if target.startswith((".", "/", "~")) or "/" in target:
+            missing = [extra for extra in extras if extra and extra not in EXTRAS]
+            problems += [f"no extra {extra!r} in pyproject.toml" for extra in missing]
+        elif _index_name(target) == "crossprefetch":
+            problems.append(f"{token!r} is not on the package index: install from a path")
+    return problems
+
+
+@pytest.mark.parametrize(
+    ("text", "problems"),
+    [
+        ("$ pip install .", []),
+        ('$ pip install ".[redis]"', []),
+        ('$ pip install -e ".[test,lint,docs]" && pytest', []),
+        ('$ pip install "/path/to/crossprefetch[redis,postgres]" pytest-django', []),
+        ('with ``pip install\n   -e ".[example,bench]"``)', []),
+        ("``pip install django-filter``", []),
+        ("pip install crossprefetch", ["'crossprefetch' is not on the package index"]),
+        ('``pip install "crossprefetch[redis]"``', ["'crossprefetch[redis]' is not on"]),
+        ("`pip install CrossPrefetch==0.1`", ["'CrossPrefetch==0.1' is not on the package"]),
+        ('$ pip install ".[redis,toolbar]"', ["no extra 'toolbar' in pyproject.toml"]),
+        ('``pip install "/src/crossprefetch[cache]"``', ["no extra 'cache' in pyproject.toml"]),
+        ('raise CommandError(f"{exc}: pip install crossprefetch")', ["'crossprefetch' is not"]),
+        ("f\"{exc}: install httpx (pip install -e '.[examples]').\"", ["no extra 'examples'"]),
+    ],
+)
+def test_install_problems(text: str, problems: list[str]) -> None:
+    found = [p for _, arguments in install_commands(text) for p in install_problems(arguments)]
+    assert len(found) == len(problems), found
+    assert all(f.startswith(p) for f, p in zip(found, problems, strict=True)), found
+
+
+def test_every_install_line_installs_from_a_path() -> None:
+    """The package is installed from a checkout of its source, by path, with extras that
+    exist; every page says so the same way."""
+    found = [
+        f"{path.relative_to(ROOT)}:{line}: pip install {arguments}: {problem}"
+        for path in INSTALL_PAGES
+        for line, arguments in install_commands(path.read_text())
+        for problem in install_problems(arguments)
+    ]
+    assert ROOT / "README.md" in INSTALL_PAGES
+    assert DOCS / "index.rst" in INSTALL_PAGES
+    assert not found, "\n".join(found)
+
+
+def test_no_invented_addresses() -> None:
+    """No page or metadata points at a repository, documentation site or index page of the
+    project's own: it publishes none."""
+    files = [*INSTALL_PAGES, ROOT / "pyproject.toml", DOCS / "conf.py"]
+    found = [
+        f"{path.relative_to(ROOT)}:{text.count(chr(10), 0, match.start()) + 1}: {match[0]}"
+        for path in files
+        for text in [path.read_text()]
+        for match in _OWN_URL.finditer(text)
+    ]
+    assert not found, "\n".join(found)
+
+
+def test_the_install_page_lists_every_extra() -> None:
+    page = (DOCS / "install.rst").read_text()
+    rows = re.findall(r"^   \* - ((?:``[\w-]+``(?:, )?)+)$", page, re.MULTILINE)
+    assert {name for row in rows for name in re.findall(r"``([\w-]+)``", row)} == EXTRAS
+
+
+# -- the tutorial's test, saved and run as the tutorial says --------------------------------
+
+#: What of the checkout the tutorial's test runs in: the suite's settings, the example.
+CHECKOUT = ["pyproject.toml", "tests", "example_project"]
+
+
+def test_the_tutorial_test_passes_as_the_tutorial_says(tmp_path: Path) -> None:
+    """Its blocks saved where the tutorial says, in a copy of the checkout, then run with the
+    command the tutorial shows: every test passes, as many as the tutorial says."""
+    page = DOCS / "tutorial.rst"
+    checkout = tmp_path / "checkout"
+    checkout.mkdir()
+    for name in CHECKOUT:
+        if (ROOT / name).is_dir():
+            ignore = shutil.ignore_patterns("__pycache__", "var", "*.sqlite3")
+            shutil.copytree(ROOT / name, checkout / name, ignore=ignore)
+        else:
+            shutil.copy(ROOT / name, checkout / name)
+    tutorial = steps(page)
+    first_file = next(i for i, step in enumerate(tutorial) if isinstance(step, File))
+    ran = run(tutorial[first_file:], checkout, timeout=300)
+    assert ran == ["pytest tests/test_event_queries.py"]
+    assert list(files(page)) == ["tests/test_event_queries.py"]
+
+
+def test_every_file_a_page_shows_is_run() -> None:
+    """A block captioned with a path is a file, which no snippet run executes: only the pages
+    whose files a test writes and runs may show one."""
+    pages = [ROOT / "README.md", *sorted(DOCS.rglob("*.rst"))]
+    assert [p for p in pages if files(p)] == [DOCS / "from-scratch.rst", DOCS / "tutorial.rst"]
