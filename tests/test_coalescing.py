@@ -613,20 +613,31 @@ def test_members_of_a_batch_refused_by_the_open_breaker_know_they_shared_it(
     settings: Any, customers: list[Customer]
 ) -> None:
     settings.CROSSPREFETCH = {"BREAKER_FAILURES": 1, "BREAKER_RESET": 3600}
+    # A window no machine outlasts: the batch is released below once all four are in it.
     spec = CrossDBPrefetch(
-        Customer, key="customer_id", fields=("name",), coalesce=WINDOW, on_error="degrade"
+        Customer, key="customer_id", fields=("name",), coalesce=60, on_error="degrade"
     )
     permit = breaker.databases.allow("default")
     assert permit is not None
+    members: list[int] = []
 
-    def open_it_while_they_wait() -> None:
-        for _ in range(1000):
-            if coalescing._open:
-                break
-            time.sleep(0.005)
-        breaker.databases.failure(permit)  # another query's outage, within their window
+    def open_it_once_they_all_wait() -> None:
+        try:
+            for _ in range(2000):  # at most ten seconds
+                with coalescing._lock:
+                    batches = list(coalescing._open.values())
+                if batches and len(batches[0].members) == 4:
+                    members.append(4)
+                    break
+                time.sleep(0.005)
+            # another query's outage, within their window: the breaker opens, then the
+            # leader closes the batch and sends it through the chain
+            breaker.databases.failure(permit)
+        finally:
+            for batch in batches:
+                batch.full.set()
 
-    opener = threading.Thread(target=open_it_while_they_wait)
+    opener = threading.Thread(target=open_it_once_they_all_wait)
     opener.start()
     try:
         results, queries = concurrently(
@@ -634,12 +645,12 @@ def test_members_of_a_batch_refused_by_the_open_breaker_know_they_shared_it(
         )
     finally:
         opener.join()
+    assert members == [4], "the four requests never waited in one batch"
     lookups = [lookup_of(r) for r in results]
     assert breaker.databases.is_open("default")
-    if queries:  # the machine was too slow: the batch ran before the breaker opened
-        pytest.skip("the batch was not waiting when the breaker opened")
+    assert queries == 0
     assert all(lookup.stats.breaker_open for lookup in lookups)
     assert all(lookup.degraded for lookup in lookups)
     assert all(lookup.stats.error == "circuit breaker open on 'default'" for lookup in lookups)
-    batches = sum(1 / (lookup.stats.coalesced_with + 1) for lookup in lookups)
-    assert round(batches) < 4  # they knew they shared the refused batch
+    assert sorted(lookup.stats.coalesced_with for lookup in lookups) == [3, 3, 3, 3]
+    assert coalescing._open == {}
