@@ -174,8 +174,9 @@ class CrossDBFilter:
     :param field_name: the remote field (``"tier"``, or across relations
         ``"region__name"``); ``None`` with ``lookup_expr="isnull"`` asks whether the
         object has a remote row at all. Formerly ``field=`` (deprecated).
-    :param lookup_expr: one of :data:`LOOKUPS`. ``in`` takes comma-separated values (an
-        empty value leaves the filter out); ``isnull`` takes ``true`` or ``false``.
+    :param lookup_expr: one of :data:`LOOKUPS`. ``in`` takes comma-separated values;
+        ``isnull`` takes ``true`` or ``false``. An empty value (``?customer_tier=``) leaves
+        the filter out, as django-filter does.
         Formerly ``lookup=`` (deprecated).
     :param help_text: the parameter's description in the OpenAPI schema.
     :raises TypeError: an argument of the wrong type.
@@ -271,9 +272,10 @@ class CrossDBFilter:
         return remote_field(model, self.field_name)
 
     def ignores(self, raw: str) -> bool:
-        """Whether ``?name=raw`` leaves the filter inactive: an empty list (``?tier__in=``)
-        filters nothing, as django-filter's ``BaseInFilter`` does."""
-        return self.lookup_expr == "in" and raw == ""
+        """Whether ``?name=raw`` leaves the filter inactive: an empty value (``?tier=``,
+        ``?tier__in=``, ``?no_customer=``) filters nothing, as django-filter's filters
+        (and :class:`CrossDBFilterSetFilter`) do, and a form's empty input sends."""
+        return raw == ""
 
     def parse(
         self,
