@@ -276,8 +276,54 @@ urlpatterns = [path("plain/", PlainFilteredView.as_view())]
 @override_settings(ROOT_URLCONF=__name__)
 def test_the_filterset_of_a_view_without_cross_db_fields_is_checked() -> None:
     messages = checks.run_checks(tags=["crossprefetch"])
-    assert [m.id for m in messages] == ["crossprefetch.E408"] * 2
+    assert [m.id for m in messages] == ["crossprefetch.E408"] * 2 + ["crossprefetch.E402"]
     assert all(m.msg.startswith(f"{__name__}.PlainFilteredView.filterset_class") for m in messages)
+    fine = messages[-1]  # valid arguments, but a spec by name where no view declares specs
+    assert "['fine']" in fine.msg
+    assert "declares no cross_db_fields" in fine.msg
+    assert "CrossDBFilterSetFilter(CrossDBPrefetch(...)" in (fine.hint or "")
+
+
+class MisspelledFilterSet(django_filters.FilterSet):  # type: ignore[misc]
+    spec_typo = CrossDBFilterSetFilter("custmers", "tier")
+    field_typo = CrossDBFilterSetFilter("customers", "teir")
+    lookup = CrossDBFilterSetFilter(
+        CrossDBPrefetch("shop.JoinedOrderEvent", key="customer_id"),
+        "customer",
+        lookup_expr="icontains",  # a ForeignKey: no icontains
+    )
+    given = CrossDBFilterSetFilter(
+        CrossDBPrefetch("testapp.Customer", key="customer_id"), "nmae", lookup_expr="icontains"
+    )
+    fine = CrossDBFilterSetFilter("customers", "tier", lookup_expr="in")
+    given_fine = CrossDBFilterSetFilter(
+        CrossDBPrefetch("testapp.Customer", key="customer_id"), lookup_expr="isnull"
+    )
+
+    class Meta:
+        model = OrderEvent
+        fields: list[str] = []
+
+
+def test_misspelled_specs_fields_and_lookups_of_the_filterset_are_reported() -> None:
+    """The checks of ``cross_db_filters`` (E402, E403, E404) for a FilterSet's filters,
+    whether they name the view's spec or hold their own."""
+    messages = check_view_filters(view(filterset_class=MisspelledFilterSet))
+    where = f"{__name__}.FilteredView.filterset_class.base_filters"
+    by_param = {m.msg.split("]")[0].split("[")[-1]: m for m in messages}
+    assert sorted(by_param) == ["'field_typo'", "'given'", "'lookup'", "'spec_typo'"], messages
+    spec_typo = by_param["'spec_typo'"]
+    assert spec_typo.id == "crossprefetch.E402"
+    assert spec_typo.msg.startswith(f"{where}['spec_typo'] = CrossDBFilterSetFilter('custmers'")
+    assert "Did you mean 'customers'?" in (spec_typo.hint or "")
+    field_typo = by_param["'field_typo'"]
+    assert field_typo.id == "crossprefetch.E403"
+    assert "Did you mean 'tier'?" in (field_typo.hint or "")
+    assert by_param["'lookup'"].id == "crossprefetch.E404"
+    assert "'icontains'" in by_param["'lookup'"].msg
+    given = by_param["'given'"]
+    assert given.id == "crossprefetch.E403"
+    assert "Did you mean 'name'?" in (given.hint or "")
 
 
 @override_settings(ROOT_URLCONF="tests.test_filter_errors")

@@ -154,6 +154,14 @@ def _check_filter(
     errors += spec_errors
     if spec is None:
         return errors
+    return errors + _check_remote(view, where, spec, cross_filter)
+
+
+def _check_remote(
+    view: type, where: str, spec: CrossDBPrefetch, cross_filter: CrossDBFilter
+) -> list[checks.CheckMessage]:
+    """The remote field and lookup of a filter whose spec is known, and the spec's key."""
+    errors: list[checks.CheckMessage] = []
     model = _remote_model(spec)
     field_name, lookup_expr = cross_filter.field_name, cross_filter.lookup_expr
     grouped = isinstance(spec, CrossDBAggregate)  # its names: crossprefetch.E603/E604
@@ -336,11 +344,37 @@ def _check_filterset(view: type, label: str) -> list[checks.CheckMessage]:
         return []
     errors: list[checks.CheckMessage] = []
     for name, member in base_filters.items():
+        cross_filter = getattr(member, "cross_db_filter", None)
+        if not isinstance(cross_filter, CrossDBFilter):
+            continue  # django-filter's own filters: its checks, not ours
+        where = f"{label}.filterset_class.base_filters[{name!r}] = {member!r}"
         problem = getattr(member, "problem", None)
-        if isinstance(problem, FilterProblem) and hasattr(member, "cross_db_filter"):
-            where = f"{label}.filterset_class.base_filters[{name!r}] = {member!r}"
+        if isinstance(problem, FilterProblem):
             errors.append(_invalid(view, where, problem))
+            continue
+        given = getattr(member, "spec", None)
+        if isinstance(given, CrossDBPrefetch):
+            spec: CrossDBPrefetch | None = given
+        elif not hasattr(view, "cross_db_fields"):
+            errors.append(_no_specs(view, where, cross_filter.spec))
+            continue
+        else:
+            spec, spec_errors = _spec(view, where, cross_filter.spec)
+            errors += spec_errors
+        if spec is not None:
+            errors += _check_remote(view, where, spec, cross_filter)
     return errors
+
+
+def _no_specs(view: type, where: str, spec_name: str) -> checks.Error:
+    return _error(
+        view,
+        "E402",
+        f"{where} uses the lookup {spec_name!r}, but the view declares no cross_db_fields "
+        "(it is no CrossDBPrefetchMixin view), so no request can filter with it.",
+        "Pass the CrossDBPrefetch itself: CrossDBFilterSetFilter(CrossDBPrefetch(...), "
+        f"...); or add CrossDBPrefetchMixin and {spec_name!r} to cross_db_fields.",
+    )
 
 
 def _error(view: type, code: str, message: str, hint: str) -> checks.Error:
