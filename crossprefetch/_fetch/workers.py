@@ -5,10 +5,12 @@ A request hands a job to an idle worker of the alias (or a new one) and waits fo
 its deadline. A worker runs one job at a time, in a copy of the request's context (so the
 query captures of :mod:`crossprefetch._observe` count its queries), on its own
 thread-local Django connection, kept between jobs (returned to Django's pool after each
-job when the alias has one, closed after each job in a test run). Past the deadline the
-request abandons the job: the worker's socket is shut down, its blocked read fails, and
-the worker closes that connection before it takes another job — an abandoned connection
-is never used again.
+job when the alias has one, closed after each job in a test run). When the request's own
+connection of the alias logs its queries (``DEBUG``, ``CaptureQueriesContext``,
+``assertNumQueries``), the job's queries are logged in it too, as if it had sent them.
+Past the deadline the request abandons the job: the worker's socket is shut down, its
+blocked read fails, and the worker closes that connection before it takes another job —
+an abandoned connection is never used again.
 
 Workers are daemon threads; one idle for :data:`IDLE_SECONDS` closes its connection and
 ends. At most :data:`MAX_BUSY` are busy per alias: a server that hangs in the middle of
@@ -24,6 +26,7 @@ import os
 import queue
 import socket
 import threading
+from collections import deque
 from collections.abc import Callable
 from typing import Any, TypeVar
 
@@ -56,8 +59,10 @@ class _Job:
     ``connection`` is shut only while the job is ``running`` and under that lock, so a
     worker that has moved on to another job is never cut."""
 
-    def __init__(self, work: Callable[[], Any]) -> None:
+    def __init__(self, work: Callable[[], Any], log_to: BaseDatabaseWrapper | None) -> None:
         self.work = work
+        #: The request's connection whose ``queries_log`` gets the job's queries, or ``None``.
+        self.log_to = log_to
         self.context = contextvars.copy_context()
         self.lock = threading.Lock()
         self.state = "queued"
@@ -99,6 +104,7 @@ class _Worker(threading.Thread):
                 return
             job.state = "running"
             job.connection = connection
+        logged = _start_log(connection) if job.log_to is not None else None
         try:
             job.result = job.context.run(job.work)
         except BaseException as exc:  # handed to the request, which raises it
@@ -106,9 +112,30 @@ class _Worker(threading.Thread):
         finally:
             with job.lock:
                 abandoned = job.state == "abandoned"
+                if logged is not None:
+                    sent = _end_log(connection, logged)
+                    if job.log_to is not None and not abandoned:  # the request still waits
+                        job.log_to.queries_log.extend(sent)
                 job.state = "done"
             job.done.set()
             _after(connection, abandoned)
+
+
+def _start_log(connection: BaseDatabaseWrapper) -> tuple[bool, deque[dict[str, Any]]]:
+    """Log the job's queries apart: what to restore after it."""
+    saved = (connection.force_debug_cursor, connection.queries_log)
+    connection.force_debug_cursor = True
+    connection.queries_log = deque(maxlen=connection.queries_limit)
+    return saved
+
+
+def _end_log(
+    connection: BaseDatabaseWrapper, saved: tuple[bool, deque[dict[str, Any]]]
+) -> deque[dict[str, Any]]:
+    """The queries the job sent; the connection logs as before."""
+    sent = connection.queries_log
+    connection.force_debug_cursor, connection.queries_log = saved
+    return sent
 
 
 def _after(connection: BaseDatabaseWrapper, abandoned: bool) -> None:
@@ -171,7 +198,7 @@ class _Workers:
             worker.jobs.put(_STOP)
 
 
-_STOP = _Job(lambda: None)
+_STOP = _Job(lambda: None, None)
 _STOP.state = "abandoned"
 
 _by_alias: dict[str, _Workers] = {}
@@ -185,7 +212,8 @@ def run(alias: str, work: Callable[[], T], deadline: float) -> T:
     if workers is None:
         with _by_alias_lock:
             workers = _by_alias.setdefault(alias, _Workers(alias))
-    job = _Job(work)
+    origin = connections[alias]  # the request's own; no connection is opened
+    job = _Job(work, origin if origin.queries_logged else None)
     workers.submit(job)
     if not job.done.wait(deadline):
         with job.lock:
