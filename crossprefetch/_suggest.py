@@ -21,7 +21,9 @@ def closest(name: str, choices: Iterable[str], *, cutoff: float = CUTOFF) -> str
     One edit away first (of those, one as long as ``name`` first: a swapped or mistyped
     letter is likelier than a missing one), then the closest by difflib.
     """
-    options = [c for c in dict.fromkeys(choices) if c != name]
+    if not isinstance(name, str):
+        return None  # a name of the wrong type: its own error says so, not a suggestion
+    options = [c for c in dict.fromkeys(choices) if isinstance(c, str) and c != name]
     near = [c for c in options if one_edit(name, c)]
     if near:
         options = [c for c in near if len(c) == len(name)] or near

@@ -59,9 +59,10 @@ class Settings:
         ``ImproperlyConfigured`` instead of rendering the field's default. A query
         parameter one edit from a cross-database filter of the view, which nothing else of
         the view reads (``?customer_teir=gold`` beside ``customer_tier``), is a 400 naming
-        the filter meant, where DRF would ignore it and list every row; an ordering term
-        ``CrossDBOrderingFilter`` does not accept is a 400 naming the closest valid one,
-        where DRF would drop it (see :doc:`/howto/filtering`).
+        the filter meant, where DRF would ignore it and list every row; so is a filter of
+        ``cross_db_filters`` given twice, of which DRF would apply the last value; an
+        ordering term ``CrossDBOrderingFilter`` does not accept is a 400 naming the closest
+        valid one, where DRF would drop it (see :doc:`/howto/filtering`).
 
         ``None`` (the default) means on with ``DEBUG`` and while tests run
         (``manage.py test``, pytest with pytest-django or crossprefetch's plugin), where

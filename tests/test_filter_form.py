@@ -18,7 +18,7 @@ import pytest
 from rest_framework.request import Request
 from rest_framework.test import APIClient, APIRequestFactory
 
-from crossprefetch.filters import CrossDBFilterBackend
+from crossprefetch.filters import CrossDBFilter, CrossDBFilterBackend
 from crossprefetch.testing import capture_queries
 from shop import activity
 from shop import views as shop_views
@@ -159,6 +159,42 @@ def test_a_field_with_choices_is_a_select(query: str, value: str, options: list[
     # ``in`` takes several values: text, comma-separated
     assert fields["vendor_tier__in"] == ("input", "", [])
     assert fields["no_vendor"] == ("select", "", YES_NO)
+
+
+@pytest.mark.django_db(databases=ALL_DATABASES)
+@pytest.mark.parametrize(
+    ("value", "selected"),
+    [("1", "true"), ("YES", "true"), (" off ", "false"), ("false", "false"), ("maybe", "maybe")],
+)
+def test_a_boolean_spelled_as_the_filter_takes_it_selects_its_option(
+    value: str, selected: str
+) -> None:
+    """``?customer_active=1`` filters as ``true`` does, and the select says so."""
+    request, view = _view(filter_views.FilteredEventViewSet, {"customer_active": value})
+    html = CrossDBFilterBackend().to_html(request, view.get_queryset(), view)
+    assert html is not None
+    fields = {name: (chosen, listed) for _, _, name, chosen, listed in form_fields(html)}
+    listed = YES_NO if selected in YES_NO else [*YES_NO, selected]
+    assert fields["customer_active"] == (selected, listed)
+
+
+class _WithAnInvalidFilter(filter_views.FilteredEventViewSet):
+    cross_db_filters = {
+        **filter_views.FilteredEventViewSet.cross_db_filters,
+        "customer_name__like": CrossDBFilter("customers", "name", lookup_expr="icontain"),
+    }
+
+
+@pytest.mark.django_db(databases=ALL_DATABASES)
+def test_an_invalid_filter_is_left_out_of_the_form() -> None:
+    """``crossprefetch.E408`` reports it, a request using it fails; the page of a request
+    that does not use it shows the form of the others."""
+    request, view = _view(_WithAnInvalidFilter, {"customer_tier": "gold"})
+    html = CrossDBFilterBackend().to_html(request, view.get_queryset(), view)
+    assert html is not None
+    names = [name for _, _, name, _, _ in form_fields(html)]
+    assert "customer_name__like" not in names
+    assert names == list(filter_views.FilteredEventViewSet.cross_db_filters)
 
 
 def _view(view_class: type, query: dict[str, str]) -> tuple[Request, Any]:

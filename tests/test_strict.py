@@ -13,6 +13,7 @@ import pytest
 from django.urls import path
 from django_filters.rest_framework import DjangoFilterBackend
 from rest_framework import viewsets
+from rest_framework.filters import BaseFilterBackend
 from rest_framework.test import APIClient
 
 from crossprefetch import CrossDBPrefetchMixin
@@ -173,3 +174,131 @@ def test_the_ordering_parameter_is_named_as_drf_settings_name_it(
     response = api.get("/events/?sort=amout")
     assert response.status_code == 400
     assert response.json() == {"sort": ["Unknown ordering term 'amout'; did you mean 'amount'?"]}
+
+
+# -- parameters other parts of the view read, short names, repeated filters ---------------
+
+
+class ByCustomerIds(BaseFilterBackend):
+    """A backend of the project's own reading ``?customers=`` (one edit from the filter
+    ``customer``), declared for the schema as DRF asks."""
+
+    def filter_queryset(self, request: Any, queryset: Any, view: Any) -> Any:
+        ids = request.query_params.get("customers")
+        return queryset.filter(customer_id__in=ids.split(",")) if ids else queryset
+
+    def get_schema_operation_parameters(self, view: Any) -> list[dict[str, Any]]:
+        return [{"name": "customers", "required": False, "in": "query", "schema": {}}]
+
+
+class ByCustomerIdsUndeclared(ByCustomerIds):
+    """The same, declaring nothing: it may read any parameter."""
+
+    def get_schema_operation_parameters(self, view: Any) -> list[dict[str, Any]]:
+        return []
+
+
+class _Base(CrossDBPrefetchMixin, viewsets.ReadOnlyModelViewSet):  # type: ignore[type-arg]
+    queryset = OrderEvent.objects.all()
+    serializer_class = OrderEventSerializer
+    pagination_class = PageNumber
+    cross_db_fields = {"customers": CUSTOMERS}
+
+
+class DeclaringBackendView(_Base):
+    filter_backends = [CrossDBFilterBackend, ByCustomerIds]
+    cross_db_filters = {"customer": CrossDBFilter("customers", "name")}
+
+
+class UndeclaringBackendView(_Base):
+    filter_backends = [CrossDBFilterBackend, ByCustomerIdsUndeclared]
+    cross_db_filters = {"customer": CrossDBFilter("customers", "name")}
+
+
+class ShortNameView(_Base):
+    filter_backends = [CrossDBFilterBackend]
+    cross_db_filters = {
+        "q": CrossDBFilter("customers", "name", lookup_expr="icontains"),
+        "tier": CrossDBFilter("customers", "tier"),
+        "customer_name": CrossDBFilter("customers", "name"),
+    }
+
+
+urlpatterns += [
+    path("declaring/", DeclaringBackendView.as_view({"get": "list"})),
+    path("undeclaring/", UndeclaringBackendView.as_view({"get": "list"})),
+    path("short/", ShortNameView.as_view({"get": "list"})),
+]
+
+
+@pytest.mark.parametrize("url", ["/declaring/", "/undeclaring/"])
+def test_a_parameter_a_backend_of_the_project_reads_is_not_a_typo(
+    scenario: Scenario, api: APIClient, url: str
+) -> None:
+    """One edit from the filter ``customer``: read by a backend that declares it, or by one
+    that declares nothing (which may read any parameter, so none is refused)."""
+    some = sorted({event.customer_id for event in scenario.events if event.customer_id})[:2]
+    response = api.get(f"{url}?customers={some[0]},{some[1]}")
+    assert response.status_code == 200, response.content
+    assert response.json()["count"] == OrderEvent.objects.filter(customer_id__in=some).count()
+
+
+def test_a_typo_beside_a_declaring_backend_is_still_refused(
+    scenario: Scenario, api: APIClient
+) -> None:
+    with assert_num_queries(REFUSED):
+        response = api.get("/declaring/?custome=x")
+    assert response.status_code == 400
+    assert response.json() == {"custome": ["Unknown filter 'custome'; did you mean 'customer'?"]}
+
+
+@pytest.mark.parametrize("query", ["_=1700000000", "p=2", "v=3", "=x", "qq=1", "tie=gold"])
+def test_short_names_and_private_parameters_are_never_typos(
+    scenario: Scenario, api: APIClient, query: str
+) -> None:
+    """One edit turns ``q`` into ``p`` and ``tier`` into ``tie``: too short to tell a typo
+    from another parameter (jQuery's cache-buster ``_``, a page ``p``)."""
+    with assert_num_queries(UNFILTERED):
+        response = api.get(f"/short/?{query}")
+    assert response.status_code == 200, response.content
+    assert response.json()["count"] == OrderEvent.objects.count()
+
+
+def test_a_long_name_beside_short_ones_is_still_judged(scenario: Scenario, api: APIClient) -> None:
+    response = api.get("/short/?customer_nme=x")
+    assert response.status_code == 400
+    assert list(response.json()) == ["customer_nme"]
+
+
+REPEATED: list[tuple[str, str]] = [
+    (
+        "customer_tier__in=basic&customer_tier__in=gold",
+        "Filter 'customer_tier__in' is given 2 times; give the values once, separated by "
+        "commas: customer_tier__in=basic,gold.",
+    ),
+    (
+        "customer_tier=basic&customer_tier=gold&customer_tier=basic",
+        "Filter 'customer_tier' is given 3 times; give it once.",
+    ),
+]
+
+
+@pytest.mark.parametrize("strict", [True, False], ids=["strict", "lenient"])
+@pytest.mark.parametrize(("query", "message"), REPEATED, ids=[q for q, _ in REPEATED])
+def test_a_filter_given_twice_is_refused(
+    scenario: Scenario, api: APIClient, settings: Any, strict: bool, query: str, message: str
+) -> None:
+    """DRF and django-filter read the last value of a repeated parameter: under STRICT the
+    request is refused rather than answered with the last value alone."""
+    settings.CROSSPREFETCH = {"STRICT": strict}
+    with assert_num_queries(REFUSED if strict else UNFILTERED):
+        response = api.get(f"/events/?{query}")
+    if strict:
+        assert response.status_code == 400
+        name = query.split("=")[0]
+        assert response.json() == {name: [message]}
+        return
+    assert response.status_code == 200  # the last value, as DRF reads it
+    last = query.rsplit("=", 1)[1]
+    customers = [c.pk for c in scenario.customers if c.tier == last]
+    assert response.json()["count"] == OrderEvent.objects.filter(customer_id__in=customers).count()

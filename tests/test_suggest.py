@@ -47,3 +47,9 @@ def test_closest_never_returns_the_name_itself_nor_something_far() -> None:
 def test_did_you_mean_is_a_sentence_to_append() -> None:
     assert did_you_mean("nmae", ["name", "email"]) == " Did you mean 'name'?"
     assert did_you_mean("zzz", ["name"]) == ""
+
+
+def test_names_of_the_wrong_type_get_no_suggestion_rather_than_a_type_error() -> None:
+    assert closest(None, ["tier"]) is None  # type: ignore[arg-type]
+    assert closest("teir", [None, 3, "tier"]) == "tier"  # type: ignore[list-item]
+    assert did_you_mean(3, ["tier"]) == ""  # type: ignore[arg-type]

@@ -31,6 +31,15 @@ _ANY = ("", "---------")
 _POSITION_PARAMETERS = ("page_query_param", "offset_query_param", "cursor_query_param")
 #: Lookups that compare a field to one value: a select can list the values.
 _ONE_VALUE = frozenset({"exact", "iexact"})
+#: The spellings of a boolean a filter accepts, any case, around spaces.
+TRUE = frozenset({"true", "1", "yes", "on"})
+FALSE = frozenset({"false", "0", "no", "off"})
+
+
+def boolean(raw: str) -> bool | None:
+    """``raw`` as a boolean filter takes it, or ``None`` when it is no boolean."""
+    lowered = raw.strip().lower()
+    return True if lowered in TRUE else False if lowered in FALSE else None
 
 
 @dataclass(frozen=True)
@@ -45,20 +54,24 @@ class FilterInput:
 
 def _choices(
     lookup_expr: str, field: models.Field[Any, Any] | None, value: str
-) -> tuple[tuple[str, str], ...] | None:
+) -> tuple[tuple[tuple[str, str], ...], str] | None:
     """The options of a select for the filter, the request's value among them (a value the
-    options do not hold is listed as it is, so the form shows what the URL says)."""
+    options do not hold is listed as it is, so the form shows what the URL says), and the
+    option the value selects (``1`` selects ``true``)."""
     if lookup_expr == "isnull" or (
         lookup_expr in _ONE_VALUE and isinstance(field, models.BooleanField)
     ):
         options: list[tuple[str, str]] = [_ANY, ("true", str(_("Yes"))), ("false", str(_("No")))]
+        meant = boolean(value)
+        if meant is not None:  # ?active=1 selects Yes
+            value = "true" if meant else "false"
     elif lookup_expr in _ONE_VALUE and field is not None and field.choices:
-        options = [_ANY, *((str(key), str(label)) for key, label in field.flatchoices)]
+        options = [_ANY, *((str(key), str(label)) for key, label in field.flatchoices if key != "")]
     else:
         return None
     if value not in {key for key, _label in options}:
         options.append((value, value))
-    return tuple(options)
+    return tuple(options), value
 
 
 def inputs(
@@ -66,15 +79,15 @@ def inputs(
 ) -> list[FilterInput]:
     """One input per ``(parameter, lookup_expr, remote field or None, description)``."""
     params = request.query_params
-    return [
-        FilterInput(
-            name=name,
-            value=params.get(name, ""),
-            help_text=description,
-            choices=_choices(lookup_expr, field, params.get(name, "")),
-        )
-        for name, lookup_expr, field, description in filters
-    ]
+    made = []
+    for name, lookup_expr, field, description in filters:
+        value = params.get(name, "")
+        select = _choices(lookup_expr, field, value)
+        choices = None
+        if select is not None:
+            choices, value = select
+        made.append(FilterInput(name=name, value=value, help_text=description, choices=choices))
+    return made
 
 
 def kept_parameters(request: Any, view: Any, names: set[str]) -> list[tuple[str, str]]:

@@ -53,7 +53,7 @@ from crossprefetch.conf import conf
 from crossprefetch.related import view_relation_spec
 from crossprefetch.rest_framework import _form
 from crossprefetch.rest_framework._known import KnownRows, remember_rows
-from crossprefetch.rest_framework._strict import refuse_misspelled_filters, unknown_ordering_terms
+from crossprefetch.rest_framework._strict import refuse_unclear_filters, unknown_ordering_terms
 from crossprefetch.spec import CrossDBPrefetch
 
 __all__ = [
@@ -84,8 +84,6 @@ _TEXT_LOOKUPS = frozenset({"iexact", "icontains", "contains", "startswith", "ist
 _BOUNDED_TEXT = frozenset({"CharField", "SlugField", "EmailField", "URLField"})
 #: SQLite's SQLITE_MAX_LIKE_PATTERN_LENGTH, in bytes.
 _SQLITE_LIKE_BYTES = 50_000
-_TRUE = frozenset({"true", "1", "yes", "on"})
-_FALSE = frozenset({"false", "0", "no", "off"})
 
 
 #: The value of an argument not given (``None`` can be given).
@@ -380,12 +378,10 @@ def _fits_like(name: str, raw: str, connection: BaseDatabaseWrapper) -> None:
 
 
 def _boolean(name: str, raw: str) -> bool:
-    lowered = raw.strip().lower()
-    if lowered in _TRUE:
-        return True
-    if lowered in _FALSE:
-        return False
-    raise _invalid(name, f"{raw!r} is not a boolean; use true or false")
+    value = _form.boolean(raw)
+    if value is None:
+        raise _invalid(name, f"{raw!r} is not a boolean; use true or false")
+    return value
 
 
 def _to_field(name: str, field: models.Field[Any, Any], raw: str, alias: str) -> Any:
@@ -853,7 +849,7 @@ class CrossDBFilterBackend(BaseFilterBackend):
         params = request.query_params
         declared = f"{view_label(view)}.cross_db_filters"
         if conf.STRICT:
-            refuse_misspelled_filters(request, queryset, view, filters)
+            refuse_unclear_filters(request, queryset, view, filters)
         by_spec: dict[str, list[tuple[str, CrossDBFilter, str]]] = {}
         for name, cross_filter in filters.items():
             if name not in params:
@@ -883,6 +879,7 @@ class CrossDBFilterBackend(BaseFilterBackend):
                     str(cross_filter.help_text or _describe_filter(cross_filter)),
                 )
                 for name, cross_filter in view_filters(view).items()
+                if cross_filter.problem is None  # crossprefetch.E408; a request using it fails
             ],
         )
 
@@ -1205,6 +1202,6 @@ def _describe_filter(cross_filter: CrossDBFilter) -> str:
         "lt": "is less than this value",
         "lte": "is at most this value",
         "isnull": "is null (true) or not (false)",
-    }[cross_filter.lookup_expr]
+    }.get(cross_filter.lookup_expr, f"matches ({cross_filter.lookup_expr})")
     field = cross_filter.field_name
     return f"Only objects whose {cross_filter.spec!r} row's {field} {what}."
